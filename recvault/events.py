@@ -1,0 +1,171 @@
+"""The Recording Status Callback, parsed and validated, with every received parameter kept."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SID_PATTERNS = {
+    "AccountSid": re.compile(r"^AC[0-9a-fA-F]{32}$"),
+    "CallSid": re.compile(r"^CA[0-9a-fA-F]{32}$"),
+    "ConferenceSid": re.compile(r"^CF[0-9a-fA-F]{32}$"),
+    "RecordingSid": re.compile(r"^RE[0-9a-fA-F]{32}$"),
+}
+# Statuses Twilio documents for recording callbacks (the Participants API adds the last four).
+STATUSES = (
+    "in-progress",
+    "completed",
+    "absent",
+    "failed",
+    "started",
+    "paused",
+    "resumed",
+    "stopped",
+)
+RecordingStatus = Literal[
+    "in-progress", "completed", "absent", "failed", "started", "paused", "resumed", "stopped"
+]
+RECORDING_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Recordings/(?P<recording>RE[0-9a-fA-F]{32})$"
+)
+# Twilio's known sources; unknown values are accepted but must stay printable and short.
+KNOWN_SOURCES = frozenset(
+    {
+        "DialVerb",
+        "Conference",
+        "OutboundAPI",
+        "Trunking",
+        "RecordVerb",
+        "StartCallRecordingAPI",
+        "StartConferenceRecordingAPI",
+        "StartCallRecordingTwiML",
+    }
+)
+SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+Params = dict[str, str | list[str]]
+
+
+class InvalidCallback(ValueError):
+    """The callback is signed but its parameters are malformed or incomplete."""
+
+
+def first(params: Params, name: str) -> str | None:
+    """The first value of a parameter that may have been repeated."""
+    value = params.get(name)
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+class RecordingStatusEvent(BaseModel):
+    """One Recording Status Callback from Twilio."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    account_sid: str = Field(alias="AccountSid")
+    recording_sid: str = Field(alias="RecordingSid")
+    recording_status: RecordingStatus = Field(alias="RecordingStatus")
+    recording_url: str | None = Field(default=None, alias="RecordingUrl")
+    call_sid: str | None = Field(default=None, alias="CallSid")
+    conference_sid: str | None = Field(default=None, alias="ConferenceSid")
+    recording_duration: int | None = Field(default=None, alias="RecordingDuration", ge=0)
+    recording_channels: Literal[1, 2] | None = Field(default=None, alias="RecordingChannels")
+    recording_start_time: datetime | None = Field(default=None, alias="RecordingStartTime")
+    recording_source: str | None = Field(default=None, alias="RecordingSource")
+    recording_track: Literal["inbound", "outbound", "both"] | None = Field(
+        default=None, alias="RecordingTrack"
+    )
+    error_code: int | None = Field(default=None, alias="ErrorCode")
+    encryption_details: dict[str, Any] | None = Field(default=None, alias="EncryptionDetails")
+    params: Params = Field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Params) -> RecordingStatusEvent:
+        """Parse raw callback parameters; raise InvalidCallback with a readable reason."""
+        from pydantic import ValidationError
+
+        fields = {alias: first(params, alias) for alias in _ALIASES if first(params, alias)}
+        try:
+            return cls.model_validate({**fields, "params": params})
+        except ValidationError as error:
+            reasons = []
+            for problem in error.errors():
+                where = ".".join(str(p) for p in problem["loc"]) or "callback"
+                reasons.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+            raise InvalidCallback("; ".join(reasons)) from None
+
+    @field_validator("account_sid", "recording_sid", "call_sid", "conference_sid")
+    @classmethod
+    def _sid_format(cls, value: str | None, info: Any) -> str | None:
+        alias = cls.model_fields[info.field_name].alias
+        if value is not None and not SID_PATTERNS[alias].match(value):
+            raise ValueError(f"not a valid {alias}")
+        return value
+
+    @field_validator("recording_start_time", mode="before")
+    @classmethod
+    def _rfc2822(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                raise ValueError("not an RFC 2822 date") from None
+        return value
+
+    @field_validator("recording_source")
+    @classmethod
+    def _source_shape(cls, value: str | None) -> str | None:
+        if value is not None and value not in KNOWN_SOURCES and not SAFE_TOKEN.match(value):
+            raise ValueError("not a recording source name")
+        return value
+
+    @field_validator("encryption_details", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("not valid JSON") from None
+            if not isinstance(value, dict):
+                raise ValueError("must be a JSON object")
+        return value
+
+    @model_validator(mode="after")
+    def _url_matches_sids(self) -> RecordingStatusEvent:
+        if self.recording_url is None:
+            if self.recording_status == "completed":
+                raise ValueError("RecordingUrl is required when RecordingStatus is completed")
+            return self
+        parts = urlsplit(self.recording_url)
+        match = RECORDING_PATH.match(parts.path)
+        if parts.scheme not in {"https", "http"} or not parts.hostname or not match:
+            raise ValueError(
+                "RecordingUrl must be <scheme>://<host>/2010-04-01/Accounts/AC…/Recordings/RE…"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("RecordingUrl must not carry a query, fragment or credentials")
+        if match["account"] != self.account_sid or match["recording"] != self.recording_sid:
+            raise ValueError("RecordingUrl does not name this AccountSid and RecordingSid")
+        return self
+
+    @property
+    def dedup_key(self) -> str:
+        """Twilio may resend a callback; one (RecordingSid, RecordingStatus) is one event."""
+        return f"{self.recording_sid}:{self.recording_status}"
+
+    @property
+    def media_host(self) -> str | None:
+        return urlsplit(self.recording_url).hostname if self.recording_url else None
+
+
+_ALIASES = tuple(
+    f.alias for name, f in RecordingStatusEvent.model_fields.items() if f.alias and name != "params"
+)

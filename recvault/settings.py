@@ -1,0 +1,221 @@
+"""recvault's one configuration, read from ``RECVAULT_*`` variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+# Values people paste from docs or templates instead of a real secret.
+PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _reject_placeholder(secret: SecretStr, name: str) -> SecretStr:
+    raw = secret.get_secret_value()
+    if not raw.strip():
+        raise ValueError(f"{name} is empty")
+    if raw.strip().lower() in PLACEHOLDERS or set(raw) <= {"x", "X", "*"}:
+        raise ValueError(f"{name} looks like a placeholder, not a real secret")
+    return secret
+
+
+class Settings(BaseSettings):
+    """Everything recvault's processes need; entrypoints build it once and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECVAULT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- ingest ---------------------------------------------------------------
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL Twilio calls (scheme://host[:port]); used to rebuild the signed URL.",
+    )
+    trust_forwarded_headers: bool = Field(
+        default=False, description="Rebuild the signed URL from X-Forwarded-Proto/Host."
+    )
+    twilio_auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Auth Tokens, current first, comma-separated."
+    )
+    twilio_account_sid: str | None = None
+    twilio_subaccount_tokens: dict[str, list[SecretStr]] = Field(
+        default_factory=dict, description='JSON: {"AC…": ["token", "secondary"]}.'
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    publish_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+
+    # --- Twilio API -----------------------------------------------------------
+    twilio_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.twilio.com"))
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: SecretStr | None = None
+    media_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["api.twilio.com"],
+        description="Hosts a RecordingUrl may point at (credentials are sent there).",
+    )
+    media_format: Literal["wav", "mp3"] = "wav"
+    delete_after_archive: bool = False
+
+    # --- Celery / Redis -------------------------------------------------------
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "recvault"
+    redis_socket_timeout: float = Field(default=5.0, gt=0)
+    redis_connect_timeout: float = Field(default=3.0, gt=0)
+    visibility_timeout: int = Field(default=4 * 3600, ge=5)
+    task_time_limit: int = Field(default=3 * 3600, ge=5)
+    max_retries: int = Field(default=12, ge=0)
+    retry_backoff_max: int = Field(default=600, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
+
+    # --- S3 -------------------------------------------------------------------
+    s3_bucket: str = "recvault"
+    s3_endpoint_url: AnyHttpUrl | None = None
+    s3_prefix: str = ""
+    s3_region: str = "us-east-1"
+    s3_part_size_mib: int = Field(default=8, ge=5, le=512)
+    s3_create_bucket: bool = False
+
+    # --- policy and local state ----------------------------------------------
+    policy_file: Path | None = None
+    data_dir: Path = Path(".recvault")
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("twilio_auth_tokens", mode="before")
+    @classmethod
+    def _tokens_from_commas(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _hosts_from_commas(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("twilio_auth_tokens")
+    @classmethod
+    def _tokens_are_real(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        return [_reject_placeholder(t, "RECVAULT_TWILIO_AUTH_TOKENS") for t in tokens]
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid_format(cls, sid: str | None) -> str | None:
+        if sid is not None and not ACCOUNT_SID.match(sid):
+            raise ValueError("must be 'AC' followed by 32 hex digits")
+        return sid
+
+    @field_validator("twilio_subaccount_tokens")
+    @classmethod
+    def _subaccounts_valid(cls, table: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        for sid, tokens in table.items():
+            if not ACCOUNT_SID.match(sid):
+                raise ValueError(f"key {sid!r} must be an AccountSid (AC + 32 hex digits)")
+            if not tokens:
+                raise ValueError(f"{sid} has no token")
+            for token in tokens:
+                _reject_placeholder(token, "RECVAULT_TWILIO_SUBACCOUNT_TOKENS")
+        return table
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_is_redis(cls, url: str) -> str:
+        if urlsplit(url).scheme not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return url
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix_shape(cls, prefix: str) -> str:
+        prefix = prefix.strip("/")
+        return f"{prefix}/" if prefix else ""
+
+    @model_validator(mode="after")
+    def _api_key_pair(self) -> Settings:
+        if (self.twilio_api_key_sid is None) != (self.twilio_api_key_secret is None):
+            raise ValueError(
+                "RECVAULT_TWILIO_API_KEY_SID and RECVAULT_TWILIO_API_KEY_SECRET go together"
+            )
+        if self.twilio_api_key_sid and not API_KEY_SID.match(self.twilio_api_key_sid):
+            raise ValueError("RECVAULT_TWILIO_API_KEY_SID must be 'SK' followed by 32 hex digits")
+        if self.twilio_api_key_secret is not None:
+            _reject_placeholder(self.twilio_api_key_secret, "RECVAULT_TWILIO_API_KEY_SECRET")
+        return self
+
+    # --- derived values -------------------------------------------------------
+    @property
+    def allowed_media_hosts(self) -> frozenset[str]:
+        """The media-host allowlist; the configured API base host is always on it."""
+        api_host = self.twilio_api_base_url.host or ""
+        return frozenset(h.lower() for h in [*self.media_hosts, api_host] if h)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def dlq_dir(self) -> Path:
+        return self.data_dir / "dlq"
+
+    def tokens_for(self, account_sid: str | None) -> list[str]:
+        """Auth Tokens that may have signed a callback for this account, current first."""
+        if account_sid and account_sid in self.twilio_subaccount_tokens:
+            return [t.get_secret_value() for t in self.twilio_subaccount_tokens[account_sid]]
+        return [t.get_secret_value() for t in self.twilio_auth_tokens]
+
+    def download_credentials(self, account_sid: str) -> tuple[str, str]:
+        """HTTP Basic credentials for media: an API key if configured, else AccountSid + token."""
+        if self.twilio_api_key_sid and self.twilio_api_key_secret:
+            return self.twilio_api_key_sid, self.twilio_api_key_secret.get_secret_value()
+        tokens = self.tokens_for(account_sid)
+        if not tokens:
+            raise ValueError("no Twilio credentials configured for downloads")
+        return account_sid, tokens[0]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the RECVAULT_ variable."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+        variable = f"RECVAULT_{field.upper()}" if field else "configuration"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+
+
+def require_tokens(settings: Settings) -> None:
+    """Ingest cannot verify anything without at least one Auth Token."""
+    if not settings.twilio_auth_tokens and not settings.twilio_subaccount_tokens:
+        raise ConfigurationError(
+            "RECVAULT_TWILIO_AUTH_TOKENS: required (comma-separated Auth Tokens, current first)"
+        )

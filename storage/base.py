@@ -1,0 +1,87 @@
+"""The object-store interface the rest of recvault codes against; nothing else imports boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long an object is locked (S3 Object Lock) and whether it is under legal hold."""
+
+    mode: Literal["COMPLIANCE", "GOVERNANCE"] | None = None
+    until: datetime | None = None
+    legal_hold: bool = False
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store holds at a key, as reported after a write or a HEAD."""
+
+    key: str
+    size: int
+    version_id: str | None = None
+    etag: str | None = None
+    # Full-object SHA-256 (hex) when the writer computed it; None from a plain HEAD.
+    sha256_hex: str | None = None
+    # The store's own checksum value: full-object base64, or "<base64>-<parts>" for multipart.
+    checksum_sha256: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    retention: Retention | None = None
+
+
+class ObjectStore(Protocol):
+    """Create-only, checksummed, streaming object storage."""
+
+    def ensure_bucket(self, *, create: bool) -> None:
+        """Check the bucket is usable; create it with Object Lock when `create` is true."""
+
+    def head(self, key: str) -> StoredObject | None:
+        """Describe the current version at `key`, or None when there is none."""
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retention: Retention | None = None,
+        create_only: bool = True,
+    ) -> StoredObject:
+        """Write a small object with a SHA-256 checksum; raise AlreadyExists when create-only."""
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        """Create-only streaming write in bounded memory, verified before it returns."""
+
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        """Read a small object whole (documents, never media)."""
+
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an object's content."""
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix`, in key order."""
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        """Replace the tags of the current version at `key`."""
+
+    def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(key, upload id) of multipart uploads begun and never finished."""
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort one unfinished multipart upload."""
