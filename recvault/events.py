@@ -76,7 +76,7 @@ class RecordingStatusEvent(BaseModel):
     call_sid: str | None = Field(default=None, alias="CallSid")
     conference_sid: str | None = Field(default=None, alias="ConferenceSid")
     recording_duration: int | None = Field(default=None, alias="RecordingDuration", ge=0)
-    recording_channels: Literal[1, 2] | None = Field(default=None, alias="RecordingChannels")
+    recording_channels: int | None = Field(default=None, alias="RecordingChannels", ge=1, le=2)
     recording_start_time: datetime | None = Field(default=None, alias="RecordingStartTime")
     recording_source: str | None = Field(default=None, alias="RecordingSource")
     recording_track: Literal["inbound", "outbound", "both"] | None = Field(

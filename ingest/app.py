@@ -1,0 +1,64 @@
+"""`create_app(settings)`: the aiohttp application Twilio calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ingest import views
+from ingest.broker import QueueWriter
+from ingest.context import INGEST, IngestContext
+from ingest.handoff import Handoff
+from ingest.metrics import IngestMetrics
+from ingest.spool import Spool
+from recvault.settings import Settings, require_tokens
+from workers.celery_app import create_celery
+
+CALLBACK_PATH = "/twilio/recording-status"
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """aiohttp's own refusals (404, 405, 413, …) answer JSON with a reason, like ours."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        response = web.json_response({"error": error.reason}, status=error.status)
+        for name in ("Allow",):
+            if name in error.headers:
+                response.headers[name] = error.headers[name]
+        return response
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the ingest app; connections open when it starts, close when it stops."""
+    require_tokens(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        metrics = IngestMetrics()
+        writer = QueueWriter.connect(
+            settings.broker_url,
+            settings.queue,
+            settings.dedup_ttl_seconds,
+            timeout=settings.publish_timeout_seconds,
+            connect_timeout=min(settings.redis_connect_timeout, settings.publish_timeout_seconds),
+        )
+        spool = Spool(settings.spool_dir / "callbacks.sqlite3")
+        handoff = Handoff(writer, spool, metrics)
+        handoff.start(asyncio.get_running_loop())
+        app[INGEST] = IngestContext(settings, create_celery(settings), metrics, handoff)
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, handoff.close)
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_route("POST", CALLBACK_PATH, views.recording_status)
+    app.router.add_route("GET", CALLBACK_PATH, views.recording_status)
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/metrics", views.metrics)
+    return app

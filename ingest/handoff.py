@@ -1,0 +1,187 @@
+"""Durable hand-off of accepted callbacks: Redis when it answers, the local spool when not.
+
+Handlers await `submit()`; one thread takes whatever has queued up meanwhile and writes it
+in a single Redis round trip (group commit), so publishing never blocks the event loop and
+throughput grows with load. A callback is answered only once its message is on the Celery
+queue or fsync'd in the spool. While the spool holds anything, new events join it too, so
+the queue receives events in arrival order; the same thread drains it when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import queue
+import threading
+import time
+
+import redis
+
+from ingest.broker import Outgoing, QueueWriter
+from ingest.metrics import IngestMetrics
+from ingest.spool import Spool
+
+log = logging.getLogger("recvault.ingest")
+
+
+class Outcome(enum.Enum):
+    """What became of one submitted event."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    SPOOLED = "spooled"
+
+
+class Handoff:
+    """Moves events from the event loop to Redis on one thread, spooling when Redis fails."""
+
+    def __init__(
+        self,
+        writer: QueueWriter,
+        spool: Spool,
+        metrics: IngestMetrics,
+        *,
+        batch_max: int = 500,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self._writer = writer
+        self._spool = spool
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._retry_interval = retry_interval
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recvault-handoff", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_drain = 0.0
+        self.broker_up = True
+        self.spool_depth = spool.depth()
+        metrics.spool_depth.set(self.spool_depth)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._inbox.put(None)
+        self._thread.join(timeout=10)
+        self._writer.close()
+        self._spool.close()
+
+    async def submit(self, item: Outgoing) -> Outcome:
+        """Hand one event off; returns once it is durably queued, deduplicated or spooled."""
+        assert self._loop is not None, "Handoff.start() was not called"
+        future = self._loop.create_future()
+        self._inbox.put((item, future))
+        return await future
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def degraded(self) -> bool:
+        return not self.broker_up or self.spool_depth > 0
+
+    # --- the hand-off thread --------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            batch = self._take_batch()
+            if self.spool_depth and time.monotonic() >= self._next_drain:
+                self._drain()
+            if batch:
+                self._deliver(batch)
+
+    def _take_batch(self) -> list:
+        try:
+            first = self._inbox.get(timeout=self._retry_interval)
+        except queue.Empty:
+            self._refresh_depth()
+            return []
+        batch = [first] if first is not None else []
+        while len(batch) < self._batch_max:
+            try:
+                entry = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if entry is not None:
+                batch.append(entry)
+        return batch
+
+    def _deliver(self, batch: list) -> None:
+        items = [item for item, _ in batch]
+        started = time.perf_counter()
+        try:
+            if self.broker_up and not self.spool_depth:
+                try:
+                    enqueued = self._writer.enqueue(items)
+                    outcomes = [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in enqueued]
+                except redis.RedisError as error:
+                    self._broker_down(error)
+                    outcomes = self._to_spool(items)
+            else:
+                outcomes = self._to_spool(items)
+        except Exception as error:  # the spool itself failed: nothing durable holds these
+            log.error("spool write failed", extra={"error": repr(error), "count": len(items)})
+            self._resolve(batch, error=error)
+            return
+        self._metrics.handoff_seconds.observe(time.perf_counter() - started)
+        self._resolve(batch, outcomes=outcomes)
+
+    def _to_spool(self, items: list[Outgoing]) -> list[Outcome]:
+        self._spool.append(items)
+        self.spool_depth = self._spool.depth()
+        self._metrics.spool_depth.set(self.spool_depth)
+        return [Outcome.SPOOLED] * len(items)
+
+    def _drain(self) -> None:
+        """Move spooled messages to Redis, oldest first, a bounded amount per call."""
+        if not self.broker_up and not self._writer.ping():
+            self._next_drain = time.monotonic() + self._retry_interval
+            return
+        for _ in range(20):
+            rows = self._spool.oldest(self._batch_max)
+            if not rows:
+                break
+            try:
+                enqueued = self._writer.enqueue([item for _, item in rows])
+            except redis.RedisError as error:
+                self._broker_down(error)
+                break
+            self._spool.remove([row_id for row_id, _ in rows])
+            self._metrics.drained.inc(sum(enqueued))
+            if not self.broker_up:
+                log.info("broker reachable again; draining spool")
+                self.broker_up = True
+                self._metrics.broker_up.set(1)
+        self._refresh_depth()
+
+    def _broker_down(self, error: Exception) -> None:
+        if self.broker_up:
+            log.warning("broker unreachable; spooling callbacks", extra={"error": repr(error)})
+        self.broker_up = False
+        self._metrics.broker_up.set(0)
+        self._next_drain = time.monotonic() + self._retry_interval
+
+    def _refresh_depth(self) -> None:
+        # Another ingest process sharing the spool file may have added rows.
+        self.spool_depth = self._spool.depth()
+        self._metrics.spool_depth.set(self.spool_depth)
+        if not self.spool_depth and not self.broker_up and self._writer.ping():
+            self.broker_up = True
+            self._metrics.broker_up.set(1)
+
+    def _resolve(self, batch: list, *, outcomes=None, error=None) -> None:
+        def settle() -> None:
+            for index, (_, future) in enumerate(batch):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(outcomes[index])
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(settle)

@@ -1,0 +1,187 @@
+"""HTTP handlers: the recording-status callback, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from multidict import MultiDict
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingest.broker import build_message
+from ingest.context import INGEST, IngestContext
+from ingest.signature import is_valid, signed_url
+from recvault.events import InvalidCallback, Params, RecordingStatusEvent
+
+log = logging.getLogger("recvault.ingest")
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+class Rejected(Exception):
+    """A callback refused with an HTTP status and a reason the caller can read."""
+
+    def __init__(self, status: int, reason: str, label: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.label = label
+
+
+async def recording_status(request: web.Request) -> web.Response:
+    """Verify, parse, hand off durably, answer — nothing else on this path."""
+    ctx = request.app[INGEST]
+    started = time.perf_counter()
+    try:
+        event = await _verified_event(request, ctx)
+    except Rejected as rejected:
+        ctx.metrics.rejected.labels(rejected.label).inc()
+        log.info("callback rejected", extra={"reason": rejected.label, "status": rejected.status})
+        return _error(rejected.status, rejected.reason)
+
+    payload = {
+        "params": event.params,
+        "received_at": datetime.now(timezone.utc).isoformat(),
+        "idempotency_token": request.headers.get("I-Twilio-Idempotency-Token"),
+    }
+    outgoing = build_message(ctx.celery, ctx.settings.queue, event.dedup_key, payload)
+    try:
+        outcome = await ctx.handoff.submit(outgoing)
+    except Exception:  # neither Redis nor the spool could keep it: say so, do not pretend
+        ctx.metrics.rejected.labels("unavailable").inc()
+        return _error(503, "cannot store the callback durably right now")
+    ctx.metrics.accepted.labels(outcome.value).inc()
+    ctx.metrics.request_seconds.observe(time.perf_counter() - started)
+    log.info(
+        "callback accepted",
+        extra={
+            "recording_sid": event.recording_sid,
+            "status": event.recording_status,
+            "outcome": outcome.value,
+            "task_id": outgoing.task_id,
+        },
+    )
+    return web.Response(status=204)
+
+
+async def _verified_event(request: web.Request, ctx: IngestContext) -> RecordingStatusEvent:
+    settings = ctx.settings
+    raw_query = request.rel_url.raw_query_string
+    signed: MultiDict[str] | str | None
+    if request.method == "GET":
+        params = _parse_form(raw_query)
+        signed = None
+    else:
+        if request.content_type not in (FORM, JSON):
+            raise Rejected(415, f"Content-Type must be {FORM} or {JSON}", "content_type")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise Rejected(
+                413, f"body larger than {settings.max_body_bytes} bytes", "too_large"
+            ) from None
+        if request.content_type == FORM:
+            params = _parse_form(body)
+            signed = params
+        else:
+            text = _decode(body)
+            if "bodySHA256=" not in raw_query:
+                raise Rejected(400, "JSON callbacks must carry bodySHA256 in the URL", "invalid")
+            params = _parse_json_object(text)
+            signed = text
+
+    url = signed_url(
+        scheme=request.scheme,
+        host=request.host,
+        raw_path_qs=request.raw_path,
+        public_url=str(settings.public_url) if settings.public_url else None,
+        forwarded_proto=request.headers.get("X-Forwarded-Proto"),
+        forwarded_host=request.headers.get("X-Forwarded-Host"),
+        trust_forwarded=settings.trust_forwarded_headers,
+    )
+    account = params.get("AccountSid")
+    tokens = settings.tokens_for(account if isinstance(account, str) else None)
+    if not is_valid(url, signed, request.headers.get("X-Twilio-Signature"), tokens):
+        raise Rejected(403, "X-Twilio-Signature is missing or does not match", "signature")
+
+    try:
+        event = RecordingStatusEvent.from_params(_plain(params))
+    except InvalidCallback as error:
+        raise Rejected(400, str(error), "invalid") from None
+    host = event.media_host
+    if host is not None and host.lower() not in settings.allowed_media_hosts:
+        raise Rejected(400, f"RecordingUrl host {host!r} is not an allowed Twilio host", "foreign_host")
+    return event
+
+
+def _decode(raw: bytes | str) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not valid UTF-8", "invalid") from None
+
+
+def _parse_form(raw: bytes | str) -> MultiDict[str]:
+    try:
+        pairs = parse_qsl(_decode(raw), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise Rejected(400, "parameters are not valid UTF-8 form encoding", "invalid") from None
+    return MultiDict(pairs)
+
+
+def _parse_json_object(text: str) -> MultiDict[str]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise Rejected(400, "body is not valid JSON", "invalid") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "JSON body must be an object", "invalid")
+    return MultiDict(
+        (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()
+    )
+
+
+def _plain(params: MultiDict[str]) -> Params:
+    """Every received parameter, repeated ones as lists, for the queue message."""
+    plain: Params = {}
+    for key in params.keys():
+        if key in plain:
+            continue
+        values = params.getall(key)
+        plain[key] = values[0] if len(values) == 1 else values
+    return plain
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers and its hand-off thread runs."""
+    alive = request.app[INGEST].handoff.alive
+    return web.json_response({"status": "ok" if alive else "hand-off thread stopped"}, status=200 if alive else 503)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: callbacks are accepted durably; 'degraded' while they go to the spool."""
+    handoff = request.app[INGEST].handoff
+    body = {
+        "status": "degraded" if handoff.degraded else "ok",
+        "broker": "up" if handoff.broker_up else "down",
+        "spool_depth": handoff.spool_depth,
+    }
+    return web.json_response(body, status=200 if handoff.alive else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[INGEST].metrics.registry
+    response = web.Response(body=generate_latest(registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response

@@ -1,0 +1,124 @@
+"""Signature checks against Twilio's public vectors and against the official signer."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
+
+from ingest.signature import is_valid, signed_url
+
+TOKEN = "12345"
+PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Caller": "+14158675309",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+}
+JSON_BODY = '{"property": "value", "boolean": true}'
+BODY_HASH = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+
+
+@pytest.mark.parametrize(
+    ("url", "signature"),
+    [
+        ("https://mycompany.com/myapp.php?foo=1&bar=2", "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        ("https://mycompany.com:443/myapp.php?foo=1&bar=2", "kvajT1Ptam85bY51eRf/AJRuM3w="),
+        ("http://mycompany.com:80/myapp.php?foo=1&bar=2", "0ZXoZLH/DfblKGATFgpif+LLRf4="),
+        ("http://mycompany.com:1234/myapp.php?foo=1&bar=2", "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+    ],
+)
+def test_public_form_vectors(url: str, signature: str) -> None:
+    assert is_valid(url, PARAMS, signature, [TOKEN])
+    assert not is_valid(url, {**PARAMS, "Digits": "9999"}, signature, [TOKEN])
+    assert not is_valid(url, PARAMS, signature, ["54321"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://mycompany.com/myapp.php?foo=1&bar=2", "https://mycompany.com:443/myapp.php?foo=1&bar=2"],
+)
+def test_default_port_is_accepted_both_ways(url: str) -> None:
+    # Signed without the port; the request may arrive with or without :443.
+    assert is_valid(url, PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", [TOKEN])
+
+
+def test_public_json_body_vector() -> None:
+    url = f"https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256={BODY_HASH}"
+    assert is_valid(url, JSON_BODY, "a9nBmqA0ju/hNViExpshrM61xv4=", [TOKEN])
+    tampered = JSON_BODY.replace("value", "other")
+    assert not is_valid(url, tampered, "a9nBmqA0ju/hNViExpshrM61xv4=", [TOKEN])
+
+
+def test_public_repeated_keys_vector() -> None:
+    params = MultiDict(
+        [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")]
+    )
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert is_valid(url, params, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", [TOKEN])
+    params.add("Digits", "0000")
+    assert not is_valid(url, params, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", [TOKEN])
+
+
+def test_missing_signature_is_invalid() -> None:
+    assert not is_valid("https://mycompany.com/myapp.php?foo=1&bar=2", PARAMS, None, [TOKEN])
+    assert not is_valid("https://mycompany.com/myapp.php?foo=1&bar=2", PARAMS, "", [TOKEN])
+
+
+def test_secondary_token_validates_during_rotation() -> None:
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert is_valid(url, PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", ["new-token-1", TOKEN])
+    assert not is_valid(url, PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", ["new-token-1"])
+
+
+def test_signed_url_prefers_public_base_and_keeps_raw_query() -> None:
+    raw = "/twilio/recording-status?a=it's+a%20test&b=%2B1"
+    assert (
+        signed_url(scheme="http", host="10.0.0.5:8080", raw_path_qs=raw, public_url="https://cb.example.com")
+        == "https://cb.example.com/twilio/recording-status?a=it's+a%20test&b=%2B1"
+    )
+    # A public URL with a path prefix that the proxy strips.
+    assert (
+        signed_url(scheme="http", host="x", raw_path_qs="/twilio/recording-status", public_url="https://e.com/rv/")
+        == "https://e.com/rv/twilio/recording-status"
+    )
+
+
+def test_forwarded_headers_only_when_trusted() -> None:
+    args = dict(scheme="http", host="internal:8080", raw_path_qs="/p?x=1",
+                forwarded_proto="https, http", forwarded_host="cb.example.com")
+    assert signed_url(**args) == "http://internal:8080/p?x=1"
+    assert signed_url(**args, trust_forwarded=True) == "https://cb.example.com/p?x=1"
+
+
+def test_userinfo_is_dropped_before_checking() -> None:
+    assert signed_url(scheme="https", host="u:p@cb.example.com", raw_path_qs="/p") == "https://cb.example.com/p"
+
+
+_text = st.text(alphabet=string.ascii_letters + string.digits + " +-_.'%&=?/:,é漢", max_size=40)
+_names = st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=20)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    params=st.lists(st.tuples(_names, _text), max_size=15),
+    query=st.lists(st.tuples(_names, _text), max_size=3),
+    token=st.text(alphabet=string.ascii_letters + string.digits, min_size=8, max_size=40),
+)
+def test_agrees_with_the_official_signer(params, query, token) -> None:
+    from urllib.parse import urlencode
+
+    url = "https://cb.example.com/twilio/recording-status"
+    if query:
+        url += "?" + urlencode(query)
+    form = MultiDict(params)
+    signature = RequestValidator(token).compute_signature(url, form)
+    assert is_valid(url, form, signature, ["another-token", token])
+    if params:
+        changed = MultiDict(params)
+        changed.add(params[0][0], params[0][1] + "x")
+        assert not is_valid(url, changed, signature, [token])

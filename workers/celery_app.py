@@ -1,0 +1,43 @@
+"""The Celery app factory shared by ingest (to build messages) and workers (to run tasks)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from recvault.settings import Settings
+
+ARCHIVE_TASK = "recvault.archive_event"
+REFRESH_TASK = "recvault.refresh_recording"
+
+
+def create_celery(settings: Settings) -> Celery:
+    """Build the Celery app from settings; nothing connects until it is used."""
+    app = Celery("recvault", broker=settings.broker_url, set_as_current=False)
+    transport = {
+        # Longer than the longest task and the longest retry countdown, or Redis would
+        # hand an unacknowledged message to a second worker while the first still runs it.
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+    app.conf.update(
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.queue,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(settings.task_time_limit - 60, 1),
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
