@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     )
     media_format: Literal["wav", "mp3"] = "wav"
     delete_after_archive: bool = False
+    not_found_grace_seconds: int = Field(
+        default=900, ge=0, description="How long a 404 after `completed` counts as 'not yet'."
+    )
+    price_refresh_seconds: int = Field(default=600, ge=1, description="Delay between price re-fetches.")
+    price_refresh_attempts: int = Field(default=6, ge=1)
 
     # --- Celery / Redis -------------------------------------------------------
     broker_url: str = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,244 @@
+"""Archiving one callback event: plain functions, testable without a broker.
+
+`archive_event` is idempotent by construction: keys are deterministic, writes are
+create-only, and work already done (media stored, document written) is found and
+reused, so a redelivered or duplicated task never makes a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, RecordingGone
+from recvault.events import RecordingStatusEvent
+from storage.base import ObjectStore, Retention, StoredObject
+from workers import documents as docs
+from workers.media_check import HeaderProbe, check_media
+from workers.policy import Decision, Policy
+from workers.twilio_api import DualUnavailable, TwilioApi
+
+log = logging.getLogger("recvault.worker")
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    """Deployment choices that shape archiving."""
+
+    prefix: str = ""
+    media_format: str = "wav"
+    delete_after_archive: bool = False
+    # Twilio can answer 404 for a few seconds after `completed`; past this it means gone.
+    not_found_grace: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """What an archive call did."""
+
+    outcome: str  # "archived", "already-archived" or "event-recorded"
+    key: str
+    media: StoredObject | None = None
+    price_pending: bool = False
+    deleted_from_twilio: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def archive_event(
+    event: RecordingStatusEvent,
+    *,
+    received_at: datetime,
+    twilio: TwilioApi,
+    store: ObjectStore,
+    policy: Policy,
+    options: ArchiveOptions,
+    now: Callable[[], datetime] = utcnow,
+) -> ArchiveResult:
+    """Archive a completed recording, or record any other status as an event document."""
+    if event.recording_status != "completed":
+        return record_event(event, received_at=received_at, store=store, policy=policy, options=options, now=now)
+    return archive_recording(event, received_at=received_at, twilio=twilio, store=store,
+                             policy=policy, options=options, now=now)
+
+
+def archive_recording(event, *, received_at, twilio, store, policy, options, now=utcnow) -> ArchiveResult:
+    """Fetch the Recording resource, stream its media to the store, write its document."""
+    assert event.recording_url is not None  # the event model requires it for `completed`
+    recording = _fetch_recording(twilio, event, received_at, now(), options.not_found_grace)
+    date = docs.recording_date(recording.get("start_time"), received_at)
+    meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
+    decision = policy.decide(recording, now=now())
+
+    if store.head(meta_key) is not None:
+        document = json.loads(store.get_bytes(meta_key))
+        log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
+        return ArchiveResult("already-archived", meta_key, price_pending=document.get("price") is None)
+
+    encrypted = bool(recording.get("encryption_details"))
+    fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
+    channels = int(recording.get("channels") or event.recording_channels or 1)
+    mkey = docs.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
+    stored, header, got_channels = _store_media(
+        twilio, store, event, recording, mkey, fmt=fmt, channels=channels, decision=decision
+    )
+    archive = {
+        "media_key": mkey,
+        "media_version_id": stored.version_id,
+        "media_size": stored.size,
+        "media_sha256": stored.sha256_hex,
+        "media_checksum_sha256": stored.checksum_sha256,
+        "media_format": fmt,
+        "content_type": docs.CONTENT_TYPES[fmt],
+        "requested_channels": got_channels,
+        **check_media(header, fmt=fmt, encrypted=encrypted, channels=got_channels,
+                      duration=int(recording.get("duration") or 0)),
+        "archived_at": now().isoformat(),
+        "received_at": received_at.isoformat(),
+        "callback": event.params,
+        "policy": decision.rule,
+        "retention_mode": decision.retention.mode,
+        "retain_until": decision.retention.until.isoformat() if decision.retention.until else None,
+        "legal_hold": decision.retention.legal_hold,
+        "tags": decision.tags,
+        "twilio_deleted_at": None,
+    }
+    document = docs.metadata_document(recording, archive)
+    try:
+        store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
+                        retention=decision.retention)
+    except AlreadyExists:
+        pass  # a concurrent duplicate finished first; its document describes the same object
+    write_audit(store, options.prefix, event.recording_sid, "archived",
+                {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size}, decision.retention, now())
+    log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,
+                                "bytes": stored.size, "sha256": stored.sha256_hex})
+
+    price_pending = recording.get("price") is None
+    deleted = False
+    # With the price still unknown, deletion waits for the refresh that fills it in.
+    if options.delete_after_archive and not price_pending:
+        delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
+        deleted = True
+    return ArchiveResult("archived", meta_key, stored, price_pending, deleted)
+
+
+def refresh_recording(
+    account_sid: str, recording_url: str, meta_key: str, *, twilio: TwilioApi,
+    store: ObjectStore, options: ArchiveOptions, final: bool = False, now=utcnow,
+) -> bool:
+    """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
+    document = json.loads(store.get_bytes(meta_key))
+    if document.get("price") is None:
+        recording = twilio.fetch_recording(recording_url, account_sid)
+        if recording.get("price") is None and not final:
+            return False
+        if recording.get("price") is not None:
+            document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
+            document["price_updated_at"] = now().isoformat()
+            store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
+                            create_only=False)
+            write_audit(store, options.prefix, document["sid"], "price-updated",
+                        {"price": document["price"], "price_unit": document["price_unit"]}, None, now())
+    if options.delete_after_archive and not document.get("twilio_deleted_at"):
+        delete_verified(twilio, store, recording_url, account_sid, meta_key, options.prefix, now)
+    return True
+
+
+def delete_verified(twilio, store, recording_url, account_sid, meta_key, prefix, now=utcnow) -> None:
+    """Delete at Twilio only after the archived copy is checked against its document."""
+    document = json.loads(store.get_bytes(meta_key))
+    current = store.head(document["media_key"])
+    if (
+        current is None
+        or current.size != document["media_size"]
+        or current.checksum_sha256 != document["media_checksum_sha256"]
+    ):
+        raise IntegrityFailed(f"{document['media_key']} does not match its document; Twilio copy kept")
+    try:
+        twilio.delete_recording(recording_url, account_sid)
+    except MediaNotReady:
+        pass  # 404: already deleted, by an earlier attempt of this very step
+    document["twilio_deleted_at"] = now().isoformat()
+    store.put_bytes(meta_key, docs.json_line(document), content_type="application/json", create_only=False)
+    write_audit(store, prefix, document["sid"], "deleted-from-twilio",
+                {"media_key": document["media_key"], "verified_size": current.size}, None, now())
+
+
+def record_event(event, *, received_at, store, policy, options, now=utcnow) -> ArchiveResult:
+    """Keep a non-completed callback (in-progress, absent, failed, …) as an event document."""
+    start = event.recording_start_time or received_at
+    date = start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    key = docs.event_key(options.prefix, date, event.recording_sid, event.recording_status)
+    document = {
+        "sid": event.recording_sid, "account_sid": event.account_sid, "call_sid": event.call_sid,
+        "conference_sid": event.conference_sid, "status": event.recording_status,
+        "error_code": event.error_code, "source": event.recording_source,
+        "channels": event.recording_channels, "track": event.recording_track,
+        "start_time": event.recording_start_time.isoformat() if event.recording_start_time else None,
+        "received_at": received_at.isoformat(), "recorded_at": now().isoformat(),
+        "callback": event.params, "pipeline_version": docs.PIPELINE_VERSION,
+    }
+    try:
+        store.put_bytes(key, docs.json_line(document), content_type="application/json")
+    except AlreadyExists:
+        return ArchiveResult("already-archived", key)
+    write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
+                {"key": key, "error_code": event.error_code}, None, now())
+    return ArchiveResult("event-recorded", key)
+
+
+def write_audit(store, prefix, recording_sid, action, details, retention: Retention | None, when) -> None:
+    """Append one create-only audit record; the key's timestamp makes it unique."""
+    record = {"recording_sid": recording_sid, "action": action, "at": when.isoformat(), **details}
+    store.put_bytes(docs.audit_key(prefix, recording_sid, action, when), docs.json_line(record),
+                    content_type="application/json", retention=retention)
+
+
+def _fetch_recording(twilio, event, received_at, now, grace: timedelta) -> dict:
+    try:
+        return twilio.fetch_recording(event.recording_url, event.account_sid)
+    except MediaNotReady as error:
+        if now - received_at > grace:
+            raise RecordingGone(f"{event.recording_sid} still 404 {now - received_at} after its callback") from error
+        raise
+
+
+def _store_media(twilio, store, event, recording, key, *, fmt, channels, decision: Decision):
+    """Stream media into `key` (or find it there already); returns (object, header bytes, channels)."""
+    existing = store.head(key)
+    if existing is None:
+        try:
+            return _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels, decision=decision)
+        except AlreadyExists:
+            existing = store.head(key)
+            if existing is None:
+                raise
+    # An earlier attempt stored the media and stopped before its document: re-hash it.
+    digest, header = hashlib.sha256(), b""
+    for chunk in store.iter_bytes(key):
+        header = header or chunk[:64]
+        digest.update(chunk)
+    channels_stored = int(existing.metadata.get("requested-channels", channels))
+    return replace(existing, sha256_hex=digest.hexdigest()), header, channels_stored
+
+
+def _upload(twilio, store, event, recording, key, *, fmt, channels, decision):
+    for attempt_channels in ((2, 1) if channels == 2 else (1,)):
+        try:
+            with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt,
+                                   channels=attempt_channels) as media:
+                probe = HeaderProbe(media.chunks)
+                metadata = {**docs.s3_user_metadata(recording), "requested-channels": str(attempt_channels)}
+                stored = store.put_stream(key, probe, content_type=docs.CONTENT_TYPES[fmt],
+                                          metadata=metadata, tags=decision.tags, retention=decision.retention)
+                return stored, probe.header, attempt_channels
+        except DualUnavailable:
+            log.info("no dual-channel version; archiving mono", extra={"recording_sid": event.recording_sid})
+    raise RecordingGone(f"{event.recording_sid}: no media version could be fetched")

@@ -1,0 +1,36 @@
+"""`recvault worker`: a Celery worker consuming every queue recvault uses."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "run an archive worker (Celery) on recvault's queue"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", "-c", type=int, default=None,
+                        help="worker processes (default RECVAULT_WORKER_CONCURRENCY, 2)")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"],
+                        help="Celery execution pool (default prefork)")
+    parser.add_argument("--hostname", "-n", default="recvault@%h", help="worker node name")
+
+
+def run(args: argparse.Namespace, settings) -> int:
+    from recvault.logs import configure_logging
+    from storage.s3 import S3Store
+    from workers.celery_app import create_celery
+    from workers.tasks import register_tasks
+
+    configure_logging(settings.log_level, settings.log_format)
+    # Fail at start, with the setting's name, rather than on the first recording.
+    S3Store.from_settings(settings).ensure_bucket(create=settings.s3_create_bucket)
+    app = create_celery(settings)
+    register_tasks(app, settings)
+    argv = [
+        "worker", "-Q", settings.queue, "-P", args.pool,
+        "-c", str(args.concurrency or settings.worker_concurrency),
+        "-n", args.hostname, "--loglevel", settings.log_level,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    app.worker_main(argv)
+    return 0

@@ -1,0 +1,144 @@
+"""Retention and compliance tags, decided per recording from a TOML policy.
+
+A policy is a default plus ordered rules; the first rule whose every condition matches
+wins. Example (`RECVAULT_POLICY_FILE`)::
+
+    [default]
+    retention_days = 365
+    mode = "GOVERNANCE"            # COMPLIANCE, GOVERNANCE or "none"
+    tags = { classification = "call-recording" }
+
+    [[rule]]
+    name = "conference-7y"
+    source = ["Conference", "StartConferenceRecordingAPI"]
+    min_duration = 60
+    retention_days = 2555
+    mode = "COMPLIANCE"
+    legal_hold = false
+    tags = { retention-class = "7y" }
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from storage.base import Retention
+
+# S3 tags: at most 10 per object; keys ≤ 128 and values ≤ 256 characters of this set.
+MAX_TAGS = 10
+TAG_CHARS = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
+# Tags recvault itself sets on every media object (the rest of the 10 are the policy's).
+SYSTEM_TAGS = ("recvault-policy", "recvault-retain-until")
+MATCH_KEYS = {"account_sid", "source", "channels", "track", "min_duration", "max_duration", "encrypted"}
+
+
+class PolicyError(ValueError):
+    """The policy file is malformed; the message names the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy says for one recording."""
+
+    rule: str
+    retention: Retention
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    retention_days: int | None
+    mode: str | None
+    legal_hold: bool
+    tags: dict[str, str]
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, facts: dict[str, Any]) -> bool:
+        for key, wanted in self.conditions.items():
+            if key == "min_duration":
+                if facts["duration"] < wanted:
+                    return False
+            elif key == "max_duration":
+                if facts["duration"] > wanted:
+                    return False
+            elif isinstance(wanted, list):
+                if facts[key] not in wanted:
+                    return False
+            elif facts[key] != wanted:
+                return False
+        return True
+
+
+class Policy:
+    """Ordered rules and a default; `decide()` is pure."""
+
+    def __init__(self, default: Rule, rules: list[Rule]) -> None:
+        self.default = default
+        self.rules = rules
+
+    @classmethod
+    def load(cls, path: Path | None) -> Policy:
+        if path is None:
+            return cls.from_dict({})
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise PolicyError(f"RECVAULT_POLICY_FILE {path}: {error}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Policy:
+        default = _rule("default", {"retention_days": 365, "mode": "GOVERNANCE", **data.get("default", {})})
+        rules = [_rule(raw.get("name", f"rule-{i + 1}"), raw) for i, raw in enumerate(data.get("rule", []))]
+        return cls(default, rules)
+
+    def decide(self, recording: dict[str, Any], *, now: datetime | None = None) -> Decision:
+        """Retention and tags for a Recording resource (Twilio's snake_case fields)."""
+        facts = {
+            "account_sid": recording.get("account_sid"),
+            "source": recording.get("source"),
+            "channels": int(recording.get("channels") or 1),
+            "track": recording.get("track"),
+            "duration": int(recording.get("duration") or 0),
+            "encrypted": bool(recording.get("encryption_details")),
+        }
+        rule = next((r for r in self.rules if r.matches(facts)), self.default)
+        days = rule.retention_days if rule.retention_days is not None else self.default.retention_days
+        mode = rule.mode if rule.mode is not None else self.default.mode
+        lock = None if mode in (None, "NONE") else mode
+        now = now or datetime.now(timezone.utc)
+        until = now + timedelta(days=days) if days and lock else None
+        tags = {**self.default.tags, **rule.tags, "recvault-policy": rule.name}
+        if until:
+            tags["recvault-retain-until"] = until.strftime("%Y-%m-%d")
+        retention = Retention(mode=lock if until else None, until=until, legal_hold=rule.legal_hold)
+        return Decision(rule=rule.name, retention=retention, tags=tags)
+
+
+def _rule(name: str, raw: dict[str, Any]) -> Rule:
+    where = f"policy rule {name!r}"
+    unknown = set(raw) - MATCH_KEYS - {"name", "retention_days", "mode", "legal_hold", "tags"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}")
+    mode = raw.get("mode")
+    if mode is not None:
+        mode = str(mode).upper()
+        if mode not in ("NONE", "COMPLIANCE", "GOVERNANCE"):
+            raise PolicyError(f"{where}: mode must be COMPLIANCE, GOVERNANCE or none")
+    days = raw.get("retention_days")
+    if days is not None and (not isinstance(days, int) or days < 0):
+        raise PolicyError(f"{where}: retention_days must be a whole number ≥ 0")
+    tags = {str(k): str(v) for k, v in raw.get("tags", {}).items()}
+    if len(tags) > MAX_TAGS - len(SYSTEM_TAGS):
+        raise PolicyError(f"{where}: at most {MAX_TAGS - len(SYSTEM_TAGS)} tags")
+    for key, value in tags.items():
+        if not (0 < len(key) <= 128 and len(value) <= 256 and TAG_CHARS.match(key) and TAG_CHARS.match(value)):
+            raise PolicyError(f"{where}: tag {key!r} breaks S3's tag rules")
+    conditions = {k: raw[k] for k in MATCH_KEYS if k in raw}
+    return Rule(name, days, mode, bool(raw.get("legal_hold", False)), tags, conditions)

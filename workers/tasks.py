@@ -1,0 +1,108 @@
+"""Celery tasks: delivery policy (retry, backoff, dead-letter) around the plain archive functions."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timezone
+
+import redis
+from celery import Celery, Task
+from celery.exceptions import Reject
+
+from recvault.errors import PermanentError
+from recvault.events import InvalidCallback, RecordingStatusEvent
+from recvault.settings import Settings
+from workers.archive import archive_event, refresh_recording
+from workers.celery_app import ARCHIVE_TASK, REFRESH_TASK
+from workers.context import WorkerContext
+
+log = logging.getLogger("recvault.worker")
+# First retry waits about this long; each later one doubles, up to retry_backoff_max.
+BACKOFF_BASE_SECONDS = 2.0
+
+
+def backoff(retries: int, *, cap: float, retry_after: float | None = None) -> float:
+    """Jittered exponential backoff, never sooner than Twilio's Retry-After."""
+    delay = min(cap, BACKOFF_BASE_SECONDS * 2**retries) * random.uniform(0.5, 1.0)
+    return max(delay, retry_after or 0.0)
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Attach recvault's tasks to `app`; the worker context is built lazily once per process."""
+    state: dict[str, WorkerContext] = {}
+
+    def context() -> WorkerContext:
+        if "ctx" not in state:
+            state["ctx"] = WorkerContext.build(settings)
+        return state["ctx"]
+
+    @app.task(name=ARCHIVE_TASK, bind=True, max_retries=None)
+    def archive_event_task(self: Task, payload: dict) -> str:
+        ctx = context()
+        try:
+            event = RecordingStatusEvent.from_params(payload["params"])
+        except (InvalidCallback, KeyError, TypeError) as error:
+            _dead_letter(ctx, self, f"unparseable:{self.request.id}", payload, error)
+            return "dead-lettered"
+        extra = {"recording_sid": event.recording_sid, "status": event.recording_status, "task_id": self.request.id}
+        try:
+            result = archive_event(
+                event, received_at=_received_at(payload), twilio=ctx.twilio, store=ctx.store,
+                policy=ctx.policy, options=ctx.options,
+            )
+        except Exception as error:
+            return _failed(self, ctx, event.dedup_key, payload, error, extra)
+        if result.price_pending:
+            app.send_task(REFRESH_TASK, args=({
+                "account_sid": event.account_sid, "recording_sid": event.recording_sid,
+                "recording_url": event.recording_url, "metadata_key": result.key, "attempt": 1,
+            },), countdown=settings.price_refresh_seconds, queue=settings.queue)
+        log.info("task done", extra={**extra, "outcome": result.outcome})
+        return result.outcome
+
+    @app.task(name=REFRESH_TASK, bind=True, max_retries=None)
+    def refresh_recording_task(self: Task, payload: dict) -> str:
+        ctx = context()
+        attempt = int(payload.get("attempt", 1))
+        extra = {"recording_sid": payload.get("recording_sid"), "task_id": self.request.id}
+        try:
+            done = refresh_recording(
+                payload["account_sid"], payload["recording_url"], payload["metadata_key"],
+                twilio=ctx.twilio, store=ctx.store, options=ctx.options,
+                final=attempt >= settings.price_refresh_attempts,
+            )
+        except Exception as error:
+            return _failed(self, ctx, f"{payload.get('recording_sid')}:refresh", payload, error, extra)
+        if not done:
+            app.send_task(REFRESH_TASK, args=({**payload, "attempt": attempt + 1},),
+                          countdown=settings.price_refresh_seconds, queue=settings.queue)
+        return "refreshed" if done else "price-pending"
+
+    def _failed(task: Task, ctx: WorkerContext, letter_id: str, payload: dict, error: Exception, extra: dict) -> str:
+        # Anything but a known-permanent failure is retried: an unexpected error may be a blip.
+        if not isinstance(error, PermanentError) and task.request.retries < settings.max_retries:
+            delay = backoff(task.request.retries, cap=settings.retry_backoff_max,
+                            retry_after=getattr(error, "retry_after", None))
+            log.warning("retrying", extra={**extra, "error": str(error), "kind": type(error).__name__,
+                                           "retry_in": round(delay, 1), "retries": task.request.retries})
+            raise task.retry(countdown=delay, exc=error)
+        _dead_letter(ctx, task, letter_id, payload, error)
+        log.error("dead-lettered", extra={**extra, "error": str(error), "kind": type(error).__name__})
+        return "dead-lettered"
+
+
+def _dead_letter(ctx: WorkerContext, task: Task, letter_id: str, payload: dict, error: Exception) -> None:
+    try:
+        ctx.dead_letters.add(letter_id, task.name, payload, reason=str(error) or type(error).__name__,
+                             error=type(error).__name__, attempts=task.request.retries + 1)
+    except redis.RedisError:
+        # Without a durable record the event must not be acknowledged: hand it back.
+        raise Reject("dead-letter store unreachable", requeue=True) from None
+
+
+def _received_at(payload: dict) -> datetime:
+    try:
+        return datetime.fromisoformat(payload["received_at"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(timezone.utc)

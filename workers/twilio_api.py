@@ -1,0 +1,200 @@
+"""The parts of Twilio's REST API recvault uses: Recording fetch, list, delete, and media.
+
+Why not the `twilio` REST client here: it reads whole bodies (media must stream in
+bounded memory), hands back parsed objects (the archive keeps Twilio's JSON fields
+verbatim) and hides the status codes that decide retry versus dead-letter. This module
+uses `requests` (already a dependency of `twilio`) and sends credentials only to hosts on
+the allowlist, following redirects itself so that no redirect can carry them elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from recvault.errors import (
+    ForeignHost,
+    MediaNotReady,
+    PermanentError,
+    TwilioAuthFailed,
+    TwilioUnavailable,
+)
+
+# Twilio's error 20429 (too many requests) and 5xx are worth retrying; so are these.
+RETRYABLE = {429, 500, 502, 503, 504}
+MAX_REDIRECTS = 3
+CHUNK = 1 << 20
+
+
+class DualUnavailable(Exception):
+    """Twilio has no 2-channel version of this recording (400 on RequestedChannels=2)."""
+
+
+@dataclass
+class Media:
+    """An open media download: its type, announced length and content chunks."""
+
+    content_type: str
+    content_length: int | None
+    chunks: Iterator[bytes]
+
+
+class TwilioApi:
+    """Authenticated, allowlisted access to Twilio's recording endpoints."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        allowed_hosts: frozenset[str],
+        credentials: Callable[[str], tuple[str, str]],
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._allowed = allowed_hosts
+        self._credentials = credentials
+        self._timeout = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "recvault"
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- resources ------------------------------------------------------------
+    def recording_url(self, account_sid: str, recording_sid: str) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}"
+
+    def fetch_recording(self, recording_url: str, account_sid: str) -> dict:
+        """The Recording resource as Twilio's JSON (snake_case fields, verbatim)."""
+        with self._request("GET", recording_url + ".json", account_sid) as response:
+            return _json(response)
+
+    def delete_recording(self, recording_url: str, account_sid: str) -> None:
+        """Irreversible at Twilio: callers must have verified the archived copy first."""
+        with self._request("DELETE", recording_url + ".json", account_sid):
+            return
+
+    def list_recordings(
+        self, account_sid: str, *, created_after: str | None = None,
+        created_before: str | None = None, page_size: int = 1000,
+    ) -> Iterator[dict]:
+        """Every recording of the account in a DateCreated window (YYYY-MM-DD), all pages."""
+        query = [("PageSize", str(page_size))]
+        if created_after:
+            query.append(("DateCreated>", created_after))
+        if created_before:
+            query.append(("DateCreated<", created_before))
+        url: str | None = f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Recordings.json"
+        params: list | None = query
+        while url:
+            with self._request("GET", url, account_sid, params=params) as response:
+                page = _json(response)
+            yield from page.get("recordings", [])
+            next_uri = page.get("next_page_uri")
+            url = urljoin(self.base_url + "/", next_uri) if next_uri else None
+            params = None
+
+    # --- media ----------------------------------------------------------------
+    @contextmanager
+    def open_media(self, recording_url: str, account_sid: str, *, fmt: str, channels: int) -> Iterator[Media]:
+        """Stream `fmt` media; raise DualUnavailable when 2 channels were asked and none exist."""
+        params = {"RequestedChannels": "2"} if channels == 2 else None
+        with self._request("GET", f"{recording_url}.{fmt}", account_sid, params=params,
+                           stream=True, dual=channels == 2) as response:
+            length = response.headers.get("Content-Length")
+            yield Media(
+                content_type=response.headers.get("Content-Type", "application/octet-stream"),
+                content_length=int(length) if length and length.isdigit() else None,
+                chunks=_checked_chunks(response, int(length) if length and length.isdigit() else None),
+            )
+
+    # --- plumbing -------------------------------------------------------------
+    @contextmanager
+    def _request(self, method: str, url: str, account_sid: str, *, params=None,
+                 stream: bool = False, dual: bool = False) -> Iterator[requests.Response]:
+        auth = self._credentials(account_sid)
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_host(url)
+            try:
+                response = self._session.request(
+                    method, url, params=params, auth=auth, timeout=self._timeout,
+                    stream=stream, allow_redirects=False,
+                )
+            except requests.RequestException as error:
+                raise TwilioUnavailable(f"{method} {_path(url)}: {type(error).__name__}") from None
+            if response.is_redirect:
+                url = urljoin(url, response.headers["Location"])
+                params = None
+                response.close()
+                continue
+            try:
+                _raise_for(response, method, url, dual=dual)
+                yield response
+            finally:
+                response.close()
+            return
+        raise TwilioUnavailable(f"{method} {_path(url)}: too many redirects")
+
+    def _check_host(self, url: str) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._allowed:
+            raise ForeignHost(f"{host!r} is not an allowed Twilio host; no request sent")
+
+
+def _raise_for(response: requests.Response, method: str, url: str, *, dual: bool) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    where = f"{method} {_path(url)} answered {status}"
+    code = _twilio_code(response)
+    if status in RETRYABLE:
+        retry_after = response.headers.get("Retry-After")
+        raise TwilioUnavailable(
+            f"{where} (error {code})", retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None
+        )
+    if status in (401, 403):
+        raise TwilioAuthFailed(f"{where}: credentials refused (error {code})")
+    if status == 404:
+        raise MediaNotReady(f"{where} (error {code})")
+    if status == 400 and dual:
+        raise DualUnavailable(where)
+    raise PermanentError(f"{where} (error {code})")
+
+
+def _checked_chunks(response: requests.Response, expected: int | None) -> Iterator[bytes]:
+    """Yield the body; a cut or short body is a transient failure, never a silent truncation."""
+    received = 0
+    try:
+        for chunk in response.iter_content(CHUNK):
+            received += len(chunk)
+            yield chunk
+    except (requests.RequestException, OSError) as error:
+        raise TwilioUnavailable(f"media body cut after {received} bytes: {type(error).__name__}") from None
+    if expected is not None and received != expected:
+        raise TwilioUnavailable(f"media body has {received} bytes, Content-Length said {expected}")
+
+
+def _twilio_code(response: requests.Response) -> str:
+    try:
+        return str(json.loads(response.content[:4096]).get("code", "-"))
+    except (ValueError, AttributeError):
+        return "-"
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        return response.json()
+    except ValueError:
+        raise TwilioUnavailable(f"{_path(response.url)}: body is not JSON") from None
+
+
+def _path(url: str) -> str:
+    """A URL without query or credentials, safe to log."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path}"
