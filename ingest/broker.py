@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import random
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +29,8 @@ from workers.celery_app import ARCHIVE_TASK
 DEDUP_PREFIX = "recvault:seen:"
 # The namespace makes task ids stable per (RecordingSid, status): logs and retries line up.
 TASK_ID_NAMESPACE = uuid.UUID("6f3c1e52-61a4-4a8e-9d1c-5b0f3b8f2a10")
+
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 _ENQUEUE_ONCE = """
 if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
@@ -45,6 +50,12 @@ class Outgoing:
     task_id: str
 
 
+def _delivery_tag() -> str:
+    # kombu uses uuid4 here; os.urandom per message costs a syscall on the hot path, and a
+    # tag only has to be unique among unacknowledged messages (random is fork-safe).
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Outgoing:
     """A Celery protocol-2 task message in kombu's Redis envelope, JSON-serialized."""
     task_id = str(uuid.uuid5(TASK_ID_NAMESPACE, dedup_key))
@@ -57,6 +68,8 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Out
         # The default repr would copy every callback parameter into the headers.
         argsrepr=f"({dedup_key!r},)",
         kwargsrepr="{}",
+        # Celery would look the host name up for every message.
+        origin=_ORIGIN,
     )
     envelope = {
         "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
@@ -69,7 +82,7 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Out
             "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": 0,
             "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
+            "delivery_tag": _delivery_tag(),
         },
     }
     return Outgoing(dedup_key, json.dumps(envelope, separators=(",", ":")), task_id)
@@ -82,7 +95,7 @@ class QueueWriter:
         self._client = client
         self._queue = queue
         self._ttl = str(dedup_ttl)
-        self._script = client.register_script(_ENQUEUE_ONCE)
+        self._sha: str | None = None  # loaded on first use, so constructing never touches Redis
 
     @classmethod
     def connect(cls, url: str, queue: str, dedup_ttl: int, *, timeout: float, connect_timeout: float):
@@ -97,15 +110,22 @@ class QueueWriter:
 
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
+        if self._sha is None:
+            self._sha = self._client.script_load(_ENQUEUE_ONCE)
         stamp = datetime.now(timezone.utc).isoformat()
+        # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         for item in batch:
-            self._script(
-                keys=[DEDUP_PREFIX + item.dedup_key, self._queue],
-                args=[self._ttl, item.message, stamp],
-                client=pipe,
-            )
-        return [bool(result) for result in pipe.execute()]
+            pipe.evalsha(self._sha, 2, DEDUP_PREFIX + item.dedup_key, self._queue,
+                         self._ttl, item.message, stamp)
+        try:
+            results = pipe.execute()
+        except redis.exceptions.NoScriptError:
+            # The server restarted without its script cache: load it and run the batch again
+            # (the script's dedup key makes the repeat harmless).
+            self._sha = None
+            return self.enqueue(batch)
+        return [bool(result) for result in results]
 
     def ping(self) -> bool:
         try:

@@ -1,0 +1,171 @@
+"""`recvault up`: the whole service on embedded defaults, in one command.
+
+Starts (or reuses) Redis, an embedded SeaweedFS S3 with an Object Lock bucket, the
+ingest server and a worker. Without Twilio credentials configured it also starts the
+Twilio simulator, sends it a few demo recordings and shows where they were archived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+HELP = "run Redis, S3 (SeaweedFS), ingest, a worker and the Twilio simulator on embedded defaults"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="ingest address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="ingest port (default 8080)")
+    parser.add_argument("--s3-port", type=int, default=8333, help="embedded S3 port (default 8333)")
+    parser.add_argument("--sim-port", type=int, default=8180, help="Twilio simulator port (default 8180)")
+    parser.add_argument("--no-demo", action="store_true", help="do not send demo recordings")
+    parser.add_argument("--demo-only", action="store_true", help="send the demo, show it, then stop")
+
+
+def run(args: argparse.Namespace, settings) -> int:
+    from recvault.embedded import RedisServer, SeaweedFS, ServiceError, free_port
+
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    services = []
+    try:
+        broker_url = _redis(settings.broker_url, data, services, RedisServer)
+        s3_url = str(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
+        if s3_url is None:
+            port = args.s3_port if _port_free(args.s3_port) else free_port()
+            weed = SeaweedFS(data / "s3", s3_port=port).start()
+            services.append(weed)
+            s3_url = weed.s3_url
+            print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
+        env = {**os.environ, "RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
+               "RECVAULT_DATA_DIR": str(data), "RECVAULT_S3_CREATE_BUCKET": "true"}
+        simulate = not settings.twilio_auth_tokens
+        if simulate:
+            identity = _embedded_identity(data)
+            sim_port = args.sim_port if _port_free(args.sim_port) else free_port()
+            sim_url = f"http://127.0.0.1:{sim_port}"
+            env.update({"RECVAULT_TWILIO_ACCOUNT_SID": identity["account_sid"],
+                        "RECVAULT_TWILIO_AUTH_TOKENS": identity["auth_token"],
+                        "RECVAULT_TWILIO_API_BASE_URL": sim_url})
+            children.append(_spawn(["simulate", "serve", "--port", str(sim_port)], env))
+            _wait_http(f"{sim_url}/_sim/recordings", "Twilio simulator")
+            print(f"Twilio simulator at {sim_url} (account {identity['account_sid']})", flush=True)
+        children.append(_spawn(["serve", "--host", args.host, "--port", str(args.port)], env))
+        children.append(_spawn(["worker"], env))
+        callback = f"http://{args.host}:{args.port}/twilio/recording-status"
+        _wait_http(f"http://{args.host}:{args.port}/readyz", "ingest")
+        print(f"\nrecvault is up. Recording Status Callback URL: {callback}", flush=True)
+        if simulate and not args.no_demo:
+            _demo(callback, env, settings.model_copy(update={"s3_endpoint_url": s3_url}))
+        if args.demo_only:
+            return 0
+        print("Ctrl-C stops everything.", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("recvault: a component stopped; shutting down", file=sys.stderr)
+        return 1
+    except ServiceError as error:
+        print(f"recvault: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(services):
+            service.stop()
+
+
+def _redis(url: str, data: Path, services: list, RedisServer) -> str:
+    """Use the Redis answering at the broker URL, else start one with AOF in the data dir."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        print(f"using Redis at {url}", flush=True)
+        return url
+    except redis.RedisError:
+        pass
+    parts = urlsplit(url)
+    server = RedisServer(data / "redis", port=parts.port or 6379).start()
+    services.append(server)
+    print(f"started redis-server (AOF) at {server.url}, data in {data / 'redis'}", flush=True)
+    return server.url + (parts.path if parts.path not in ("", "/") else "/0")
+
+
+def _embedded_identity(data: Path) -> dict[str, str]:
+    """A stable simulated Twilio account for this data dir (created on first run)."""
+    path = data / "embedded-twilio.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    identity = {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
+    path.write_text(json.dumps(identity))
+    path.chmod(0o600)
+    return identity
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "recvault.cli", *argv], env=env)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_http(url: str, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"recvault: {what} did not come up at {url} within {timeout:.0f}s")
+
+
+def _demo(callback: str, env: dict[str, str], settings) -> None:
+    """Send a few simulated recordings and show where they were archived."""
+    from storage.s3 import S3Store
+
+    print("\nsending demo recordings from the simulator …", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "recvault.cli", "simulate", "send", "--to", callback, "--demo"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    print(result.stdout.strip(), flush=True)
+    if result.returncode != 0:
+        print(result.stderr.strip(), file=sys.stderr)
+        return
+    store = S3Store.from_settings(settings)
+    deadline = time.monotonic() + 60
+    keys: list[str] = []
+    while time.monotonic() < deadline:
+        keys = list(store.list_keys(f"{settings.s3_prefix}metadata/"))
+        if len(keys) >= 3:
+            break
+        time.sleep(0.5)
+    print(f"\narchived in s3://{settings.s3_bucket} at {settings.s3_endpoint_url}:")
+    for key in keys:
+        document = json.loads(store.get_bytes(key))
+        print(f"  {document['media_key']}  {document['media_size']} bytes  sha256 {document['media_sha256'][:16]}…"
+              f"  channels {document['channels']}  source {document['source']}")
+        print(f"  {key}")
+    for key in store.list_keys(f"{settings.s3_prefix}events/"):
+        print(f"  {key}")

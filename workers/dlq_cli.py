@@ -1,0 +1,62 @@
+"""`recvault dlq list|show|replay|drop`: inspect and replay events that failed for good."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "list, show, replay or drop dead-lettered events"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    listing = sub.add_parser("list", help="one line per failed event, oldest first")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show = sub.add_parser("show", help="everything kept about one failed event")
+    show.add_argument("id")
+    replay = sub.add_parser("replay", help="hand failed events back to the workers")
+    replay.add_argument("ids", nargs="*", help="ids to replay (see list)")
+    replay.add_argument("--all", action="store_true", help="replay every dead-lettered event")
+    drop = sub.add_parser("drop", help="forget failed events without replaying them")
+    drop.add_argument("ids", nargs="+")
+
+
+def run(args: argparse.Namespace, settings) -> int:
+    from workers.celery_app import create_celery
+    from workers.dlq import DeadLetters
+
+    letters = DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout)
+    if args.dlq_command == "list":
+        for letter in letters.list():
+            if args.json:
+                print(json.dumps(letter.__dict__))
+            else:
+                print(f"{letter.failed_at}  {letter.id:<48} {letter.error:<20} {letter.reason}")
+        return 0
+    if args.dlq_command == "show":
+        letter = letters.get(args.id)
+        if letter is None:
+            print(f"recvault: no dead letter {args.id!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(letter.__dict__, indent=2))
+        return 0
+    if args.dlq_command == "drop":
+        missing = [i for i in args.ids if not letters.remove(i)]
+        for i in missing:
+            print(f"recvault: no dead letter {i!r}", file=sys.stderr)
+        return 1 if missing else 0
+    if not args.ids and not args.all:
+        print("recvault: name ids to replay, or --all", file=sys.stderr)
+        return 2
+    app = create_celery(settings)
+    chosen = letters.list() if args.all else [letters.get(i) for i in args.ids]
+    replayed = 0
+    for wanted, letter in zip(args.ids or [None] * len(chosen), chosen):
+        if letter is None:
+            print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
+            continue
+        letters.replay(letter, lambda task, payload: app.send_task(task, args=(payload,), queue=settings.queue))
+        replayed += 1
+    print(f"replayed {replayed} event(s)")
+    return 0 if replayed == len(chosen) else 1
