@@ -1,0 +1,59 @@
+"""Worker fixtures: the archive functions wired to the real simulator and the real SeaweedFS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pytest
+
+from recvault.events import RecordingStatusEvent
+from recvault.simulator.recordings import SimRecording
+from storage.s3 import S3Store
+from workers.archive import ArchiveOptions, ArchiveResult, archive_event
+from workers.policy import Policy
+from workers.twilio_api import TwilioApi
+
+
+@dataclass
+class ArchiveEnv:
+    """Everything `archive_event` needs, pointed at real peers."""
+
+    sim: object
+    store: S3Store
+    twilio: TwilioApi
+    policy: Policy = field(default_factory=lambda: Policy.from_dict({"default": {"retention_days": 1}}))
+    options: ArchiveOptions = field(default_factory=ArchiveOptions)
+
+    def event(self, recording: SimRecording, status: str = "completed", **extra: str) -> RecordingStatusEvent:
+        url = f"{self.sim.base_url}/2010-04-01/Accounts/{recording.account_sid}/Recordings/{recording.sid}"
+        params = {
+            "AccountSid": recording.account_sid, "RecordingSid": recording.sid, "RecordingUrl": url,
+            "RecordingStatus": status, "RecordingChannels": str(recording.channels),
+            "RecordingSource": recording.source, "ErrorCode": "0",
+        }
+        if recording.call_sid:
+            params["CallSid"] = recording.call_sid
+        if recording.conference_sid:
+            params["ConferenceSid"] = recording.conference_sid
+        if status == "completed":
+            params["RecordingDuration"] = str(recording.duration)
+        params.update(extra)
+        return RecordingStatusEvent.from_params(params)
+
+    def archive(self, recording: SimRecording, status: str = "completed", *, received_at=None,
+                **extra: str) -> ArchiveResult:
+        return archive_event(
+            self.event(recording, status, **extra),
+            received_at=received_at or datetime.now(timezone.utc),
+            twilio=self.twilio, store=self.store, policy=self.policy, options=self.options,
+        )
+
+
+@pytest.fixture
+def archive_env(sim, sim_account, s3_store) -> ArchiveEnv:
+    host = sim.base_url.split("//", 1)[1].split(":", 1)[0]
+    twilio = TwilioApi(base_url=sim.base_url, allowed_hosts=frozenset({host}),
+                       credentials=lambda account: (sim_account.sid, sim_account.token))
+    yield ArchiveEnv(sim=sim, store=s3_store, twilio=twilio)
+    twilio.close()

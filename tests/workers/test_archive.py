@@ -1,0 +1,228 @@
+"""archive_event against the real Twilio simulator and the real SeaweedFS."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from recvault.errors import (
+    ForeignHost, IntegrityFailed, MediaNotReady, RecordingGone, TwilioAuthFailed, TwilioUnavailable,
+)
+from recvault.simulator.media import media_sha256, media_size
+from recvault.simulator.recordings import Faults
+from workers import documents as docs
+from workers.archive import ArchiveOptions, delete_verified, refresh_recording
+from workers.policy import Policy
+from workers.twilio_api import TwilioApi
+
+
+def _document(env, result) -> dict:
+    return json.loads(env.store.get_bytes(result.key))
+
+
+def _media_requests(sim, sid: str) -> list:
+    return [r for r in sim.state.requests if sid in r.path and not r.path.endswith(".json")]
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_completed_recording_is_archived_with_matching_sha256_and_every_field(archive_env, sim, channels) -> None:
+    recording = sim.create_recording(channels=channels, duration=7)
+    result = archive_env.archive(recording)
+
+    assert result.outcome == "archived"
+    document = _document(archive_env, result)
+    assert set(docs.RECORDING_FIELDS) <= set(document)
+    assert document["sid"] == recording.sid and document["channels"] == channels
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", channels, 7)
+    assert document["media_size"] == media_size(recording.sid, "wav", channels, 7)
+    assert document["media_check"] == "ok" and document["media_channels"] == channels
+    assert document["media_duration_seconds"] == 7
+    assert recording.sid in document["media_key"] and document["media_key"].endswith(".wav")
+    head = archive_env.store.head(document["media_key"])
+    assert head.size == document["media_size"] and head.version_id == document["media_version_id"]
+    assert head.retention.mode == "GOVERNANCE"
+    assert head.metadata["recording-sid"] == recording.sid
+    assert document["retention_mode"] == "GOVERNANCE" and document["policy"] == "default"
+
+
+def test_dual_recording_without_a_dual_version_falls_back_to_mono(archive_env, sim) -> None:
+    recording = sim.create_recording(channels=2, duration=3, faults=Faults(dual_unavailable=True))
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["requested_channels"] == 1 and document["media_channels"] == 1
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 3)
+    assert "channels 1 != 2" not in document["media_check"]  # compared with what was asked
+
+
+def test_mp3_when_configured(archive_env, sim) -> None:
+    archive_env.options = ArchiveOptions(media_format="mp3")
+    recording = sim.create_recording(duration=5)
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["media_key"].endswith(".mp3") and document["content_type"] == "audio/mpeg"
+    assert document["media_sha256"] == media_sha256(recording.sid, "mp3", 1, 5)
+
+
+def test_encrypted_recording_is_kept_as_wav_ciphertext_with_its_details(archive_env, sim) -> None:
+    archive_env.options = ArchiveOptions(media_format="mp3")
+    recording = sim.create_recording(duration=4, encrypted=True)
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["media_format"] == "wav"
+    assert document["encryption_details"] == recording.encryption_details
+    assert document["media_check"] == "not-applicable"
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 4)
+
+
+def test_conference_recording_without_call_sid(archive_env, sim) -> None:
+    recording = sim.create_recording(call_sid=None, conference_sid="CF" + "3" * 32, source="Conference")
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["call_sid"] is None and document["conference_sid"] == "CF" + "3" * 32
+    assert document["source"] == "Conference"
+
+
+@pytest.mark.parametrize("status", ["in-progress", "absent", "failed"])
+def test_other_statuses_are_recorded_without_any_download(archive_env, sim, status) -> None:
+    recording = sim.create_recording(status=status, error_code=16102 if status == "absent" else None)
+    extra = {"ErrorCode": "16102"} if status == "absent" else {}
+    result = archive_env.archive(recording, status, **extra)
+    assert result.outcome == "event-recorded" and f"{recording.sid}-{status}" in result.key
+    document = json.loads(archive_env.store.get_bytes(result.key))
+    assert document["status"] == status
+    if status == "absent":
+        assert document["error_code"] == 16102
+    assert [r for r in sim.state.requests if recording.sid in r.path] == []
+    assert archive_env.archive(recording, status, **extra).outcome == "already-archived"
+
+
+def test_archiving_twice_makes_no_second_copy(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=2)
+    first = archive_env.archive(recording)
+    second = archive_env.archive(recording)
+    assert (first.outcome, second.outcome) == ("archived", "already-archived")
+    keys = list(archive_env.store.list_keys("media/"))
+    assert len(keys) == 1
+    assert len(_media_requests(sim, recording.sid)) == 1
+
+
+def test_media_stored_before_a_crash_is_reused_not_duplicated(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=3)
+    resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
+    date = docs.recording_date(resource["start_time"], datetime.now(timezone.utc))
+    key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
+    with archive_env.twilio.open_media(archive_env.event(recording).recording_url, recording.account_sid,
+                                       fmt="wav", channels=1) as media:
+        archive_env.store.put_stream(key, media.chunks, content_type="audio/x-wav")
+
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["media_key"] == key
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 3)
+    assert len(list(archive_env.store.list_keys("media/"))) == 1
+
+
+def test_404_right_after_completion_is_transient_then_archives(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=2, faults=Faults(not_found_seconds=1.5))
+    with pytest.raises(MediaNotReady):
+        archive_env.archive(recording)
+    time.sleep(1.6)
+    assert archive_env.archive(recording).outcome == "archived"
+
+
+def test_404_long_after_the_callback_means_gone(archive_env, sim) -> None:
+    recording = sim.create_recording(faults=Faults(gone=True))
+    with pytest.raises(MediaNotReady):
+        archive_env.archive(recording)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    with pytest.raises(RecordingGone):
+        archive_env.archive(recording, received_at=long_ago)
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (Faults(rate_limited=1, retry_after_seconds=7), "429"),
+        (Faults(server_errors=1), "503"),
+        (Faults(cut_after_bytes=70_000, cut_times=1), "cut"),
+        (Faults(wrong_length_times=1), "bytes"),
+    ],
+)
+def test_transient_twilio_faults_leave_nothing_behind_then_archive(archive_env, sim, faults, message) -> None:
+    recording = sim.create_recording(duration=20, faults=faults)
+    with pytest.raises(TwilioUnavailable, match=message) as caught:
+        archive_env.archive(recording)
+    if faults.rate_limited:
+        assert caught.value.retry_after == 7
+    assert list(archive_env.store.list_keys("media/")) == []
+    assert archive_env.store.incomplete_uploads() == []
+    document = _document(archive_env, archive_env.archive(recording))
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 20)
+
+
+def test_wrong_credentials_are_permanent(archive_env, sim, sim_account) -> None:
+    archive_env.twilio = TwilioApi(base_url=sim.base_url, allowed_hosts=archive_env.twilio._allowed,
+                                   credentials=lambda account: (sim_account.sid, "not-the-token"))
+    with pytest.raises(TwilioAuthFailed):
+        archive_env.archive(sim.create_recording())
+
+
+def test_foreign_host_gets_no_request_and_no_credentials(archive_env, sim) -> None:
+    recording = sim.create_recording()
+    event = archive_env.event(recording)
+    foreign = event.recording_url.replace("127.0.0.1", "localhost")
+    before = len(sim.state.requests)
+    with pytest.raises(ForeignHost):
+        archive_env.twilio.fetch_recording(foreign, recording.account_sid)
+    assert len(sim.state.requests) == before
+
+
+def test_price_filled_in_later_as_a_new_document_version(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=61, price_delay=1.0)
+    result = archive_env.archive(recording)
+    assert result.price_pending and _document(archive_env, result)["price"] is None
+    url = archive_env.event(recording).recording_url
+    assert not refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
+                                 store=archive_env.store, options=archive_env.options)
+    time.sleep(1.1)
+    assert refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
+                             store=archive_env.store, options=archive_env.options)
+    document = _document(archive_env, result)
+    assert document["price"] == "-0.0050" and document["price_unit"] == "USD"
+    assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 61)
+
+
+def test_delete_after_archive_happens_only_after_verification(archive_env, sim) -> None:
+    archive_env.options = ArchiveOptions(delete_after_archive=True)
+    recording = sim.create_recording(duration=2)
+    result = archive_env.archive(recording)
+    assert result.deleted_from_twilio and recording.deleted
+    document = _document(archive_env, result)
+    assert document["twilio_deleted_at"] is not None
+    actions = [key.rsplit("-", 1)[-1] for key in archive_env.store.list_keys("audit/")]
+    assert "twilio.json" in actions  # "...-deleted-from-twilio.json"
+
+
+def test_delete_waits_for_the_price_when_it_is_pending(archive_env, sim) -> None:
+    archive_env.options = ArchiveOptions(delete_after_archive=True)
+    recording = sim.create_recording(duration=2, price_delay=0.5)
+    result = archive_env.archive(recording)
+    assert result.price_pending and not recording.deleted
+    time.sleep(0.6)
+    url = archive_env.event(recording).recording_url
+    assert refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
+                             store=archive_env.store, options=archive_env.options)
+    assert recording.deleted and _document(archive_env, result)["price"] is not None
+
+
+def test_no_delete_when_the_archived_copy_does_not_match(archive_env, sim) -> None:
+    archive_env.policy = Policy.from_dict({"default": {"mode": "none"}})
+    recording = sim.create_recording(duration=2)
+    result = archive_env.archive(recording)
+    document = _document(archive_env, result)
+    tampered = {**document, "media_checksum_sha256": "AAAA-1"}
+    archive_env.store.put_bytes(result.key, docs.json_line(tampered), content_type="application/json",
+                                create_only=False)
+    with pytest.raises(IntegrityFailed):
+        delete_verified(archive_env.twilio, archive_env.store, archive_env.event(recording).recording_url,
+                        recording.account_sid, result.key, "")
+    assert not recording.deleted
