@@ -37,7 +37,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             state["ctx"] = WorkerContext.build(settings)
         return state["ctx"]
 
-    @app.task(name=ARCHIVE_TASK, bind=True, max_retries=None)
+    # shared=False: these tasks belong to this app only; shared tasks would be copied into
+    # every Celery app created later in the process.
+    @app.task(name=ARCHIVE_TASK, bind=True, max_retries=None, shared=False)
     def archive_event_task(self: Task, payload: dict) -> str:
         ctx = context()
         try:
@@ -61,7 +63,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         log.info("task done", extra={**extra, "outcome": result.outcome})
         return result.outcome
 
-    @app.task(name=REFRESH_TASK, bind=True, max_retries=None)
+    @app.task(name=REFRESH_TASK, bind=True, max_retries=None, shared=False)
     def refresh_recording_task(self: Task, payload: dict) -> str:
         ctx = context()
         attempt = int(payload.get("attempt", 1))
