@@ -230,6 +230,11 @@ def _store_media(twilio, store, event, recording, key, *, fmt, channels, decisio
 
 
 def _upload(twilio, store, event, recording, key, *, fmt, channels, decision):
+    # A worker killed mid-upload leaves its multipart upload behind; this retry owns the key now.
+    for stale_key, upload_id in store.incomplete_uploads(key):
+        if stale_key == key:
+            store.abort_upload(key, upload_id)
+            log.info("aborted an unfinished upload", extra={"recording_sid": event.recording_sid})
     for attempt_channels in ((2, 1) if channels == 2 else (1,)):
         try:
             with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt,

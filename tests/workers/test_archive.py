@@ -226,3 +226,16 @@ def test_no_delete_when_the_archived_copy_does_not_match(archive_env, sim) -> No
         delete_verified(archive_env.twilio, archive_env.store, archive_env.event(recording).recording_url,
                         recording.account_sid, result.key, "")
     assert not recording.deleted
+
+
+def test_an_upload_left_by_a_killed_worker_is_aborted_on_retry(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=3)
+    resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
+    date = docs.recording_date(resource["start_time"], datetime.now(timezone.utc))
+    key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
+    # What a worker killed after starting its multipart upload leaves behind.
+    archive_env.store._client.create_multipart_upload(Bucket=archive_env.store.bucket, Key=key,
+                                                      ChecksumAlgorithm="SHA256")
+    assert len(archive_env.store.incomplete_uploads()) == 1
+    archive_env.archive(recording)
+    assert archive_env.store.incomplete_uploads() == []
