@@ -1,0 +1,267 @@
+"""ObjectStore on S3 (or SeaweedFS) with boto3: create-only, checksummed, locked, streaming."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from recvault.errors import IntegrityFailed
+from storage.base import Retention, StoredObject
+from storage.checksums import b64_sha256, composite_sha256, hex_from_b64
+from storage.multipart import (
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    MiB,
+    StreamTally,
+    cut_parts,
+    upload_parts,
+)
+from storage.s3_bucket import ensure_bucket
+from storage.s3_errors import NOT_FOUND, s3_errors
+from storage.s3_params import retention_from_head, write_params
+from storage.tags import tag_set
+
+if TYPE_CHECKING:
+    from recvault.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# 8 MiB parts: objects up to 78 GiB within S3's 10,000 parts, about 24 MiB of memory in use.
+DEFAULT_PART_SIZE = 8 * MiB
+# A placeholder key pair for a local S3 endpoint when the AWS chain finds no credentials.
+LOCAL_ACCESS_KEY = ("recvault-local", "recvault-local-secret")
+
+
+class S3Store:
+    """The S3 ObjectStore; the only place in recvault that talks to boto3."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        part_size: int = DEFAULT_PART_SIZE,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 5,
+    ) -> None:
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(f"part_size must be between 5 MiB and 5 GiB, not {part_size}")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.part_size = part_size
+        # Set by ensure_bucket: whether the bucket has Object Lock (None until checked).
+        self.object_lock_enabled: bool | None = None
+        session = boto3.session.Session(region_name=region)
+        credentials: dict[str, str] = {}
+        if self.endpoint_url and session.get_credentials() is None:
+            # SeaweedFS with no identities configured (embedded mode, tests) accepts any
+            # signed request, so recvault runs there without AWS setup. Real S3 refuses the
+            # placeholder (InvalidAccessKeyId → StorageRejected): a missing key is still loud.
+            access_key, secret_key = LOCAL_ACCESS_KEY
+            credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+        config = Config(
+            # Custom endpoints (SeaweedFS, MinIO) serve buckets by path, not by subdomain.
+            s3={"addressing_style": "path"} if self.endpoint_url else {},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+        )
+        self._client = session.client(
+            "s3", endpoint_url=self.endpoint_url, config=config, **credentials
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        """Build the store from RECVAULT_S3_* settings."""
+        endpoint = settings.s3_endpoint_url
+        return cls(
+            settings.s3_bucket,
+            endpoint_url=str(endpoint) if endpoint else None,
+            region=settings.s3_region,
+            part_size=settings.s3_part_size_mib * MiB,
+        )
+
+    # --- bucket ---------------------------------------------------------------
+    def ensure_bucket(self, *, create: bool) -> None:
+        """Use the bucket as it is; create it with Object Lock only when `create` is true."""
+        self.object_lock_enabled = ensure_bucket(self._client, self.bucket, create=create)
+
+    # --- writes ---------------------------------------------------------------
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retention: Retention | None = None,
+        create_only: bool = True,
+    ) -> StoredObject:
+        """Write a small object with a SHA-256 checksum; raise AlreadyExists when create-only."""
+        checksum = b64_sha256(data)
+        params = write_params(content_type, metadata, tags, retention)
+        if create_only:
+            params["IfNoneMatch"] = "*"
+        with s3_errors(f"put {key}"):
+            response = self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+                **params,
+            )
+        return StoredObject(
+            key=key,
+            size=len(data),
+            version_id=response.get("VersionId"),
+            etag=response.get("ETag"),
+            sha256_hex=hex_from_b64(checksum),
+            checksum_sha256=checksum,
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            retention=retention,
+        )
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        """Create-only streaming write in bounded memory, verified before it returns."""
+        params = write_params(content_type, metadata, tags, retention)
+        tally = StreamTally()
+        parts = cut_parts(tally.count(chunks), self.part_size)
+        first = next(parts, bytearray())
+        if len(first) < self.part_size:  # the whole content is smaller than one part
+            return self.put_bytes(
+                key, bytes(first), content_type=content_type, metadata=metadata,
+                tags=tags, retention=retention,
+            )  # fmt: skip
+        parts = itertools.chain([first], parts)
+        del first  # held from here on only until it is uploaded
+        with s3_errors(f"start multipart upload of {key}"):
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **params
+            )["UploadId"]
+        try:
+            part_list = upload_parts(self._client, self.bucket, key, upload_id, parts)
+            with s3_errors(f"complete multipart upload of {key}"):
+                response = self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": part_list},
+                    IfNoneMatch="*",
+                )
+        except BaseException:
+            # Whatever failed (S3, the network, or the source of the chunks), leave no upload.
+            self._abort_quietly(key, upload_id)
+            raise
+        checksum = composite_sha256(part["ChecksumSHA256"] for part in part_list)
+        stored = self.head(key, version_id=response.get("VersionId"))
+        if stored is None or stored.size != tally.size or stored.checksum_sha256 != checksum:
+            raise IntegrityFailed(
+                f"{key}: stored {stored and stored.size} bytes with checksum "
+                f"{stored and stored.checksum_sha256}; sent {tally.size} bytes, {checksum}"
+            )
+        return StoredObject(
+            key=key,
+            size=tally.size,
+            version_id=stored.version_id,
+            etag=stored.etag,
+            sha256_hex=tally.sha256.hexdigest(),
+            checksum_sha256=checksum,
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            retention=retention,
+        )
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        """Replace the tags of the current version at `key`."""
+        with s3_errors(f"put tags of {key}"):
+            self._client.put_object_tagging(
+                Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set(tags)}
+            )
+
+    # --- reads ----------------------------------------------------------------
+    def head(self, key: str, version_id: str | None = None) -> StoredObject | None:
+        """Describe the current version (or `version_id`) at `key`, or None when there is none."""
+        extra = {"VersionId": version_id} if version_id else {}
+        answer = None
+        with s3_errors(f"head {key}", ignore=NOT_FOUND):
+            answer = self._client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **extra
+            )
+        if answer is None:
+            return None
+        return StoredObject(
+            key=key,
+            size=answer["ContentLength"],
+            version_id=answer.get("VersionId"),
+            etag=answer.get("ETag"),
+            checksum_sha256=answer.get("ChecksumSHA256"),
+            content_type=answer.get("ContentType"),
+            metadata=answer.get("Metadata", {}),
+            retention=retention_from_head(answer),
+        )
+
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        """Read a small object whole (documents, never media)."""
+        extra = {"VersionId": version_id} if version_id else {}
+        with s3_errors(f"get {key}"):
+            body = self._client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+            with body:
+                return bytes(body.read())
+
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an object's content."""
+        with s3_errors(f"get {key}"):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            with body:
+                yield from body.iter_chunks(chunk_size)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix`, in key order."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        with s3_errors(f"list {prefix!r}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+
+    # --- unfinished uploads ---------------------------------------------------
+    def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(key, upload id) of multipart uploads begun and never finished."""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with s3_errors(f"list multipart uploads under {prefix!r}"):
+            return [
+                (upload["Key"], upload["UploadId"])
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for upload in page.get("Uploads") or []
+            ]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort one unfinished multipart upload."""
+        with s3_errors(f"abort multipart upload of {key}"):
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def _abort_quietly(self, key: str, upload_id: str) -> None:
+        try:
+            self.abort_upload(key, upload_id)
+        except Exception:
+            # The original error matters more; incomplete_uploads() finds this one later.
+            log.exception("could not abort multipart upload", extra={"key": key})
+
