@@ -32,8 +32,12 @@ class IngestMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.spool_depth = Gauge("recvault_spool_depth", "Callbacks waiting in the local spool", registry=r)
-        self.broker_up = Gauge("recvault_broker_up", "1 when Redis accepted the last write", registry=r)
+        # Modes for several processes: the spool file is shared (max), Redis is up only if
+        # every process can reach it (min).
+        self.spool_depth = Gauge("recvault_spool_depth", "Callbacks waiting in the local spool",
+                                 registry=r, multiprocess_mode="livemax")
+        self.broker_up = Gauge("recvault_broker_up", "1 when Redis accepted the last write",
+                               registry=r, multiprocess_mode="livemin")
         self.drained = Counter(
             "recvault_spool_drained", "Spooled callbacks moved to the queue", registry=r
         )

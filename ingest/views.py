@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ingest.broker import build_message
 from ingest.context import INGEST, IngestContext
+from ingest.main import METRICS_DIR_ENV
 from ingest.signature import is_valid, signed_url
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 
@@ -57,7 +60,9 @@ async def recording_status(request: web.Request) -> web.Response:
         return _error(503, "cannot store the callback durably right now")
     ctx.metrics.accepted.labels(outcome.value).inc()
     ctx.metrics.request_seconds.observe(time.perf_counter() - started)
-    log.info(
+    # DEBUG: at thousands of callbacks a second an INFO line each would flood the logs;
+    # the counters, refusals (INFO) and the workers' per-recording lines carry the story.
+    log.debug(
         "callback accepted",
         extra={
             "recording_sid": event.recording_sid,
@@ -181,7 +186,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; with several processes, summed over all of them."""
     registry = request.app[INGEST].metrics.registry
+    if METRICS_DIR_ENV in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
     response = web.Response(body=generate_latest(registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

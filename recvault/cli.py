@@ -10,37 +10,13 @@ from recvault.settings import ConfigurationError, Settings, load_settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
-
-    from ingest.app import create_app
+    from ingest.main import run_server
     from recvault.logs import configure_logging
+    from recvault.settings import require_tokens
 
+    require_tokens(settings)
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    print(
-        f"recvault ingest listening on http://{args.host}:{args.port}"
-        f"/twilio/recording-status",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None,
-                    reuse_port=args.reuse_port, handle_signals=True, loop=_event_loop())
-    except OSError as error:
-        print(f"recvault: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _event_loop():
-    """uvloop when installed: its loop and transports roughly halve aiohttp's per-request cost."""
-    import asyncio
-
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    return run_server(settings, host=args.host, port=args.port, processes=args.processes)
 
 
 def _command_table() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]]:
@@ -49,8 +25,8 @@ def _command_table() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser],
     def serve_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-        p.add_argument("--reuse-port", action="store_true",
-                       help="SO_REUSEPORT, to run several ingest processes on one port")
+        p.add_argument("--processes", type=int, default=1, choices=range(1, 65), metavar="N",
+                       help="server processes sharing the port (default 1; about one per core)")
 
     table: dict = {"serve": ("run the ingest HTTP service Twilio calls", serve_args, _serve)}
     for name, module in (

@@ -1,0 +1,125 @@
+"""Running the ingest service: one process, or several sharing one listening socket.
+
+One CPython process tops out around one core (handler and hand-off thread share the
+GIL), so `--processes N` pre-forks N servers on a socket bound once by the parent, like
+gunicorn does. Prometheus metrics then live in a shared directory so `/metrics` on any
+process reports the sum over all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+
+from recvault.settings import Settings
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Connections waiting to be accepted, per listening socket (Twilio bursts at call ends).
+BACKLOG = 2048
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: its loop and transports cut aiohttp's per-request cost."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit status."""
+    try:
+        sock = _listen(host, port)
+    except OSError as error:
+        print(f"recvault: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"recvault ingest listening on http://{host}:{port}/twilio/recording-status"
+          + (f" ({processes} processes)" if processes > 1 else ""), file=sys.stderr, flush=True)
+    if processes == 1:
+        _serve_forever(settings, sock)
+        return 0
+    metrics_dir = settings.data_dir.resolve() / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ[METRICS_DIR_ENV] = str(metrics_dir)
+    return _supervise(settings, sock, processes)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve_forever(settings: Settings, sock: socket.socket) -> None:
+    from aiohttp import web
+
+    from ingest.app import create_app
+
+    web.run_app(create_app(settings), sock=sock, print=None, access_log=None,
+                handle_signals=True, loop=event_loop(), backlog=BACKLOG)
+
+
+def _supervise(settings: Settings, sock: socket.socket, processes: int) -> int:
+    """Fork the servers, forward SIGTERM/SIGINT, and stop all when one dies."""
+    children = [_fork(settings, sock) for _ in range(processes)]
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            _signal(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        pid, code = os.wait()
+        if pid not in children:
+            continue
+        children.remove(pid)
+        _mark_dead(pid)
+        if not stopping:
+            # A server died on its own: stop the rest so the supervisor (systemd, Kubernetes)
+            # restarts the whole service rather than leaving it half-sized.
+            print(f"recvault: ingest process {pid} exited ({code}); stopping", file=sys.stderr)
+            status = 1
+            forward(signal.SIGTERM, None)
+    time.sleep(0)  # let pending output flush before the parent exits
+    return status
+
+
+def _fork(settings: Settings, sock: socket.socket) -> int:
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            _serve_forever(settings, sock)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _mark_dead(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
