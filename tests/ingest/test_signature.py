@@ -122,3 +122,20 @@ def test_agrees_with_the_official_signer(params, query, token) -> None:
         changed = MultiDict(params)
         changed.add(params[0][0], params[0][1] + "x")
         assert not is_valid(url, changed, signature, [token])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    port=st.sampled_from([None, 80, 443, 1234]),
+    signed_port=st.sampled_from([None, 80, 443, 1234]),
+    params=st.lists(st.tuples(_names, _text), max_size=6),
+)
+def test_accepts_exactly_what_the_official_validate_accepts(scheme, port, signed_port, params) -> None:
+    def url(p):
+        return f"{scheme}://cb.example.com{':' + str(p) if p else ''}/twilio/recording-status?x=1"
+
+    form = MultiDict(params)
+    signature = RequestValidator("tok-abcdef").compute_signature(url(signed_port), form)
+    official = RequestValidator("tok-abcdef").validate(url(port), form, signature)
+    assert is_valid(url(port), form, signature, ["tok-abcdef"]) == official
