@@ -158,7 +158,8 @@ def _demo(callback: str, env: dict[str, str], settings) -> None:
     keys: list[str] = []
     while time.monotonic() < deadline:
         keys = list(store.list_keys(f"{settings.s3_prefix}metadata/"))
-        if len(keys) >= 3:
+        events = list(store.list_keys(f"{settings.s3_prefix}events/"))
+        if len(keys) >= 3 and len(events) >= 3:
             break
         time.sleep(0.5)
     print(f"\narchived in s3://{settings.s3_bucket} at {settings.s3_endpoint_url}:")
@@ -167,5 +168,5 @@ def _demo(callback: str, env: dict[str, str], settings) -> None:
         print(f"  {document['media_key']}  {document['media_size']} bytes  sha256 {document['media_sha256'][:16]}…"
               f"  channels {document['channels']}  source {document['source']}")
         print(f"  {key}")
-    for key in store.list_keys(f"{settings.s3_prefix}events/"):
+    for key in events:
         print(f"  {key}")
