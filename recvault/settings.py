@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
         return self
 
     # --- derived values -------------------------------------------------------
-    @property
+    @cached_property
     def allowed_media_hosts(self) -> frozenset[str]:
         """The media-host allowlist; the configured API base host is always on it."""
         api_host = self.twilio_api_base_url.host or ""
