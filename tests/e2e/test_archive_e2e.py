@@ -111,3 +111,19 @@ async def test_twilio_faults_end_archived_or_dead_lettered_with_reason(
         assert letter.error in {"RecordingGone", "TwilioUnavailable"}
         assert list(s3_store.list_keys("media/")) == []
     assert s3_store.incomplete_uploads() == []
+
+
+async def test_late_price_is_filled_in_by_the_refresh_task(e2e_settings, sim, sim_account, s3_store) -> None:
+    rec = sim.create_recording(duration=90, price_delay=2.0)
+    with running_worker(e2e_settings):
+        await _send_callbacks(e2e_settings, sim_account.token, [(rec, "completed")], api_base=sim.base_url)
+
+        def priced():
+            documents = _documents(s3_store, "metadata/")
+            return documents.get(rec.sid, {}).get("price")
+
+        price = await asyncio.to_thread(wait_for, priced, timeout=30, what="price refresh")
+    assert price == "-0.0050"
+    document = _documents(s3_store, "metadata/")[rec.sid]
+    assert document["price_unit"] == "USD" and document["price_updated_at"]
+    assert any(k.endswith("-price-updated.json") for k in s3_store.list_keys("audit/"))

@@ -239,3 +239,17 @@ def test_an_upload_left_by_a_killed_worker_is_aborted_on_retry(archive_env, sim)
     assert len(archive_env.store.incomplete_uploads()) == 1
     archive_env.archive(recording)
     assert archive_env.store.incomplete_uploads() == []
+
+
+def test_downloads_with_an_api_key_when_one_is_configured(archive_env, sim, sim_api_key) -> None:
+    from recvault.settings import Settings
+
+    settings = Settings(twilio_api_key_sid=sim_api_key.sid, twilio_api_key_secret=sim_api_key.secret,
+                        twilio_auth_tokens="unused-token-0123456789")
+    archive_env.twilio = TwilioApi(base_url=sim.base_url, allowed_hosts=archive_env.twilio._allowed,
+                                   credentials=settings.download_credentials)
+    recording = sim.create_recording(duration=2)
+    assert archive_env.archive(recording).outcome == "archived"
+    principals = {r.principal for r in sim.state.requests if recording.sid in r.path}
+    assert principals == {sim_api_key.sid}  # the key, not the AccountSid + Auth Token
+    assert {r.auth for r in sim.state.requests} == {"valid"}
