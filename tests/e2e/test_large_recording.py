@@ -1,0 +1,80 @@
+"""A recording over 1 GiB archives through a real worker process in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import psutil
+import pytest
+
+from recvault.embedded import free_port
+from recvault.processes import Component
+from recvault.settings import Settings
+from tests.fixtures.worker import wait_for
+from workers.celery_app import ARCHIVE_TASK, create_celery
+
+GIB = 1 << 30
+# Worker memory must not grow with the recording: parts of 8 MiB, two in flight.
+RSS_LIMIT = 150 * 1024 * 1024
+
+
+class PeakRss:
+    """Samples the resident memory of a process and its children until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak_single = 0
+        self.peak_tree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sizes = [p.memory_info().rss for p in [self.root, *self.root.children(recursive=True)]]
+            except psutil.Error:
+                sizes = [0]
+            self.peak_single = max(self.peak_single, max(sizes))
+            self.peak_tree = max(self.peak_tree, sum(sizes))
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
+        redis_url, tmp_path, sim, sim_account, s3_store) -> None:
+    duration = GIB // 16000 + 1  # mono 8 kHz 16-bit: 16,000 bytes a second
+    rec = sim.create_recording(channels=1, duration=duration)
+    size, sha256 = sim.expected(rec, "wav")
+    assert size > GIB
+    env = {**os.environ, "RECVAULT_BROKER_URL": redis_url, "RECVAULT_TWILIO_AUTH_TOKENS": sim_account.token,
+           "RECVAULT_TWILIO_API_BASE_URL": sim.base_url, "RECVAULT_S3_BUCKET": s3_store.bucket,
+           "RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_DATA_DIR": str(tmp_path),
+           "RECVAULT_QUEUE": f"large-{free_port()}"}
+    settings = Settings(_env_file=None, broker_url=redis_url, queue=env["RECVAULT_QUEUE"])
+    worker = Component("worker", ["worker", "-c", "1"], env, log_path=tmp_path / "worker.log")
+    url = sim.recording_url(rec)
+    payload = {"params": {"AccountSid": rec.account_sid, "RecordingSid": rec.sid, "RecordingUrl": url,
+                          "RecordingStatus": "completed", "RecordingDuration": str(duration),
+                          "RecordingChannels": "1"}, "received_at": "2026-11-24T00:00:00+00:00"}
+    with worker, PeakRss(worker.start().pid) as rss:
+        started = time.monotonic()
+        create_celery(settings).send_task(ARCHIVE_TASK, args=(payload,), queue=settings.queue)
+        key = wait_for(lambda: next(iter(s3_store.list_keys("metadata/")), None), timeout=600,
+                       interval=0.5, what="the 1 GiB recording's document")
+        elapsed = time.monotonic() - started
+    document = json.loads(s3_store.get_bytes(key))
+    assert document["media_size"] == size and document["media_sha256"] == sha256
+    print(f"\n1 GiB+ archive: {size / 1e6:.0f} MB in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s); "
+          f"worker peak RSS {rss.peak_single / 1e6:.0f} MB per process, {rss.peak_tree / 1e6:.0f} MB tree")
+    assert rss.peak_single < RSS_LIMIT, f"a worker process reached {rss.peak_single / 1e6:.0f} MB"
