@@ -31,6 +31,9 @@ def create_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task killed by the hard time limit is handed back, never acknowledged and lost;
+        # the soft limit, a minute earlier, goes through the normal retry/dead-letter path.
+        task_acks_on_timeout=False,
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue,
         task_time_limit=settings.task_time_limit,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import redis
 from celery import Celery, Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, Retry
 
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
@@ -56,10 +56,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except Exception as error:
             return _failed(self, ctx, event.dedup_key, payload, error, extra)
         if result.price_pending:
-            app.send_task(REFRESH_TASK, args=({
+            _publish_or_requeue(lambda: app.send_task(REFRESH_TASK, args=({
                 "account_sid": event.account_sid, "recording_sid": event.recording_sid,
                 "recording_url": event.recording_url, "metadata_key": result.key, "attempt": 1,
-            },), countdown=settings.price_refresh_seconds, queue=settings.queue)
+            },), countdown=settings.price_refresh_seconds, queue=settings.queue))
         log.info("task done", extra={**extra, "outcome": result.outcome})
         return result.outcome
 
@@ -77,8 +77,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except Exception as error:
             return _failed(self, ctx, f"{payload.get('recording_sid')}:refresh", payload, error, extra)
         if not done:
-            app.send_task(REFRESH_TASK, args=({**payload, "attempt": attempt + 1},),
-                          countdown=settings.price_refresh_seconds, queue=settings.queue)
+            _publish_or_requeue(lambda: app.send_task(
+                REFRESH_TASK, args=({**payload, "attempt": attempt + 1},),
+                countdown=settings.price_refresh_seconds, queue=settings.queue))
         return "refreshed" if done else "price-pending"
 
     def _failed(task: Task, ctx: WorkerContext, letter_id: str, payload: dict, error: Exception, extra: dict) -> str:
@@ -88,10 +89,25 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                             retry_after=getattr(error, "retry_after", None))
             log.warning("retrying", extra={**extra, "error": str(error), "kind": type(error).__name__,
                                            "retry_in": round(delay, 1), "retries": task.request.retries})
-            raise task.retry(countdown=delay, exc=error)
+            _publish_or_requeue(lambda: task.retry(countdown=delay, exc=error))
         _dead_letter(ctx, task, letter_id, payload, error)
         log.error("dead-lettered", extra={**extra, "error": str(error), "kind": type(error).__name__})
         return "dead-lettered"
+
+
+def _publish_or_requeue(publish) -> None:
+    """Publish a follow-up message; if the broker refuses, hand the current message back.
+
+    With acks_late, Celery acknowledges (or rejects without requeue) a task that raises an
+    unexpected error, which would drop the event. `Reject(requeue=True)` keeps it instead;
+    with Redis unreachable even that fails, and the visibility timeout brings it back.
+    """
+    try:
+        publish()
+    except Retry:
+        raise
+    except Exception as error:
+        raise Reject(f"could not publish a follow-up message: {error!r}", requeue=True) from None
 
 
 def _dead_letter(ctx: WorkerContext, task: Task, letter_id: str, payload: dict, error: Exception) -> None:
