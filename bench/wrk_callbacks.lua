@@ -1,5 +1,7 @@
 -- Replays pre-signed, unique Recording Status Callbacks (one per line: signature TAB body).
 -- Signing happens before the run, so wrk spends its time only on sending.
+-- Args: the file, then the thread count. Each thread starts at its own offset.
+-- At the end one JSON line reports requests, errors and latency percentiles (microseconds).
 local requests = {}
 local counter = 0
 local path = os.getenv("RECVAULT_BENCH_PATH") or "/twilio/recording-status"
@@ -32,7 +34,12 @@ function request()
   return requests[counter]
 end
 
-local statuses = {}
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
+    summary.requests, summary.duration, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
 end
