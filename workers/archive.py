@@ -79,7 +79,13 @@ def archive_recording(event, *, received_at, twilio, store, policy, options, now
     if store.head(meta_key) is not None:
         document = json.loads(store.get_bytes(meta_key))
         log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
-        return ArchiveResult("already-archived", meta_key, price_pending=document.get("price") is None)
+        price_pending = document.get("price") is None
+        deleted = False
+        # An earlier attempt may have stopped between its document and its Twilio delete.
+        if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
+            delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
+            deleted = True
+        return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
 
     encrypted = bool(recording.get("encryption_details"))
     fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only

@@ -253,3 +253,13 @@ def test_downloads_with_an_api_key_when_one_is_configured(archive_env, sim, sim_
     principals = {r.principal for r in sim.state.requests if recording.sid in r.path}
     assert principals == {sim_api_key.sid}  # the key, not the AccountSid + Auth Token
     assert {r.auth for r in sim.state.requests} == {"valid"}
+
+
+def test_a_delete_interrupted_after_the_document_is_finished_on_redelivery(archive_env, sim) -> None:
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)  # archived while deletion was off (or the worker died here)
+    assert not recording.deleted
+    archive_env.options = ArchiveOptions(delete_after_archive=True)
+    result = archive_env.archive(recording)
+    assert result.outcome == "already-archived" and result.deleted_from_twilio and recording.deleted
+    assert _document(archive_env, result)["twilio_deleted_at"] is not None
