@@ -7,6 +7,14 @@ either lose the event (marked seen, never queued) or queue it twice. So the mess
 built by Celery's own protocol-2 builder (`app.amqp.as_task_v2`), wrapped in kombu's
 Redis envelope, and pushed by one Lua script that sets the dedup key and LPUSHes only if
 the key was new — a whole batch per pipeline round trip.
+
+The same script records the message in kombu's unacknowledged-message bookkeeping, as if a
+worker had already taken it. kombu's Redis transport pops a message (BRPOP) and records it
+there only afterwards, so a worker killed in between would lose it for good; recorded in
+advance, it is handed out again after the visibility timeout like any unacknowledged
+message. The worker that takes it rewrites the record, its acknowledgement removes it, and
+a message left waiting in the queue longer than the visibility timeout is delivered twice,
+which the idempotent archive absorbs.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import json
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,9 +41,16 @@ TASK_ID_NAMESPACE = uuid.UUID("6f3c1e52-61a4-4a8e-9d1c-5b0f3b8f2a10")
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
+# kombu's Redis transport keeps unacknowledged messages here (its default key names):
+# delivery tag -> [message, exchange, routing key], and delivery tag -> time taken.
+UNACKED_KEY = "unacked"
+UNACKED_INDEX_KEY = "unacked_index"
+
 _ENQUEUE_ONCE = """
 if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[4], '[' .. ARGV[2] .. ',"",' .. ARGV[6] .. ']')
   return 1
 end
 return 0
@@ -48,6 +64,7 @@ class Outgoing:
     dedup_key: str
     message: str
     task_id: str
+    delivery_tag: str = ""  # read back from the message when empty (spooled rows)
 
 
 def _delivery_tag() -> str:
@@ -71,6 +88,7 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Out
         # Celery would look the host name up for every message.
         origin=_ORIGIN,
     )
+    tag = _delivery_tag()
     envelope = {
         "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
         "content-encoding": "utf-8",
@@ -82,10 +100,10 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Out
             "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": 0,
             "body_encoding": "base64",
-            "delivery_tag": _delivery_tag(),
+            "delivery_tag": tag,
         },
     }
-    return Outgoing(dedup_key, json.dumps(envelope, separators=(",", ":")), task_id)
+    return Outgoing(dedup_key, json.dumps(envelope, separators=(",", ":")), task_id, tag)
 
 
 class QueueWriter:
@@ -113,11 +131,14 @@ class QueueWriter:
         if self._sha is None:
             self._sha = self._client.script_load(_ENQUEUE_ONCE)
         stamp = datetime.now(timezone.utc).isoformat()
+        taken_at = repr(time.time())
+        routing_key = json.dumps(self._queue)
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         for item in batch:
-            pipe.evalsha(self._sha, 2, DEDUP_PREFIX + item.dedup_key, self._queue,
-                         self._ttl, item.message, stamp)
+            tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
+            pipe.evalsha(self._sha, 4, DEDUP_PREFIX + item.dedup_key, self._queue, UNACKED_KEY,
+                         UNACKED_INDEX_KEY, self._ttl, item.message, stamp, tag, taken_at, routing_key)
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:

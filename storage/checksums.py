@@ -9,7 +9,12 @@ from collections.abc import Iterable
 
 def b64_sha256(data: bytes) -> str:
     """The base64 SHA-256 that S3 takes as `ChecksumSHA256` for a whole object or one part."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+    return b64_digest(hashlib.sha256(data).digest())
+
+
+def b64_digest(digest: bytes) -> str:
+    """A raw digest in the base64 form of S3's checksum headers."""
+    return base64.b64encode(digest).decode("ascii")
 
 
 def composite_sha256(part_checksums: Iterable[str]) -> str:

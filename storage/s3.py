@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from recvault.errors import IntegrityFailed
+from recvault.errors import AlreadyExists, IntegrityFailed
 from storage.base import Retention, StoredObject
-from storage.checksums import b64_sha256, composite_sha256, hex_from_b64
+from storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
 from storage.multipart import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -106,7 +106,23 @@ class S3Store:
         create_only: bool = True,
     ) -> StoredObject:
         """Write a small object with a SHA-256 checksum; raise AlreadyExists when create-only."""
-        checksum = b64_sha256(data)
+        return self._put_object(key, data, b64_sha256(data), content_type=content_type,
+                                metadata=metadata, tags=tags, retention=retention,
+                                create_only=create_only)
+
+    def _put_object(
+        self,
+        key: str,
+        data: bytes | bytearray,
+        checksum: str,
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None,
+        tags: dict[str, str] | None,
+        retention: Retention | None,
+        create_only: bool,
+    ) -> StoredObject:
+        """One PutObject of `data`, whose base64 SHA-256 the caller already knows."""
         params = write_params(content_type, metadata, tags, retention)
         if create_only:
             params["IfNoneMatch"] = "*"
@@ -147,12 +163,15 @@ class S3Store:
         parts = cut_parts(tally.count(chunks), self.part_size)
         first = next(parts, bytearray())
         if len(first) < self.part_size:  # the whole content is smaller than one part
-            return self.put_bytes(
-                key, bytes(first), content_type=content_type, metadata=metadata,
-                tags=tags, retention=retention,
+            # The stream has ended, so its running SHA-256 is the object's: no second pass,
+            # and the buffer goes out as it is, uncopied.
+            return self._put_object(
+                key, first, b64_digest(tally.sha256.digest()), content_type=content_type,
+                metadata=metadata, tags=tags, retention=retention, create_only=True,
             )  # fmt: skip
         parts = itertools.chain([first], parts)
         del first  # held from here on only until it is uploaded
+        self._before_multipart(key)
         with s3_errors(f"start multipart upload of {key}"):
             upload_id = self._client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **params
@@ -257,6 +276,20 @@ class S3Store:
         """Abort one unfinished multipart upload."""
         with s3_errors(f"abort multipart upload of {key}"):
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def _before_multipart(self, key: str) -> None:
+        """Refuse before any part is sent when `key` exists; abort what a killed writer left there.
+
+        A single PUT is create-only by itself (If-None-Match). A multipart upload learns that
+        only when it completes, after every part went out, so it looks first; and only a
+        multipart upload can find, and must clear, an unfinished one for the same key.
+        """
+        if self.head(key) is not None:
+            raise AlreadyExists(f"{key} already exists")
+        for stale_key, upload_id in self.incomplete_uploads(key):
+            if stale_key == key:
+                self.abort_upload(key, upload_id)
+                log.info("aborted an unfinished multipart upload", extra={"key": key})
 
     def _abort_quietly(self, key: str, upload_id: str) -> None:
         try:

@@ -71,21 +71,18 @@ def archive_event(
 def archive_recording(event, *, received_at, twilio, store, policy, options, now=utcnow) -> ArchiveResult:
     """Fetch the Recording resource, stream its media to the store, write its document."""
     assert event.recording_url is not None  # the event model requires it for `completed`
+    # Look before asking Twilio: a redelivered task whose first run archived the recording and
+    # deleted it at Twilio would otherwise meet a 404 for good and end as a dead letter.
+    callback_key = docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
+    if store.head(callback_key) is not None:
+        return _already_archived(twilio, store, event, callback_key, options, now)
     recording = _fetch_recording(twilio, event, received_at, now(), options.not_found_grace)
     date = docs.recording_date(recording.get("start_time"), received_at)
     meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
     decision = policy.decide(recording, now=now())
 
-    if store.head(meta_key) is not None:
-        document = json.loads(store.get_bytes(meta_key))
-        log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
-        price_pending = document.get("price") is None
-        deleted = False
-        # An earlier attempt may have stopped between its document and its Twilio delete.
-        if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
-            delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
-            deleted = True
-        return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
+    if meta_key != callback_key and store.head(meta_key) is not None:
+        return _already_archived(twilio, store, event, meta_key, options, now)
 
     encrypted = bool(recording.get("encryption_details"))
     fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
@@ -135,6 +132,25 @@ def archive_recording(event, *, received_at, twilio, store, policy, options, now
     return ArchiveResult("archived", meta_key, stored, price_pending, deleted)
 
 
+def _already_archived(twilio, store, event, meta_key, options, now) -> ArchiveResult:
+    """Work an earlier attempt finished; complete its Twilio delete if it stopped short of it."""
+    document = json.loads(store.get_bytes(meta_key))
+    log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
+    price_pending = document.get("price") is None
+    deleted = False
+    # An earlier attempt may have stopped between its document and its Twilio delete.
+    if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
+        delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
+        deleted = True
+    return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
+
+
+def _event_date(event: RecordingStatusEvent, received_at: datetime) -> str:
+    """The partition date (UTC) from the callback's RecordingStartTime, else its arrival."""
+    start = event.recording_start_time or received_at
+    return start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
 def refresh_recording(
     account_sid: str, recording_url: str, meta_key: str, *, twilio: TwilioApi,
     store: ObjectStore, options: ArchiveOptions, final: bool = False, now=utcnow,
@@ -179,9 +195,8 @@ def delete_verified(twilio, store, recording_url, account_sid, meta_key, prefix,
 
 def record_event(event, *, received_at, store, policy, options, now=utcnow) -> ArchiveResult:
     """Keep a non-completed callback (in-progress, absent, failed, …) as an event document."""
-    start = event.recording_start_time or received_at
-    date = start.astimezone(timezone.utc).strftime("%Y-%m-%d")
-    key = docs.event_key(options.prefix, date, event.recording_sid, event.recording_status)
+    key = docs.event_key(options.prefix, _event_date(event, received_at), event.recording_sid,
+                         event.recording_status)
     document = {
         "sid": event.recording_sid, "account_sid": event.account_sid, "call_sid": event.call_sid,
         "conference_sid": event.conference_sid, "status": event.recording_status,
@@ -218,14 +233,14 @@ def _fetch_recording(twilio, event, received_at, now, grace: timedelta) -> dict:
 
 def _store_media(twilio, store, event, recording, key, *, fmt, channels, decision: Decision):
     """Stream media into `key` (or find it there already); returns (object, header bytes, channels)."""
-    existing = store.head(key)
-    if existing is None:
-        try:
-            return _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels, decision=decision)
-        except AlreadyExists:
-            existing = store.head(key)
-            if existing is None:
-                raise
+    # No look first: the create-only write is the check (a multipart upload makes it before
+    # sending any part), which saves a round trip on every recording archived the first time.
+    try:
+        return _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels, decision=decision)
+    except AlreadyExists:
+        existing = store.head(key)
+        if existing is None:
+            raise
     # An earlier attempt stored the media and stopped before its document: re-hash it.
     digest, header = hashlib.sha256(), b""
     for chunk in store.iter_bytes(key):
@@ -236,11 +251,7 @@ def _store_media(twilio, store, event, recording, key, *, fmt, channels, decisio
 
 
 def _upload(twilio, store, event, recording, key, *, fmt, channels, decision):
-    # A worker killed mid-upload leaves its multipart upload behind; this retry owns the key now.
-    for stale_key, upload_id in store.incomplete_uploads(key):
-        if stale_key == key:
-            store.abort_upload(key, upload_id)
-            log.info("aborted an unfinished upload", extra={"recording_sid": event.recording_sid})
+    # The store aborts a multipart upload a killed worker left at `key` before starting its own.
     for attempt_channels in ((2, 1) if channels == 2 else (1,)):
         try:
             with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt,

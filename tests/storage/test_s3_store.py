@@ -147,6 +147,17 @@ def test_put_stream_onto_existing_key(s3_store: S3Store) -> None:
     assert s3_store.get_bytes("rec/RE4.wav") == b"original"
 
 
+def test_put_stream_aborts_a_multipart_upload_left_at_its_key(s3_store: S3Store) -> None:
+    # What a writer killed mid-upload leaves behind; another key's upload is not ours to touch.
+    s3_store._client.create_multipart_upload(Bucket=s3_store.bucket, Key="rec/RE5.wav", ChecksumAlgorithm="SHA256")
+    other = s3_store._client.create_multipart_upload(Bucket=s3_store.bucket, Key="rec/RE5.wav.bak",
+                                                     ChecksumAlgorithm="SHA256")["UploadId"]
+    data = os.urandom(PART + 10)
+    s3_store.put_stream("rec/RE5.wav", pieces(data, MiB), content_type="audio/x-wav")
+    assert s3_store.get_bytes("rec/RE5.wav") == data
+    assert s3_store.incomplete_uploads() == [("rec/RE5.wav.bak", other)]
+
+
 def test_compliance_retention_on_streamed_object(s3_store: S3Store) -> None:
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     retention = Retention(mode="COMPLIANCE", until=until)

@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -229,7 +230,8 @@ def test_no_delete_when_the_archived_copy_does_not_match(archive_env, sim) -> No
 
 
 def test_an_upload_left_by_a_killed_worker_is_aborted_on_retry(archive_env, sim) -> None:
-    recording = sim.create_recording(duration=3)
+    # Only media of at least one part (5 MiB here) goes multipart: 330 s of mono is 5.28 MB.
+    recording = sim.create_recording(duration=330)
     resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
     date = docs.recording_date(resource["start_time"], datetime.now(timezone.utc))
     key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
@@ -263,3 +265,16 @@ def test_a_delete_interrupted_after_the_document_is_finished_on_redelivery(archi
     result = archive_env.archive(recording)
     assert result.outcome == "already-archived" and result.deleted_from_twilio and recording.deleted
     assert _document(archive_env, result)["twilio_deleted_at"] is not None
+
+
+def test_a_redelivery_after_the_twilio_delete_finds_the_archive_without_asking_twilio(archive_env, sim) -> None:
+    archive_env.options = ArchiveOptions(delete_after_archive=True)
+    recording = sim.create_recording(duration=2)
+    start = format_datetime(recording.start_time)
+    archive_env.archive(recording, RecordingStartTime=start)
+    assert recording.deleted  # from now on Twilio answers 404 for it
+    requests_before = len(sim.state.requests)
+    # The same message again: the worker died after the delete, before acknowledging it.
+    result = archive_env.archive(recording, RecordingStartTime=start)
+    assert result.outcome == "already-archived"
+    assert len(sim.state.requests) == requests_before
