@@ -40,7 +40,10 @@ def is_valid(
     if not signature:
         return False
     if isinstance(params, str):  # JSON body: the URL carries its SHA-256, the body is not signed
-        hashes = parse_qs(urlsplit(url).query).get("bodySHA256", [])
+        try:
+            hashes = parse_qs(urlsplit(url).query).get("bodySHA256", [])
+        except ValueError:  # a Host header no URL parser accepts, such as "[::1"
+            return False
         digest = hashlib.sha256(params.encode()).hexdigest()
         if not hashes or not hmac.compare_digest(hashes[0], digest):
             return False
@@ -58,8 +61,11 @@ def is_valid(
 def _url_forms(url: str) -> Iterable[str]:
     """The URL as received, then its other port form (Twilio may sign either)."""
     yield url
-    parsed = urlparse(url)
-    other = remove_port(parsed) if parsed.port else add_port(parsed)
+    try:
+        parsed = urlparse(url)
+        other = remove_port(parsed) if parsed.port else add_port(parsed)
+    except ValueError:  # a Host header whose port is not a number: Twilio signed no such URL
+        return
     if other != url:
         yield other
 

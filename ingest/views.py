@@ -144,13 +144,13 @@ def _parse_form(raw: bytes | str) -> MultiDict[str]:
 def _parse_json_object(text: str) -> MultiDict[str]:
     try:
         data = json.loads(text)
-    except ValueError:
+        if not isinstance(data, dict):
+            raise Rejected(400, "JSON body must be an object", "invalid")
+        return MultiDict(
+            (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()
+        )
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise Rejected(400, "body is not valid JSON", "invalid") from None
-    if not isinstance(data, dict):
-        raise Rejected(400, "JSON body must be an object", "invalid")
-    return MultiDict(
-        (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()
-    )
 
 
 def _plain(params: MultiDict[str]) -> Params:

@@ -105,7 +105,8 @@ class RecordingStatusEvent(BaseModel):
     @classmethod
     def _sid_format(cls, value: str | None, info: Any) -> str | None:
         alias = cls.model_fields[info.field_name].alias
-        if value is not None and not SID_PATTERNS[alias].match(value):
+        # fullmatch: with match(), "$" would also accept a trailing newline ("RE…\n").
+        if value is not None and not SID_PATTERNS[alias].fullmatch(value):
             raise ValueError(f"not a valid {alias}")
         return value
 
@@ -115,14 +116,14 @@ class RecordingStatusEvent(BaseModel):
         if isinstance(value, str):
             try:
                 return parsedate_to_datetime(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a year past any datetime
                 raise ValueError("not an RFC 2822 date") from None
         return value
 
     @field_validator("recording_source")
     @classmethod
     def _source_shape(cls, value: str | None) -> str | None:
-        if value is not None and value not in KNOWN_SOURCES and not SAFE_TOKEN.match(value):
+        if value is not None and value not in KNOWN_SOURCES and not SAFE_TOKEN.fullmatch(value):
             raise ValueError("not a recording source name")
         return value
 
@@ -132,7 +133,7 @@ class RecordingStatusEvent(BaseModel):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
                 raise ValueError("not valid JSON") from None
             if not isinstance(value, dict):
                 raise ValueError("must be a JSON object")

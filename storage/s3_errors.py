@@ -34,6 +34,9 @@ TRANSIENT_CODES = frozenset(
         "InternalError",
         "ServiceUnavailable",
         "OperationAborted",
+        # The upload was aborted under us: by a duplicate delivery of the same event clearing
+        # what it took for a killed writer's leftover. Trying again finds that writer's object.
+        "NoSuchUpload",
     }
 )
 # The store refused the bytes because they did not match the checksum sent with them.

@@ -117,7 +117,9 @@ def archive_recording(event, *, received_at, twilio, store, policy, options, now
         store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
                         retention=decision.retention)
     except AlreadyExists:
-        pass  # a concurrent duplicate finished first; its document describes the same object
+        # A duplicate delivery running alongside finished first: its document and its audit
+        # record describe the same object, and a second "archived" record would be false.
+        return _already_archived(twilio, store, event, meta_key, options, now)
     write_audit(store, options.prefix, event.recording_sid, "archived",
                 {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size}, decision.retention, now())
     log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
+    from celery.signals import celeryd_init
+
     from recvault.logs import configure_logging
     from storage.s3 import S3Store
     from workers.celery_app import create_celery
@@ -32,5 +34,10 @@ def run(args: argparse.Namespace, settings) -> int:
         "-n", args.hostname, "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]
+    # Celery's worker_main() drops the worker's exit status; keep it, so that a worker that
+    # stops on an unrecoverable error (a broker connection lost at the wrong moment can do
+    # that) exits non-zero and its supervisor starts it again.
+    started: list = []
+    celeryd_init.connect(lambda sender, instance, **_: started.append(instance), weak=False)
     app.worker_main(argv)
-    return 0
+    return max((worker.exitcode or 0 for worker in started), default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from urllib.parse import urlencode
@@ -131,7 +132,10 @@ async def test_parameter_changed_after_signing_is_403(client, queue) -> None:
         ({"RecordingChannels": "3"}, "RecordingChannels"),
         ({"RecordingDuration": "-5"}, "RecordingDuration"),
         ({"RecordingStartTime": "yesterday"}, "RFC 2822"),
+        ({"RecordingStartTime": "Wed, 20 Apr 99999999999 23:45:25 +0000"}, "RFC 2822"),
         ({"EncryptionDetails": "{not json"}, "JSON"),
+        ({"EncryptionDetails": "[" * 5000 + "]" * 5000}, "JSON"),
+        ({"RecordingSource": "DialVerb\n"}, "RecordingSource"),
         ({"RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC" + "b" * 32
                           + "/Recordings/RE" + "c" * 32}, "does not name"),
         ({"RecordingUrl": "https://api.twilio.com/../../secret"}, "RecordingUrl"),
@@ -155,6 +159,37 @@ async def test_missing_required_parameters_are_400(client, queue) -> None:
     del params["RecordingSid"]
     response = await post_callback(client, params)
     assert response.status == 400
+
+
+@pytest.mark.parametrize("field", ["RecordingSid", "AccountSid", "CallSid"])
+async def test_a_sid_with_a_trailing_newline_is_400(client, queue, field) -> None:
+    # Without RecordingUrl (allowed before `completed`) nothing else would catch it, and the
+    # newline would end up in the dedup key and in the S3 key of the event document.
+    params = callback_params("in-progress")
+    del params["RecordingUrl"]
+    params[field] += "\n"
+    response = await post_callback(client, params)
+    assert response.status == 400
+    assert field in (await response.json())["error"]
+    assert queue.llen("recvault") == 0
+
+
+async def test_deeply_nested_json_body_is_400(client, queue) -> None:
+    body = "[" * 50_000
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    response = await client.post(f"/twilio/recording-status?bodySHA256={digest}", data=body,
+                                 headers={"Content-Type": "application/json", "X-Twilio-Signature": "x"})
+    assert response.status == 400
+    assert queue.llen("recvault") == 0
+
+
+async def test_a_host_header_with_an_impossible_port_is_403(client, queue) -> None:
+    params = callback_params()
+    response = await client.post("/twilio/recording-status", data=urlencode(params),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                                          "Host": "127.0.0.1:abc", "X-Twilio-Signature": "c2lnbmF0dXJl"})
+    assert response.status == 403
+    assert queue.llen("recvault") == 0
 
 
 async def test_foreign_media_host_is_refused_even_when_signed(client, queue) -> None:

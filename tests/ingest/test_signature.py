@@ -139,3 +139,11 @@ def test_accepts_exactly_what_the_official_validate_accepts(scheme, port, signed
     signature = RequestValidator("tok-abcdef").compute_signature(url(signed_port), form)
     official = RequestValidator("tok-abcdef").validate(url(port), form, signature)
     assert is_valid(url(port), form, signature, ["tok-abcdef"]) == official
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:abc", "127.0.0.1:99999", "127.0.0.1:-1", "[::1"])
+def test_a_host_with_an_impossible_port_is_invalid_not_an_error(host: str) -> None:
+    # The Host header comes from the client: before any signature check it can be anything.
+    url = f"http://{host}/twilio/recording-status"
+    assert not is_valid(url, MultiDict({"A": "1"}), "c2lnbmF0dXJl", ["12345"])
+    assert not is_valid(url + "?bodySHA256=00", "{}", "c2lnbmF0dXJl", ["12345"])  # a JSON callback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -11,7 +12,8 @@ from email.utils import format_datetime
 import pytest
 
 from recvault.errors import (
-    ForeignHost, IntegrityFailed, MediaNotReady, RecordingGone, TwilioAuthFailed, TwilioUnavailable,
+    ForeignHost, IntegrityFailed, MediaNotReady, RecordingGone, StorageUnavailable, TwilioAuthFailed,
+    TwilioUnavailable,
 )
 from recvault.simulator.media import media_sha256, media_size
 from recvault.simulator.recordings import Faults
@@ -278,3 +280,32 @@ def test_a_redelivery_after_the_twilio_delete_finds_the_archive_without_asking_t
     result = archive_env.archive(recording, RecordingStartTime=start)
     assert result.outcome == "already-archived"
     assert len(sim.state.requests) == requests_before
+
+
+def test_two_deliveries_of_one_event_at_once_archive_it_once(archive_env, sim) -> None:
+    # The slow body holds both deliveries past their "already archived?" look, so both upload.
+    recording = sim.create_recording(duration=20, faults=Faults(slow_seconds=1.0))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: archive_env.archive(recording), range(2)))
+    assert sorted(result.outcome for result in results) == ["already-archived", "archived"]
+    archived = [key for key in archive_env.store.list_keys("audit/") if key.endswith("-archived.json")]
+    assert len(archived) == 1
+    assert len(list(archive_env.store.list_keys("media/"))) == 1
+
+
+def test_a_duplicate_whose_multipart_upload_the_other_aborted_retries_and_finds_the_archive(
+        archive_env, sim) -> None:
+    # Over one 5 MiB part: each delivery starts a multipart upload and clears the other's.
+    recording = sim.create_recording(duration=700, faults=Faults(slow_seconds=1.0))
+
+    def deliver(_: int) -> str:
+        try:
+            return archive_env.archive(recording).outcome
+        except (TwilioUnavailable, StorageUnavailable):  # transient: the task retries it
+            return "retry"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(deliver, range(2)))
+    assert "archived" in outcomes and set(outcomes) <= {"archived", "already-archived", "retry"}
+    assert archive_env.archive(recording).outcome == "already-archived"
+    assert archive_env.store.incomplete_uploads() == []
