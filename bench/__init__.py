@@ -1,0 +1,1 @@
+"""recvault's benchmarks against its baselines, measured in one run: `python -m bench`."""

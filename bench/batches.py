@@ -1,0 +1,28 @@
+"""One batch of recordings through a real worker: queued at once, timed until the last is archived."""
+
+from __future__ import annotations
+
+from bench import recordings as rec
+from bench.recordings import Enqueuer
+from bench.stats import median
+from bench.worker_log import WorkerLog
+from recvault.simulator.recordings import SimRecording
+
+# Slowest pace a batch may take before it counts as stuck: 5 MB/s plus a minute.
+MIN_BYTES_PER_SECOND = 5e6
+
+
+def archive_batch(enqueuer: Enqueuer, log: WorkerLog, batch: list[SimRecording]) -> dict:
+    """Queue `batch`, wait for every `archived` log line; rate and throughput of the whole batch."""
+    total = sum(rec.size_of(r) for r in batch)
+    started = enqueuer.enqueue(batch)
+    archived = log.wait([r.sid for r in batch], timeout=60 + total / MIN_BYTES_PER_SECOND)
+    seconds = max(archived.values()) - started
+    return {"recordings": len(batch), "bytes": total, "seconds": round(seconds, 3),
+            "rec_per_s": round(len(batch) / seconds, 2), "mb_per_s": round(total / seconds / 1e6, 1)}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median rate and throughput of measured runs (warm-up already left out)."""
+    return {"rec_per_s": round(median([r["rec_per_s"] for r in runs]), 2),
+            "mb_per_s": round(median([r["mb_per_s"] for r in runs]), 1), "runs": runs}

@@ -1,0 +1,48 @@
+"""The performance targets, checked against a run's results: reached, missed, or not measured."""
+
+from __future__ import annotations
+
+
+def _recvault(ingest: dict) -> dict[str, dict]:
+    return {name: r for name, r in ingest["servers"].items() if name.startswith("recvault")}
+
+
+def _fair(ingest: dict) -> tuple[str, dict] | None:
+    """recvault with as many processes as the tutorial has workers, else the most it ran with."""
+    ours = _recvault(ingest)
+    if not ours:
+        return None
+    name = max(ours, key=lambda n: (ours[n]["processes"] == 2, ours[n]["processes"]))
+    return name, ours[name]
+
+
+def check(results: dict) -> list[dict]:
+    """One row per target: goal, what was measured, and whether it was reached."""
+    rows = []
+    ingest = results.get("ingest")
+    if ingest and (fair := _fair(ingest)):
+        name, ours = fair
+        rows.append(_row("ingest vs the tutorial design", "≥ 3×", ours["vs_tutorial"] or 0, ">=", 3,
+                         f"{ours['vs_tutorial']}× ({name})"))
+        for name, r in _recvault(ingest).items():
+            rows.append(_row(f"ingest p99 at {r['fixed_rate']['offered']:,}/s ({name})", "≤ 25 ms",
+                             r["fixed_rate"]["p99_ms"], "<=", 25, f"{r['fixed_rate']['p99_ms']} ms"))
+    archive = results.get("archive")
+    if archive:
+        for size in archive["sizes"]:
+            rows.append(_row(f"archive MB/s vs storage ceiling ({size['size']})", "≥ 80 %",
+                             size["vs_ceiling"] or 0, ">=", 0.8, f"{round(100 * (size['vs_ceiling'] or 0))} %"))
+        peak = max(size["recvault"]["child_peak_mb"] for size in archive["sizes"])
+        rows.append(_row("worker peak RSS, any size (archiving process)", "≤ 150 MB", peak, "<=", 150,
+                         f"{peak} MB"))
+    e2e = results.get("e2e")
+    if e2e:
+        target = e2e["rates"][0]  # the plan's rate comes first; a sustainable one may follow
+        rows.append(_row(f"end-to-end p50 at {target['rate']:g} one-minute dual/s", "≤ 1 s", target["p50_s"],
+                         "<=", 1.0, f"{target['p50_s']} s (p99 {target['p99_s']} s)"))
+    return rows
+
+
+def _row(target: str, goal: str, value: float, op: str, limit: float, shown: str) -> dict:
+    reached = value >= limit if op == ">=" else value <= limit
+    return {"target": target, "goal": goal, "measured": shown, "reached": reached}

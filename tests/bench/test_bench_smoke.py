@@ -1,0 +1,39 @@
+"""The benchmark harness, run once at its smallest size: the report has every part. Nothing is timed."""
+
+from __future__ import annotations
+
+import json
+
+from bench.plan import SMOKE
+from bench.report import write
+from bench.runner import run_benchmarks
+
+SERVER_FIGURES = {"rate", "p50_ms", "p99_ms", "runs"}
+DESIGN_FIGURES = {"rec_per_s", "mb_per_s", "runs"}
+
+
+def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> None:
+    markdown_path, json_path = write(run_benchmarks(SMOKE), tmp_path)
+    report = json.loads(json_path.read_text())
+
+    assert {"machine", "plan", "ingest", "archive", "e2e", "scaling", "targets"} <= report.keys()
+    assert {"cores", "memory_gib", "cpu_model", "python", "packages"} <= report["machine"].keys()
+    servers = report["ingest"]["servers"]
+    assert [name.split(":")[0].split(" ")[0] for name in servers] == ["aiohttp", "tutorial", "recvault"]
+    for server in servers.values():
+        assert SERVER_FIGURES <= server["saturation"].keys()
+        assert {"achieved", "p50_ms", "p99_ms", "runs"} <= server["fixed_rate"].keys()
+        assert {"vs_ceiling", "vs_tutorial", "all_queued_once"} <= server.keys()
+    (size,) = report["archive"]["sizes"]
+    for design in ("recvault", "ceiling", "naive"):
+        assert DESIGN_FIGURES <= size[design].keys()
+    assert {"vs_ceiling", "vs_naive"} <= size.keys()
+    assert {"child_peak_mb", "tree_peak_mb"} <= size["recvault"].keys()
+    assert all({"rate", "p50_s", "p99_s"} <= entry.keys() for entry in report["e2e"]["rates"])
+    assert [w["processes"] for w in report["scaling"]["workers"]] == list(SMOKE.scaling_workers)
+    assert all({"rec_per_s", "cpu_ms_per_recording"} <= w.keys() for w in report["scaling"]["workers"])
+    assert all({"target", "goal", "measured", "reached"} <= row.keys() for row in report["targets"])
+
+    text = markdown_path.read_text()
+    for heading in ("## Ingest", "## Archive", "## End to end", "## Scaling", "## Targets"):
+        assert heading in text
