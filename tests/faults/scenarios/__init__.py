@@ -1,0 +1,18 @@
+"""The seven fault scenarios; each module has NAME, Size, QUICK, FULL and run(workdir, size)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from tests.faults.scenarios import (
+    attacks,
+    bad_input,
+    ingest_kills,
+    redis_outage,
+    s3_outage,
+    twilio_faults,
+    worker_kills,
+)
+
+SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
+                               attacks]

@@ -1,0 +1,39 @@
+"""The fault scenarios: nothing lost, nothing duplicated, no 5xx, every scenario check passed.
+
+The quick sizes run with the normal test command; the full sizes (`python -m tests.faults`,
+about ten minutes) are marked slow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.faults.result import ScenarioResult, markdown_table
+from tests.faults.scenarios import SCENARIOS
+
+
+def assert_clean(result: ScenarioResult) -> None:
+    """Every figure and check of a scenario, with its table row as the failure message."""
+    report = markdown_table([result])
+    assert result.accepted > 0, report
+    assert result.lost == 0, report
+    assert result.duplicated == 0, report
+    assert result.server_errors == 0, report
+    assert result.problems == [], report
+    assert result.archived + result.dead_lettered == result.accepted, report
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.NAME)
+def test_scenario_at_quick_size(scenario: ModuleType, tmp_path: Path) -> None:
+    assert_clean(scenario.run(tmp_path, scenario.QUICK))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.NAME)
+def test_scenario_at_full_size(scenario: ModuleType, tmp_path: Path) -> None:
+    assert_clean(scenario.run(tmp_path, scenario.FULL))
