@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 
-import psutil
 import pytest
+
+from bench.rss import TreeSampler
 
 from recvault.embedded import free_port
 from recvault.processes import Component
@@ -19,35 +19,6 @@ from workers.celery_app import ARCHIVE_TASK, create_celery
 GIB = 1 << 30
 # Worker memory must not grow with the recording: parts of 8 MiB, two in flight.
 RSS_LIMIT = 150 * 1024 * 1024
-
-
-class PeakRss:
-    """Samples the resident memory of a process and its children until stopped."""
-
-    def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
-        self.peak_single = 0
-        self.peak_tree = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sizes = [p.memory_info().rss for p in [self.root, *self.root.children(recursive=True)]]
-            except psutil.Error:
-                sizes = [0]
-            self.peak_single = max(self.peak_single, max(sizes))
-            self.peak_tree = max(self.peak_tree, sum(sizes))
-            time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -67,7 +38,7 @@ def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
     payload = {"params": {"AccountSid": rec.account_sid, "RecordingSid": rec.sid, "RecordingUrl": url,
                           "RecordingStatus": "completed", "RecordingDuration": str(duration),
                           "RecordingChannels": "1"}, "received_at": "2026-11-24T00:00:00+00:00"}
-    with worker, PeakRss(worker.start().pid) as rss:
+    with worker, TreeSampler(worker.start().pid) as rss:
         started = time.monotonic()
         create_celery(settings).send_task(ARCHIVE_TASK, args=(payload,), queue=settings.queue)
         key = wait_for(lambda: next(iter(s3_store.list_keys("metadata/")), None), timeout=600,
@@ -76,5 +47,5 @@ def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
     document = json.loads(s3_store.get_bytes(key))
     assert document["media_size"] == size and document["media_sha256"] == sha256
     print(f"\n1 GiB+ archive: {size / 1e6:.0f} MB in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s); "
-          f"worker peak RSS {rss.peak_single / 1e6:.0f} MB per process, {rss.peak_tree / 1e6:.0f} MB tree")
-    assert rss.peak_single < RSS_LIMIT, f"a worker process reached {rss.peak_single / 1e6:.0f} MB"
+          f"worker peak RSS {max(rss.peaks.values()) / 1e6:.0f} MB per process, {rss.tree_peak / 1e6:.0f} MB tree")
+    assert max(rss.peaks.values()) < RSS_LIMIT, f"a worker process reached {max(rss.peaks.values()) / 1e6:.0f} MB"
