@@ -57,6 +57,7 @@ class TwilioApi:
         read_timeout: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._base_origin = _origin(self.base_url)
         self._allowed = allowed_hosts
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
@@ -142,9 +143,15 @@ class TwilioApi:
         raise TwilioUnavailable(f"{method} {_path(url)}: too many redirects")
 
     def _check_host(self, url: str) -> None:
-        host = (urlsplit(url).hostname or "").lower()
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
         if host not in self._allowed:
             raise ForeignHost(f"{host!r} is not an allowed Twilio host; no request sent")
+        # Credentials travel only over HTTPS on the default port, or to the configured API
+        # base exactly as configured (a local simulator or proxy may be plain HTTP).
+        if _origin(url) != self._base_origin and (parts.scheme != "https" or parts.port not in (None, 443)):
+            raise ForeignHost(f"{parts.scheme}://{host}:{parts.port} is not HTTPS on the default port; "
+                              "no request sent")
 
 
 def _raise_for(response: requests.Response, method: str, url: str, *, dual: bool) -> None:
@@ -192,6 +199,13 @@ def _json(response: requests.Response) -> dict:
         return response.json()
     except ValueError:
         raise TwilioUnavailable(f"{_path(response.url)}: body is not JSON") from None
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _path(url: str) -> str:

@@ -309,3 +309,15 @@ def test_a_duplicate_whose_multipart_upload_the_other_aborted_retries_and_finds_
     assert "archived" in outcomes and set(outcomes) <= {"archived", "already-archived", "retry"}
     assert archive_env.archive(recording).outcome == "already-archived"
     assert archive_env.store.incomplete_uploads() == []
+
+
+def test_credentials_go_only_over_https_or_to_the_configured_api_base(archive_env, sim) -> None:
+    recording = sim.create_recording()
+    url = archive_env.event(recording).recording_url  # the configured base: plain HTTP allowed
+    assert archive_env.twilio.fetch_recording(url, recording.account_sid)["sid"] == recording.sid
+    before = len(sim.state.requests)
+    host, port = sim.base_url.split("//", 1)[1].split(":")
+    for other in (url.replace(f":{port}", f":{int(port) + 1}"), url.replace(f"http://{host}:{port}", f"http://{host}")):
+        with pytest.raises(ForeignHost, match="not HTTPS"):
+            archive_env.twilio.fetch_recording(other, recording.account_sid)
+    assert len(sim.state.requests) == before
