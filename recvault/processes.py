@@ -24,9 +24,11 @@ class Component:
     """One `recvault <subcommand>` child process with its own environment and log."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], *,
-                 log_path: Path | None = None, ready_url: str | None = None) -> None:
+                 log_path: Path | None = None, ready_url: str | None = None,
+                 cwd: Path | None = None) -> None:
         self.name = name
         self.argv = argv
+        self.cwd = cwd
         self.env = env
         self.log_path = log_path
         self.ready_url = ready_url
@@ -48,13 +50,17 @@ class Component:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "recvault.cli", *self.argv], env=self.env,
+            self.command(), env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True,  # its own process group: signals reach its children too
         )
         if wait and self.ready_url:
             self.wait_ready(timeout)
         return self
+
+    def command(self) -> list[str]:
+        """The full command line: `recvault <argv>` with this interpreter."""
+        return [sys.executable, "-m", "recvault.cli", *self.argv]
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
