@@ -32,8 +32,12 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     # --- in the caller's event loop ---------------------------------------------
+    def build_app(self) -> web.Application:
+        """The simulator's application; subclasses may add middleware to it."""
+        return create_sim_app(self.state, public_base_url=self._public_base_url)
+
     async def start(self) -> str:
-        app = create_sim_app(self.state, public_base_url=self._public_base_url)
+        app = self.build_app()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

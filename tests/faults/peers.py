@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiohttp import web
 
-from recvault.simulator.api import create_sim_app
 from recvault.simulator.recordings import SimState
 from recvault.simulator.server import SimServer
 
@@ -36,8 +35,8 @@ class WitnessedSim(SimServer):
         self._check = check
         self.deletions: list[Deletion] = []
 
-    async def start(self) -> str:
-        app = create_sim_app(self.state)
+    def build_app(self) -> web.Application:
+        app = super().build_app()
 
         @web.middleware
         async def witness(request: web.Request, handler) -> web.StreamResponse:
@@ -48,12 +47,7 @@ class WitnessedSim(SimServer):
             return await handler(request)
 
         app.middlewares.append(witness)  # inside the simulator's auth: only authorised requests
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self.base_url
+        return app
 
 
 @dataclass(frozen=True)
