@@ -12,7 +12,7 @@ from bench.rss import TreeSampler
 from bench.stack import Stack
 from bench.stats import median, percentile
 from bench.worker_log import WorkerLog
-from recvault.embedded import free_port
+from recvault.launch.services import free_port
 from recvault.simulator.callbacks import CallbackSender
 from recvault.simulator.recordings import SimRecording
 

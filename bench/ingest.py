@@ -16,7 +16,7 @@ from bench.signed_requests import SignedCallbacks
 from bench.stack import QUEUE, Stack
 from bench.stats import median, ratio
 from bench.wrk import ensure_wrk, run_wrk
-from recvault.embedded import free_port
+from recvault.launch.services import free_port
 
 # Signed callbacks to have beyond the expected count, so a faster run never repeats one.
 HEADROOM = 1.5

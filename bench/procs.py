@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from recvault.processes import Component
+from recvault.launch.process import Component
 
 # The repository root: baselines and helpers run as `python -m bench.…` from here.
 ROOT = Path(__file__).resolve().parent.parent

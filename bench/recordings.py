@@ -7,14 +7,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from bench.stack import QUEUE, Stack, post_json
-from ingest.broker import QueueWriter, build_message
+from recvault.queue.app import create_celery
+from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.control import recording_to_json
 from recvault.simulator.media import media_size
 from recvault.simulator.recordings import SimRecording
-from workers import documents as docs
-from workers.celery_app import create_celery
+from recvault.workers import documents as docs
 
 CONTROL_BATCH = 1000
 

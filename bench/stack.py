@@ -16,9 +16,9 @@ from pathlib import Path
 
 import redis
 
-from recvault.embedded import RedisServer, SeaweedFS, free_port
-from recvault.processes import Component
-from storage.s3 import LOCAL_ACCESS_KEY, S3Store
+from recvault.launch.process import Component
+from recvault.launch.services import RedisServer, SeaweedFS, free_port
+from recvault.storage.s3 import LOCAL_ACCESS_KEY, S3Store
 
 BUCKET = "recvault-bench"
 QUEUE = "recvault"

@@ -55,7 +55,7 @@ def run_wrk(url: str, signed: Path, *, seconds: float, connections: int, threads
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    line = next((l for l in done.stdout.splitlines() if l.startswith("{")), None)
+    line = next((text for text in done.stdout.splitlines() if text.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{done.stdout}")
     raw = json.loads(line)

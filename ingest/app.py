@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ingest import views
-from ingest.broker import QueueWriter
-from ingest.context import INGEST, IngestContext
-from ingest.handoff import Handoff
-from ingest.metrics import IngestMetrics
-from ingest.spool import Spool
+from recvault.ingest import views
+from recvault.ingest.context import INGEST, IngestContext
+from recvault.ingest.handoff import Handoff
+from recvault.ingest.metrics import IngestMetrics
+from recvault.ingest.spool import Spool
+from recvault.queue.app import create_celery
+from recvault.queue.writer import QueueWriter
 from recvault.settings import Settings, require_tokens
-from workers.celery_app import create_celery
 
 CALLBACK_PATH = "/twilio/recording-status"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from celery import Celery
 
-from ingest.handoff import Handoff
-from ingest.metrics import IngestMetrics
+from recvault.ingest.handoff import Handoff
+from recvault.ingest.metrics import IngestMetrics
 from recvault.settings import Settings
 
 

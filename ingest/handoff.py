@@ -18,9 +18,9 @@ import time
 
 import redis
 
-from ingest.broker import Outgoing, QueueWriter
-from ingest.metrics import IngestMetrics
-from ingest.spool import Spool
+from recvault.ingest.metrics import IngestMetrics
+from recvault.ingest.spool import Spool
+from recvault.queue.writer import Outgoing, QueueWriter
 
 log = logging.getLogger("recvault.ingest")
 

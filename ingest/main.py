@@ -64,7 +64,7 @@ def _listen(host: str, port: int) -> socket.socket:
 def _serve_forever(settings: Settings, sock: socket.socket) -> None:
     from aiohttp import web
 
-    from ingest.app import create_app
+    from recvault.ingest.app import create_app
 
     web.run_app(create_app(settings), sock=sock, print=None, access_log=None,
                 handle_signals=True, loop=event_loop(), backlog=BACKLOG)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ingest.broker import Outgoing
+from recvault.queue.writer import Outgoing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -14,11 +14,11 @@ from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ingest.broker import build_message
-from ingest.context import INGEST, IngestContext
-from ingest.main import METRICS_DIR_ENV
-from ingest.signature import is_valid, signed_url
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
+from recvault.ingest.context import INGEST, IngestContext
+from recvault.ingest.main import METRICS_DIR_ENV
+from recvault.ingest.signature import is_valid, signed_url
+from recvault.queue.writer import build_message
 
 log = logging.getLogger("recvault.ingest")
 
@@ -49,7 +49,7 @@ async def recording_status(request: web.Request) -> web.Response:
 
     payload = {
         "params": event.params,
-        "received_at": datetime.now(timezone.utc).isoformat(),
+        "received_at": datetime.now(UTC).isoformat(),
         "idempotency_token": request.headers.get("I-Twilio-Idempotency-Token"),
     }
     outgoing = build_message(ctx.celery, ctx.settings.queue, event.dedup_key, payload)

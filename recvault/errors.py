@@ -10,7 +10,8 @@
         ├── TwilioAuthFailed        401/403: credentials are wrong or revoked
         ├── RecordingGone           404 long after completion: deleted at Twilio
         ├── IntegrityFailed         size or checksum differs after upload
-        └── StorageRejected         S3 refused the request for good (403, bad bucket)
+        ├── StorageRejected         S3 refused the request for good (403, bad bucket)
+        └── ConfigurationError      a setting or policy rule is wrong; the message names it
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class IntegrityFailed(PermanentError):
 
 class StorageRejected(PermanentError):
     """S3 refused the request in a way retrying cannot change."""
+
+
+class ConfigurationError(PermanentError):
+    """A setting or policy rule is missing or wrong; the message names the variable or rule."""
 
 
 class AlreadyExists(RecvaultError):

@@ -11,11 +11,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SID_PATTERNS = {
-    "AccountSid": re.compile(r"^AC[0-9a-fA-F]{32}$"),
-    "CallSid": re.compile(r"^CA[0-9a-fA-F]{32}$"),
-    "ConferenceSid": re.compile(r"^CF[0-9a-fA-F]{32}$"),
-    "RecordingSid": re.compile(r"^RE[0-9a-fA-F]{32}$"),
+from recvault import sids
+
+# The SID kind each callback parameter carries.
+SID_PREFIXES = {
+    "AccountSid": sids.ACCOUNT,
+    "CallSid": sids.CALL,
+    "ConferenceSid": sids.CONFERENCE,
+    "RecordingSid": sids.RECORDING,
 }
 # Statuses Twilio documents for recording callbacks (the Participants API adds the last four).
 STATUSES = (
@@ -32,7 +35,8 @@ RecordingStatus = Literal[
     "in-progress", "completed", "absent", "failed", "started", "paused", "resumed", "stopped"
 ]
 RECORDING_PATH = re.compile(
-    r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Recordings/(?P<recording>RE[0-9a-fA-F]{32})$"
+    rf"^/2010-04-01/Accounts/(?P<account>{sids.sid_pattern(sids.ACCOUNT)})"
+    rf"/Recordings/(?P<recording>{sids.sid_pattern(sids.RECORDING)})$"
 )
 # Twilio's known sources; unknown values are accepted but must stay printable and short.
 KNOWN_SOURCES = frozenset(
@@ -105,8 +109,7 @@ class RecordingStatusEvent(BaseModel):
     @classmethod
     def _sid_format(cls, value: str | None, info: Any) -> str | None:
         alias = cls.model_fields[info.field_name].alias
-        # fullmatch: with match(), "$" would also accept a trailing newline ("RE…\n").
-        if value is not None and not SID_PATTERNS[alias].fullmatch(value):
+        if value is not None and not sids.is_sid(value, SID_PREFIXES[alias]):
             raise ValueError(f"not a valid {alias}")
         return value
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,8 +17,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+from recvault import sids
+from recvault.errors import ConfigurationError
+
 # Values people paste from docs or templates instead of a real secret.
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
@@ -124,16 +124,13 @@ class Settings(BaseSettings):
     @field_validator("twilio_account_sid")
     @classmethod
     def _account_sid_format(cls, sid: str | None) -> str | None:
-        if sid is not None and not ACCOUNT_SID.match(sid):
-            raise ValueError("must be 'AC' followed by 32 hex digits")
-        return sid
+        return None if sid is None else sids.check_sid(sid, sids.ACCOUNT, "RECVAULT_TWILIO_ACCOUNT_SID")
 
     @field_validator("twilio_subaccount_tokens")
     @classmethod
     def _subaccounts_valid(cls, table: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
         for sid, tokens in table.items():
-            if not ACCOUNT_SID.match(sid):
-                raise ValueError(f"key {sid!r} must be an AccountSid (AC + 32 hex digits)")
+            sids.check_sid(sid, sids.ACCOUNT, f"key {sid!r}")
             if not tokens:
                 raise ValueError(f"{sid} has no token")
             for token in tokens:
@@ -159,8 +156,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RECVAULT_TWILIO_API_KEY_SID and RECVAULT_TWILIO_API_KEY_SECRET go together"
             )
-        if self.twilio_api_key_sid and not API_KEY_SID.match(self.twilio_api_key_sid):
-            raise ValueError("RECVAULT_TWILIO_API_KEY_SID must be 'SK' followed by 32 hex digits")
+        if self.twilio_api_key_sid:
+            sids.check_sid(self.twilio_api_key_sid, sids.API_KEY, "RECVAULT_TWILIO_API_KEY_SID")
         if self.twilio_api_key_secret is not None:
             _reject_placeholder(self.twilio_api_key_secret, "RECVAULT_TWILIO_API_KEY_SECRET")
         return self
@@ -192,12 +189,11 @@ class Settings(BaseSettings):
             return self.twilio_api_key_sid, self.twilio_api_key_secret.get_secret_value()
         tokens = self.tokens_for(account_sid)
         if not tokens:
-            raise ValueError("no Twilio credentials configured for downloads")
+            raise ConfigurationError(
+                "RECVAULT_TWILIO_API_KEY_SID/SECRET or RECVAULT_TWILIO_AUTH_TOKENS: "
+                f"no Twilio credentials for downloads from {account_sid}"
+            )
         return account_sid, tokens[0]
-
-
-class ConfigurationError(Exception):
-    """A setting is missing or wrong; the message names the variable."""
 
 
 def describe_validation_error(error: ValidationError) -> str:

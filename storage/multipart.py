@@ -9,8 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from recvault.errors import IntegrityFailed, StorageRejected
-from storage.checksums import b64_sha256
-from storage.s3_errors import s3_errors
+from recvault.storage.checksums import b64_sha256
+from recvault.storage.s3_errors import s3_errors
 
 MiB = 1024 * 1024
 # S3 parts must be at least 5 MiB, except the last one.

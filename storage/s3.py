@@ -11,9 +11,9 @@ import boto3
 from botocore.config import Config
 
 from recvault.errors import AlreadyExists, IntegrityFailed
-from storage.base import Retention, StoredObject
-from storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
-from storage.multipart import (
+from recvault.storage.base import Retention, StoredObject
+from recvault.storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
+from recvault.storage.multipart import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
     MiB,
@@ -21,10 +21,10 @@ from storage.multipart import (
     cut_parts,
     upload_parts,
 )
-from storage.s3_bucket import ensure_bucket
-from storage.s3_errors import NOT_FOUND, s3_errors
-from storage.s3_params import retention_from_head, write_params
-from storage.tags import tag_set
+from recvault.storage.s3_bucket import ensure_bucket
+from recvault.storage.s3_errors import NOT_FOUND, s3_errors
+from recvault.storage.s3_params import retention_from_head, write_params
+from recvault.storage.tags import tag_set
 
 if TYPE_CHECKING:
     from recvault.settings import Settings

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from recvault.errors import StorageRejected
-from storage.s3_errors import NOT_FOUND, s3_errors
+from recvault.storage.s3_errors import NOT_FOUND, s3_errors
 
 log = logging.getLogger(__name__)
 

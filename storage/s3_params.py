@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from storage.base import Retention
-from storage.tags import encode_tagging
+from recvault.storage.base import Retention
+from recvault.storage.tags import encode_tagging
 
 # S3 caps user metadata (x-amz-meta-* names and values, UTF-8) at 2 KB per object.
 MAX_METADATA_BYTES = 2048

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlencode
 
+from recvault.errors import ConfigurationError
+
 # S3 allows at most 10 tags per object.
 MAX_TAGS = 10
 # S3 limits a tag key to 128 Unicode characters and a value to 256.
@@ -16,20 +18,24 @@ ALLOWED = re.compile(r"[\w +\-=.:/]*")
 RESERVED_PREFIX = "aws:"
 
 
+class InvalidTags(ConfigurationError):
+    """Tags S3 would refuse; they come from the policy, so fixing them is configuration."""
+
+
 def validate_tags(tags: dict[str, str]) -> dict[str, str]:
-    """Return `tags` unchanged if S3 will accept them; raise ValueError naming the problem."""
+    """Return `tags` unchanged if S3 will accept them; raise InvalidTags naming the problem."""
     if len(tags) > MAX_TAGS:
-        raise ValueError(f"{len(tags)} tags given; S3 allows at most {MAX_TAGS} per object")
+        raise InvalidTags(f"{len(tags)} tags given; S3 allows at most {MAX_TAGS} per object")
     for key, value in tags.items():
         if not key or len(key) > MAX_KEY_CHARS:
-            raise ValueError(f"tag key {key!r} must be 1-{MAX_KEY_CHARS} characters")
+            raise InvalidTags(f"tag key {key!r} must be 1-{MAX_KEY_CHARS} characters")
         if len(value) > MAX_VALUE_CHARS:
-            raise ValueError(f"tag {key!r}: value longer than {MAX_VALUE_CHARS} characters")
+            raise InvalidTags(f"tag {key!r}: value longer than {MAX_VALUE_CHARS} characters")
         if key.lower().startswith(RESERVED_PREFIX):
-            raise ValueError(f"tag key {key!r}: the 'aws:' prefix is reserved")
+            raise InvalidTags(f"tag key {key!r}: the 'aws:' prefix is reserved")
         for text in (key, value):
             if not ALLOWED.fullmatch(text):
-                raise ValueError(
+                raise InvalidTags(
                     f"tag {key!r}: {text!r} has characters S3 refuses "
                     "(allowed: letters, digits, space and + - = . _ : /)"
                 )

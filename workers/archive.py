@@ -12,15 +12,15 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, RecordingGone
 from recvault.events import RecordingStatusEvent
-from storage.base import ObjectStore, Retention, StoredObject
-from workers import documents as docs
-from workers.media_check import HeaderProbe, check_media
-from workers.policy import Decision, Policy
-from workers.twilio_api import DualUnavailable, TwilioApi
+from recvault.storage.base import ObjectStore, Retention, StoredObject
+from recvault.workers import documents as docs
+from recvault.workers.media_check import HeaderProbe, check_media
+from recvault.workers.policy import Decision, Policy
+from recvault.workers.twilio_api import DualUnavailable, TwilioApi
 
 log = logging.getLogger("recvault.worker")
 
@@ -48,7 +48,7 @@ class ArchiveResult:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def archive_event(
@@ -150,7 +150,7 @@ def _already_archived(twilio, store, event, meta_key, options, now) -> ArchiveRe
 def _event_date(event: RecordingStatusEvent, received_at: datetime) -> str:
     """The partition date (UTC) from the callback's RecordingStartTime, else its arrival."""
     start = event.recording_start_time or received_at
-    return start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return start.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def refresh_recording(

@@ -1,14 +1,10 @@
-"""`recvault audit`: prove every archived recording is present and unchanged."""
+"""Prove every archived recording is present and unchanged: media against its document."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
-
-HELP = "check every archived recording against its metadata document (size, checksum)"
 
 
 @dataclass
@@ -44,26 +40,3 @@ def audit_archive(store, prefix: str, *, date: str | None = None, deep: bool = F
                 problem = "SHA-256 of stored bytes differs from the document"
         findings.append(Finding(document.get("sid", key), media_key, problem))
     return findings
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", help="only this partition (YYYY-MM-DD)")
-    parser.add_argument("--deep", action="store_true", help="re-read every object and recompute SHA-256")
-    parser.add_argument("--json", action="store_true", help="one JSON line per recording")
-
-
-def run(args: argparse.Namespace, settings) -> int:
-    from storage.s3 import S3Store
-
-    store = S3Store.from_settings(settings)
-    findings = audit_archive(store, settings.s3_prefix, date=args.date, deep=args.deep)
-    leftovers = store.incomplete_uploads(settings.s3_prefix)
-    for finding in findings:
-        if args.json:
-            print(json.dumps(finding.__dict__))
-        elif finding.problem:
-            print(f"PROBLEM {finding.recording_sid} {finding.media_key}: {finding.problem}")
-    bad = sum(1 for f in findings if f.problem)
-    print(f"audited {len(findings)} recording(s): {len(findings) - bad} intact, {bad} with problems, "
-          f"{len(leftovers)} unfinished upload(s)", file=sys.stderr)
-    return 1 if bad else 0

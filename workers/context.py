@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from recvault.settings import Settings
-from storage.base import ObjectStore
-from storage.s3 import S3Store
-from workers.archive import ArchiveOptions
-from workers.dlq import DeadLetters
-from workers.policy import Policy
-from workers.twilio_api import TwilioApi
+from recvault.storage.base import ObjectStore
+from recvault.storage.s3 import S3Store
+from recvault.workers.archive import ArchiveOptions
+from recvault.workers.dlq import DeadLetters
+from recvault.workers.policy import Policy
+from recvault.workers.twilio_api import TwilioApi
 
 
 @dataclass

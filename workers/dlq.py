@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -42,7 +42,7 @@ class DeadLetters:
 
     def add(self, id: str, task: str, payload: dict, *, reason: str, error: str, attempts: int) -> DeadLetter:
         letter = DeadLetter(id, task, payload, reason, error, attempts,
-                            datetime.now(timezone.utc).isoformat())
+                            datetime.now(UTC).isoformat())
         self._client.hset(DLQ_KEY, id, json.dumps(asdict(letter)))
         return letter
 

@@ -14,7 +14,7 @@ redelivered task finds its own earlier work.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -34,10 +34,10 @@ def recording_date(start_time: str | None, fallback: datetime) -> str:
     """The partition date (UTC) of a recording, from Twilio's RFC 2822 start_time."""
     if start_time:
         try:
-            return parsedate_to_datetime(start_time).astimezone(timezone.utc).strftime("%Y-%m-%d")
+            return parsedate_to_datetime(start_time).astimezone(UTC).strftime("%Y-%m-%d")
         except (TypeError, ValueError):
             pass
-    return fallback.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return fallback.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def media_key(prefix: str, date: str, account_sid: str, recording_sid: str, fmt: str) -> str:

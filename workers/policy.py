@@ -20,24 +20,22 @@ wins. Example (`RECVAULT_POLICY_FILE`)::
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from storage.base import Retention
+from recvault.errors import ConfigurationError
+from recvault.storage.base import Retention
+from recvault.storage.tags import MAX_TAGS, validate_tags
 
-# S3 tags: at most 10 per object; keys ≤ 128 and values ≤ 256 characters of this set.
-MAX_TAGS = 10
-TAG_CHARS = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
 # Tags recvault itself sets on every media object (the rest of the 10 are the policy's).
 SYSTEM_TAGS = ("recvault-policy", "recvault-retain-until")
 MATCH_KEYS = {"account_sid", "source", "channels", "track", "min_duration", "max_duration", "encrypted"}
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigurationError):
     """The policy file is malformed; the message names the rule and the field."""
 
 
@@ -112,7 +110,7 @@ class Policy:
         days = rule.retention_days if rule.retention_days is not None else self.default.retention_days
         mode = rule.mode if rule.mode is not None else self.default.mode
         lock = None if mode in (None, "NONE") else mode
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         until = now + timedelta(days=days) if days and lock else None
         tags = {**self.default.tags, **rule.tags, "recvault-policy": rule.name}
         if until:
@@ -137,8 +135,9 @@ def _rule(name: str, raw: dict[str, Any]) -> Rule:
     tags = {str(k): str(v) for k, v in raw.get("tags", {}).items()}
     if len(tags) > MAX_TAGS - len(SYSTEM_TAGS):
         raise PolicyError(f"{where}: at most {MAX_TAGS - len(SYSTEM_TAGS)} tags")
-    for key, value in tags.items():
-        if not (0 < len(key) <= 128 and len(value) <= 256 and TAG_CHARS.match(key) and TAG_CHARS.match(value)):
-            raise PolicyError(f"{where}: tag {key!r} breaks S3's tag rules")
+    try:
+        validate_tags(tags)
+    except ConfigurationError as error:
+        raise PolicyError(f"{where}: {error}") from None
     conditions = {k: raw[k] for k in MATCH_KEYS if k in raw}
     return Rule(name, days, mode, bool(raw.get("legal_hold", False)), tags, conditions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from celery import Celery, Task
@@ -12,10 +12,10 @@ from celery.exceptions import Reject, Retry
 
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
+from recvault.queue.app import ARCHIVE_TASK, REFRESH_TASK
 from recvault.settings import Settings
-from workers.archive import archive_event, refresh_recording
-from workers.celery_app import ARCHIVE_TASK, REFRESH_TASK
-from workers.context import WorkerContext
+from recvault.workers.archive import archive_event, refresh_recording
+from recvault.workers.context import WorkerContext
 
 log = logging.getLogger("recvault.worker")
 # First retry waits about this long; each later one doubles, up to retry_backoff_max.
@@ -123,4 +123,4 @@ def _received_at(payload: dict) -> datetime:
     try:
         return datetime.fromisoformat(payload["received_at"])
     except (KeyError, TypeError, ValueError):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)

@@ -10,6 +10,7 @@ from base64 import b64decode
 
 from aiohttp import web
 
+from recvault import sids
 from recvault.simulator import resources as res
 from recvault.simulator.context import PUBLIC_BASE, STATE, api_base
 from recvault.simulator.control import add_control_routes
@@ -17,7 +18,7 @@ from recvault.simulator.media import CONTENT_TYPES, iter_media, media_size
 from recvault.simulator.recordings import LoggedRequest, SimRecording, SimState
 
 PREFIX = f"/{res.API_VERSION}/Accounts/{{account}}"
-RECORDING_NAME = re.compile(r"^(?P<sid>RE[0-9a-fA-F]{32})(?:\.(?P<ext>json|wav|mp3))?$")
+RECORDING_NAME = re.compile(rf"^(?P<sid>{sids.sid_pattern(sids.RECORDING)})(?:\.(?P<ext>json|wav|mp3))?$")
 DATE_FILTERS = ("DateCreated", "DateCreated>", "DateCreated<")
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 
 from aiohttp.test_utils import TestServer
 
-from ingest.app import create_app
 from recvault.events import KNOWN_SOURCES
+from recvault.ingest.app import create_app
 from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from recvault.simulator.recordings import SimRecording

@@ -9,12 +9,11 @@ import time
 import pytest
 
 from bench.rss import TreeSampler
-
-from recvault.embedded import free_port
-from recvault.processes import Component
+from recvault.launch.process import Component
+from recvault.launch.services import free_port
+from recvault.queue.app import ARCHIVE_TASK, create_celery
 from recvault.settings import Settings
 from tests.fixtures.worker import wait_for
-from workers.celery_app import ARCHIVE_TASK, create_celery
 
 GIB = 1 << 30
 # Worker memory must not grow with the recording: parts of 8 MiB, two in flight.

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from recvault.embedded import free_port
+from recvault.launch.services import free_port
 
 
 def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None:

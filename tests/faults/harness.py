@@ -19,14 +19,14 @@ from pathlib import Path
 
 import redis
 
-from recvault.embedded import RedisServer, SeaweedFS, free_port
-from recvault.processes import Component
+from recvault.launch.process import Component
+from recvault.launch.services import RedisServer, SeaweedFS, free_port
 from recvault.simulator.recordings import SimState, new_sid
+from recvault.workers.dlq import DLQ_KEY
 from tests.faults.archive_view import ArchiveView
 from tests.faults.peers import ForeignHost, WitnessedSim
 from tests.faults.witness import DeletionWitness, expected_media
 from tests.faults.worker_pool import WorkerPool
-from workers.dlq import DLQ_KEY
 
 CALLBACK_PATH = "/twilio/recording-status"
 # Local requests go straight to 127.0.0.1, whatever HTTP(S)_PROXY says.

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.celery_app import ARCHIVE_TASK
+from recvault.queue.app import ARCHIVE_TASK
 
 UNACKED_KEY = b"unacked"
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from recvault.processes import Component, ComponentError
+from recvault.launch.process import Component, ComponentError
 
 # Celery logs "<node> ready." once its consumer listens.
 READY_MARK = b' ready."'

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from ingest.app import create_app
+from recvault.ingest.app import create_app
 from recvault.settings import Settings
 
 TOKEN = "f3b1c0d9e8a7f6e5d4c3b2a190817263"

@@ -6,9 +6,9 @@ import json
 
 import redis
 
-from ingest.broker import QueueWriter, build_message
+from recvault.queue.app import ARCHIVE_TASK, create_celery
+from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
-from workers.celery_app import ARCHIVE_TASK, create_celery
 
 
 def test_envelope_has_the_shape_celery_send_task_produces(redis_url: str) -> None:

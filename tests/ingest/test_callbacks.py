@@ -13,7 +13,12 @@ from yarl import URL
 
 from recvault.settings import Settings
 from tests.ingest.conftest import (
-    ACCOUNT, TOKEN, callback_params, callback_url, post_callback, queued_payloads, sign,
+    TOKEN,
+    callback_params,
+    callback_url,
+    post_callback,
+    queued_payloads,
+    sign,
 )
 
 
@@ -234,7 +239,7 @@ async def test_invalid_utf8_is_400(client, queue) -> None:
 async def test_subaccount_tokens_are_used_for_their_account(redis_url, tmp_path, queue) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from ingest.app import create_app
+    from recvault.ingest.app import create_app
 
     sub = "AC" + "d" * 32
     settings = Settings(twilio_auth_tokens=TOKEN, broker_url=redis_url, data_dir=tmp_path,
@@ -254,7 +259,7 @@ async def test_subaccount_tokens_are_used_for_their_account(redis_url, tmp_path,
 async def test_public_url_behind_a_proxy(redis_url, tmp_path, queue) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from ingest.app import create_app
+    from recvault.ingest.app import create_app
 
     settings = Settings(twilio_auth_tokens=TOKEN, broker_url=redis_url, data_dir=tmp_path,
                         public_url="https://callbacks.example.com")
@@ -278,7 +283,7 @@ async def test_public_url_behind_a_proxy(redis_url, tmp_path, queue) -> None:
 async def test_forwarded_headers_are_used_only_when_trusted(redis_url, tmp_path, queue) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from ingest.app import create_app
+    from recvault.ingest.app import create_app
 
     params = callback_params()
     signature = sign("https://edge.example.com/twilio/recording-status", params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -10,8 +9,8 @@ import sys
 import pytest
 import redis
 
-from recvault.embedded import free_port
-from recvault.processes import Component
+from recvault.launch.process import Component
+from recvault.launch.services import free_port
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from recvault.simulator.recordings import SimRecording
 from tests.ingest.conftest import ACCOUNT, TOKEN

@@ -5,11 +5,13 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from ingest.signature import is_valid, signed_url
+from recvault.ingest.signature import is_valid, signed_url
 
 TOKEN = "12345"
 PARAMS = {

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from ingest.app import create_app
-from ingest.broker import Outgoing
-from ingest.spool import Spool
-from recvault.embedded import free_port
+from recvault.ingest.app import create_app
+from recvault.ingest.spool import Spool
+from recvault.launch.services import free_port
+from recvault.queue.writer import Outgoing
 from recvault.settings import Settings
 from tests.ingest.conftest import TOKEN, callback_params, post_callback
 

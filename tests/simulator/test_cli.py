@@ -14,8 +14,8 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
+from recvault.commands.simulate import run_simulate
 from recvault.events import RecordingStatusEvent
-from recvault.simulator.cli import run_simulate
 from recvault.simulator.recordings import new_sid
 from tests.simulator.support import free_port, running_receiver, wait_until_up
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from recvault.embedded import RedisServer, SeaweedFS, ServiceError, find_binary, free_port
 from recvault.errors import StorageRejected
-from storage.s3 import S3Store
+from recvault.launch.services import RedisServer, SeaweedFS, ServiceError, find_binary, free_port
+from recvault.storage.s3 import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,7 @@ def test_redis_unreachable_while_stopped(private_redis: RedisServer) -> None:
 def test_servers_do_not_outlive_their_process(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from recvault.embedded import RedisServer\n"
+        "from recvault.launch.services import RedisServer\n"
         "server = RedisServer(sys.argv[1]).start()\n"
         "print(server.pid)\n"
     )

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from recvault.embedded import SeaweedFS
 from recvault.errors import (
     AlreadyExists,
     StorageRejected,
     StorageUnavailable,
     TwilioUnavailable,
 )
+from recvault.launch.services import SeaweedFS
 from recvault.settings import Settings
-from storage.base import Retention
-from storage.multipart import MIN_PART_SIZE, MiB
-from storage.s3 import DEFAULT_PART_SIZE, S3Store
-from storage.s3_errors import s3_errors
-from storage.tags import MAX_TAGS, encode_tagging
+from recvault.storage.base import Retention
+from recvault.storage.multipart import MIN_PART_SIZE, MiB
+from recvault.storage.s3 import DEFAULT_PART_SIZE, S3Store
+from recvault.storage.s3_errors import s3_errors
+from recvault.storage.tags import MAX_TAGS, encode_tagging
 from tests.fixtures.services import start_or_fail, unique_bucket
 
 PART = MIN_PART_SIZE  # the s3_store fixture's part size
@@ -335,7 +335,7 @@ def test_outage_is_unavailable_then_recovers(tmp_path: Path) -> None:
 STREAM_200MB = """
 import json, re, sys
 from pathlib import Path
-from storage.s3 import S3Store
+from recvault.storage.s3 import S3Store
 
 def peak_rss_kib() -> int:
     return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))

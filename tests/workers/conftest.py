@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from recvault.events import RecordingStatusEvent
 from recvault.simulator.recordings import SimRecording
-from storage.s3 import S3Store
-from workers.archive import ArchiveOptions, ArchiveResult, archive_event
-from workers.policy import Policy
-from workers.twilio_api import TwilioApi
+from recvault.storage.s3 import S3Store
+from recvault.workers.archive import ArchiveOptions, ArchiveResult, archive_event
+from recvault.workers.policy import Policy
+from recvault.workers.twilio_api import TwilioApi
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ArchiveEnv:
                 **extra: str) -> ArchiveResult:
         return archive_event(
             self.event(recording, status, **extra),
-            received_at=received_at or datetime.now(timezone.utc),
+            received_at=received_at or datetime.now(UTC),
             twilio=self.twilio, store=self.store, policy=self.policy, options=self.options,
         )
 

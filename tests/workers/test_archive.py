@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from recvault.errors import (
-    ForeignHost, IntegrityFailed, MediaNotReady, RecordingGone, StorageUnavailable, TwilioAuthFailed,
+    ForeignHost,
+    IntegrityFailed,
+    MediaNotReady,
+    RecordingGone,
+    StorageUnavailable,
+    TwilioAuthFailed,
     TwilioUnavailable,
 )
 from recvault.simulator.media import media_sha256, media_size
 from recvault.simulator.recordings import Faults
-from workers import documents as docs
-from workers.archive import ArchiveOptions, delete_verified, refresh_recording
-from workers.policy import Policy
-from workers.twilio_api import TwilioApi
+from recvault.workers import documents as docs
+from recvault.workers.archive import ArchiveOptions, delete_verified, refresh_recording
+from recvault.workers.policy import Policy
+from recvault.workers.twilio_api import TwilioApi
 
 
 def _document(env, result) -> dict:
@@ -112,7 +116,7 @@ def test_archiving_twice_makes_no_second_copy(archive_env, sim) -> None:
 def test_media_stored_before_a_crash_is_reused_not_duplicated(archive_env, sim) -> None:
     recording = sim.create_recording(duration=3)
     resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
-    date = docs.recording_date(resource["start_time"], datetime.now(timezone.utc))
+    date = docs.recording_date(resource["start_time"], datetime.now(UTC))
     key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
     with archive_env.twilio.open_media(archive_env.event(recording).recording_url, recording.account_sid,
                                        fmt="wav", channels=1) as media:
@@ -136,7 +140,7 @@ def test_404_long_after_the_callback_means_gone(archive_env, sim) -> None:
     recording = sim.create_recording(faults=Faults(gone=True))
     with pytest.raises(MediaNotReady):
         archive_env.archive(recording)
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
     with pytest.raises(RecordingGone):
         archive_env.archive(recording, received_at=long_ago)
 
@@ -235,7 +239,7 @@ def test_an_upload_left_by_a_killed_worker_is_aborted_on_retry(archive_env, sim)
     # Only media of at least one part (5 MiB here) goes multipart: 330 s of mono is 5.28 MB.
     recording = sim.create_recording(duration=330)
     resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
-    date = docs.recording_date(resource["start_time"], datetime.now(timezone.utc))
+    date = docs.recording_date(resource["start_time"], datetime.now(UTC))
     key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
     # What a worker killed after starting its multipart upload leaves behind.
     archive_env.store._client.create_multipart_upload(Bucket=archive_env.store.bucket, Key=key,

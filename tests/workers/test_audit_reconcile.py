@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from recvault.events import RecordingStatusEvent
-from workers import documents as docs
-from workers.audit import audit_archive
-from workers.policy import Policy
-from workers.reconcile import callback_params, missing_recordings
+from recvault.workers import documents as docs
+from recvault.workers.audit import audit_archive
+from recvault.workers.policy import Policy
+from recvault.workers.reconcile import callback_params, missing_recordings
 
 
 def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim) -> None:

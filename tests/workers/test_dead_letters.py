@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from recvault.queue.app import ARCHIVE_TASK
 from recvault.settings import Settings
+from recvault.workers.dlq import DeadLetters
 from tests.fixtures.worker import running_worker, wait_for
-from workers.celery_app import ARCHIVE_TASK
-from workers.dlq import DeadLetters
 
 AC = "AC" + "a" * 32
 RE = "RE" + "b" * 32

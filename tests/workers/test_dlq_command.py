@@ -9,8 +9,8 @@ import sys
 
 import redis
 
-from workers.celery_app import ARCHIVE_TASK
-from workers.dlq import DeadLetters
+from recvault.queue.app import ARCHIVE_TASK
+from recvault.workers.dlq import DeadLetters
 
 
 def _dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess:

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from recvault.wav import wav_header
-from workers import documents as docs
-from workers.media_check import HeaderProbe, check_media
-from workers.tasks import backoff
+from recvault.workers import documents as docs
+from recvault.workers.media_check import HeaderProbe, check_media
+from recvault.workers.tasks import backoff
 
 RE = "RE" + "1" * 32
 AC = "AC" + "2" * 32
 
 
 def test_keys_are_deterministic_and_partitioned_by_recording_date() -> None:
-    date = docs.recording_date("Wed, 20 Apr 2022 23:45:25 -0300", datetime(2030, 1, 1, tzinfo=timezone.utc))
+    date = docs.recording_date("Wed, 20 Apr 2022 23:45:25 -0300", datetime(2030, 1, 1, tzinfo=UTC))
     assert date == "2022-04-21"  # the UTC date
     assert docs.media_key("p/", date, AC, RE, "wav") == f"p/media/date=2022-04-21/{AC}/{RE}.wav"
     assert docs.metadata_key("", date, RE) == f"metadata/date=2022-04-21/{RE}.json"
-    assert docs.recording_date(None, datetime(2030, 1, 2, tzinfo=timezone.utc)) == "2030-01-02"
+    assert docs.recording_date(None, datetime(2030, 1, 2, tzinfo=UTC)) == "2030-01-02"
 
 
 def test_metadata_document_has_every_recording_field_on_one_line() -> None:
@@ -43,7 +43,8 @@ def test_media_check_compares_header_with_twilio() -> None:
     mismatch = check_media(header, fmt="wav", encrypted=False, channels=1, duration=60)["media_check"]
     assert "channels 2 != 1" in mismatch and "duration" in mismatch
     assert check_media(header, fmt="mp3", encrypted=False, channels=2, duration=42) == {"media_check": "not-applicable"}
-    assert check_media(b"garbage", fmt="wav", encrypted=False, channels=1, duration=1)["media_check"].startswith("unreadable")
+    garbage = check_media(b"garbage", fmt="wav", encrypted=False, channels=1, duration=1)
+    assert garbage["media_check"].startswith("unreadable")
 
 
 def test_header_probe_passes_bytes_through_unchanged() -> None:

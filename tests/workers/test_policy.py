@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workers.policy import Policy, PolicyError
+from recvault.workers.policy import Policy, PolicyError
 
-NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
 POLICY = {
     "default": {"retention_days": 30, "mode": "GOVERNANCE", "tags": {"classification": "call-recording"}},
     "rule": [

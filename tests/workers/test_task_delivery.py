@@ -6,9 +6,9 @@ import pytest
 import redis
 from celery.exceptions import Reject, Retry
 
+from recvault.queue.app import create_celery
 from recvault.settings import Settings
-from workers.celery_app import create_celery
-from workers.tasks import _publish_or_requeue
+from recvault.workers.tasks import _publish_or_requeue
 
 
 def test_a_broker_failure_while_publishing_requeues_instead_of_dropping() -> None:

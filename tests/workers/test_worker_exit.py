@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from ingest.broker import QueueWriter, build_message
-from recvault.processes import Component
+from recvault.launch.process import Component
+from recvault.queue.app import create_celery
+from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
 from tests.fixtures.worker import wait_for
-from workers.celery_app import create_celery
 
 
 def test_a_worker_that_stops_on_a_broker_error_exits_non_zero(private_redis, s3_endpoint, sim, sim_account,

@@ -6,11 +6,12 @@ import base64
 import secrets
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from celery import Celery
 
+from recvault.queue.app import ARCHIVE_TASK
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import SimRecording, new_sid
 from tests.faults.fuzz import Pairs, Target, encode
@@ -19,7 +20,6 @@ from tests.faults.rawhttp import RawRequest, send
 from tests.faults.result import ScenarioResult
 from tests.faults.traffic import Event
 from tests.faults.verdict import judge, letters_by_event, settle
-from workers.celery_app import ARCHIVE_TASK
 
 NAME = "7 attacks"
 HEX = "0123456789abcdef"
@@ -187,7 +187,7 @@ def _plant(stack: Stack, planted: list[Pairs]) -> list[str]:
             sid = new_sid("RE")
             params = dict(pairs)
             params.update(RecordingSid=sid, RecordingUrl=params["RecordingUrl"].replace(params["RecordingSid"], sid))
-            payload = {"params": params, "received_at": datetime.now(timezone.utc).isoformat(),
+            payload = {"params": params, "received_at": datetime.now(UTC).isoformat(),
                        "idempotency_token": None}
             app.send_task(ARCHIVE_TASK, args=(payload,), queue=stack.queue, connection=connection)
             sids.append(sid)

@@ -19,9 +19,9 @@ def run(args: argparse.Namespace, settings) -> int:
     from celery.signals import celeryd_init
 
     from recvault.logs import configure_logging
-    from storage.s3 import S3Store
-    from workers.celery_app import create_celery
-    from workers.tasks import register_tasks
+    from recvault.queue.app import create_celery
+    from recvault.storage.s3 import S3Store
+    from recvault.workers.tasks import register_tasks
 
     configure_logging(settings.log_level, settings.log_format)
     # Fail at start, with the setting's name, rather than on the first recording.

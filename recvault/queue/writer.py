@@ -27,12 +27,12 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from celery import Celery
 
-from workers.celery_app import ARCHIVE_TASK
+from recvault.queue.app import ARCHIVE_TASK
 
 # Dedup keys live beside Celery's own keys, under a prefix of ours.
 DEDUP_PREFIX = "recvault:seen:"
@@ -130,7 +130,7 @@ class QueueWriter:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
         if self._sha is None:
             self._sha = self._client.script_load(_ENQUEUE_ONCE)
-        stamp = datetime.now(timezone.utc).isoformat()
+        stamp = datetime.now(UTC).isoformat()
         taken_at = repr(time.time())
         routing_key = json.dumps(self._queue)
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.

@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from workers.celery_app import create_celery
-    from workers.dlq import DeadLetters
+    from recvault.queue.app import create_celery
+    from recvault.workers.dlq import DeadLetters
 
     letters = DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout)
     if args.dlq_command == "list":
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, settings) -> int:
     app = create_celery(settings)
     chosen = letters.list() if args.all else [letters.get(i) for i in args.ids]
     replayed = 0
-    for wanted, letter in zip(args.ids or [None] * len(chosen), chosen):
+    for wanted, letter in zip(args.ids or [None] * len(chosen), chosen, strict=True):
         if letter is None:
             print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
             continue

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from recvault.embedded import RedisServer, SeaweedFS, ServiceError, free_port
+    from recvault.launch.services import RedisServer, SeaweedFS, ServiceError, free_port
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def _wait_http(url: str, what: str, timeout: float = 60) -> None:
 
 def _demo(callback: str, env: dict[str, str], settings) -> None:
     """Send a few simulated recordings and show where they were archived."""
-    from storage.s3 import S3Store
+    from recvault.storage.s3 import S3Store
 
     print("\nsending demo recordings from the simulator …", flush=True)
     result = subprocess.run(

@@ -1,0 +1,1 @@
+"""The `recvault` subcommands: each module gives HELP, add_arguments(parser) and run(args, settings)."""

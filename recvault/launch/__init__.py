@@ -1,0 +1,1 @@
+"""Child processes on purpose: recvault components and the local services they need."""
