@@ -52,7 +52,7 @@ class Enqueuer:
     def __init__(self, stack: Stack) -> None:
         settings = Settings(broker_url=stack.broker_url, queue=QUEUE)
         self._celery = create_celery(settings)
-        self._writer = QueueWriter.connect(stack.broker_url, QUEUE, 3600, timeout=5, connect_timeout=5)
+        self._writer = QueueWriter.for_app(self._celery, QUEUE, 3600, timeout=5, connect_timeout=5)
         self._stack = stack
 
     def enqueue(self, recordings: Iterable[SimRecording]) -> float:

@@ -38,11 +38,12 @@ def create_app(settings: Settings) -> web.Application:
     """Build the ingest app; connections open when it starts, close when it stops."""
     require_tokens(settings)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    celery = create_celery(settings)  # refuses broker options ingest cannot honour, at start
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         metrics = IngestMetrics()
-        writer = QueueWriter.connect(
-            settings.broker_url,
+        writer = QueueWriter.for_app(
+            celery,
             settings.queue,
             settings.dedup_ttl_seconds,
             timeout=settings.publish_timeout_seconds,
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> web.Application:
         spool = Spool(settings.spool_dir / "callbacks.sqlite3")
         handoff = Handoff(writer, spool, metrics)
         handoff.start(asyncio.get_running_loop())
-        app[INGEST] = IngestContext(settings, create_celery(settings), metrics, handoff)
+        app[INGEST] = IngestContext(settings, celery, metrics, handoff)
         yield
         await asyncio.get_running_loop().run_in_executor(None, handoff.close)
 

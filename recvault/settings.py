@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -83,6 +83,10 @@ class Settings(BaseSettings):
 
     # --- Celery / Redis -------------------------------------------------------
     broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_transport_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON merged into Celery's broker_transport_options (ingest follows it too).",
+    )
     queue: str = "recvault"
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=3.0, gt=0)

@@ -1,10 +1,21 @@
-"""What a worker process needs, built once per process from settings."""
+"""What a worker process needs, built when the process starts — never on a first task.
+
+The worker's main process builds the context once before it consumes anything, so a bad
+setting or policy rule stops it at start with a line naming it. Each prefork pool child
+builds its own again right after the fork (boto3 and redis clients are not shared across
+processes). If that fails in a child, the error is kept and every task that child runs
+is dead-lettered with it — recorded durably, replayable once the configuration is
+fixed — instead of failing and being acknowledged.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from recvault.errors import ConfigurationError
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
 from recvault.storage.s3 import S3Store
@@ -12,6 +23,8 @@ from recvault.workers.archive import ArchiveOptions
 from recvault.workers.dlq import DeadLetters
 from recvault.workers.policy import Policy
 from recvault.workers.twilio_api import TwilioApi
+
+log = logging.getLogger("recvault.worker")
 
 
 @dataclass
@@ -22,11 +35,13 @@ class WorkerContext:
     twilio: TwilioApi
     store: ObjectStore
     policy: Policy
-    dead_letters: DeadLetters
     options: ArchiveOptions
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerContext:
+        """Everything a task needs; ConfigurationError names the setting or policy rule."""
+        if settings.twilio_account_sid:
+            settings.download_credentials(settings.twilio_account_sid)  # fails now, not per task
         return cls(
             settings=settings,
             twilio=TwilioApi(
@@ -36,7 +51,6 @@ class WorkerContext:
             ),
             store=S3Store.from_settings(settings),
             policy=Policy.load(settings.policy_file),
-            dead_letters=DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout),
             options=ArchiveOptions(
                 prefix=settings.s3_prefix,
                 media_format=settings.media_format,
@@ -44,3 +58,41 @@ class WorkerContext:
                 not_found_grace=timedelta(seconds=settings.not_found_grace_seconds),
             ),
         )
+
+
+class ProcessContext:
+    """The worker context of this process, and the dead-letter store that outlives its failure."""
+
+    def __init__(self, settings: Settings,
+                 build: Callable[[Settings], WorkerContext] = WorkerContext.build) -> None:
+        self.settings = settings
+        self._build = build
+        self._context: WorkerContext | None = None
+        self._error: Exception | None = None
+        # Only needs the broker: available even when the rest of the context is not.
+        self.dead_letters = DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout)
+
+    def build(self) -> WorkerContext:
+        """Build the context now; raises what the build raised (ConfigurationError and the like)."""
+        self._context, self._error = None, None
+        self._context = self._build(self.settings)
+        return self._context
+
+    def build_after_fork(self) -> None:
+        """In a new pool child: fresh clients; a failure is kept for the tasks to report."""
+        self.dead_letters = DeadLetters.connect(self.settings.broker_url,
+                                                timeout=self.settings.redis_socket_timeout)
+        try:
+            self.build()
+        except Exception as error:
+            self._error = error
+            log.error("worker context failed to build; tasks will be dead-lettered",
+                      extra={"error": str(error), "kind": type(error).__name__})
+
+    def get(self) -> WorkerContext:
+        """The built context; ConfigurationError saying why there is none."""
+        if self._context is not None:
+            return self._context
+        if self._error is not None:
+            raise ConfigurationError(f"worker context unavailable: {self._error}") from self._error
+        raise ConfigurationError("worker context was never built (ProcessContext.build not called)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
@@ -13,9 +14,8 @@ from celery.exceptions import Reject, Retry
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
 from recvault.queue.app import ARCHIVE_TASK, REFRESH_TASK
-from recvault.settings import Settings
 from recvault.workers.archive import archive_event, refresh_recording
-from recvault.workers.context import WorkerContext
+from recvault.workers.context import ProcessContext, WorkerContext
 
 log = logging.getLogger("recvault.worker")
 # First retry waits about this long; each later one doubles, up to retry_backoff_max.
@@ -28,33 +28,34 @@ def backoff(retries: int, *, cap: float, retry_after: float | None = None) -> fl
     return max(delay, retry_after or 0.0)
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
-    """Attach recvault's tasks to `app`; the worker context is built lazily once per process."""
-    state: dict[str, WorkerContext] = {}
-
-    def context() -> WorkerContext:
-        if "ctx" not in state:
-            state["ctx"] = WorkerContext.build(settings)
-        return state["ctx"]
+def register_tasks(app: Celery, process: ProcessContext) -> None:
+    """Attach recvault's tasks to `app`; they run with the context `process` built at start."""
+    settings = process.settings
 
     # shared=False: these tasks belong to this app only; shared tasks would be copied into
     # every Celery app created later in the process.
     @app.task(name=ARCHIVE_TASK, bind=True, max_retries=None, shared=False)
     def archive_event_task(self: Task, payload: dict) -> str:
-        ctx = context()
+        params = payload.get("params") if isinstance(payload, dict) else None
+        sid = _first(params, "RecordingSid")
+        letter_id = f"{sid}:{_first(params, 'RecordingStatus')}" if sid else f"unparseable:{self.request.id}"
+        return _guarded(self, process, letter_id, payload, lambda ctx: _archive(self, ctx, payload))
+
+    def _archive(task: Task, ctx: WorkerContext, payload: dict) -> str:
         try:
             event = RecordingStatusEvent.from_params(payload["params"])
         except (InvalidCallback, KeyError, TypeError) as error:
-            _dead_letter(ctx, self, f"unparseable:{self.request.id}", payload, error)
+            _dead_letter(process, task, f"unparseable:{task.request.id}", payload, error)
             return "dead-lettered"
-        extra = {"recording_sid": event.recording_sid, "status": event.recording_status, "task_id": self.request.id}
+        extra = {"recording_sid": event.recording_sid, "status": event.recording_status,
+                 "task_id": task.request.id}
         try:
             result = archive_event(
                 event, received_at=_received_at(payload), twilio=ctx.twilio, store=ctx.store,
                 policy=ctx.policy, options=ctx.options,
             )
         except Exception as error:
-            return _failed(self, ctx, event.dedup_key, payload, error, extra)
+            return _failed(task, event.dedup_key, payload, error, extra)
         if result.price_pending:
             _publish_or_requeue(lambda: app.send_task(REFRESH_TASK, args=({
                 "account_sid": event.account_sid, "recording_sid": event.recording_sid,
@@ -65,9 +66,12 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(name=REFRESH_TASK, bind=True, max_retries=None, shared=False)
     def refresh_recording_task(self: Task, payload: dict) -> str:
-        ctx = context()
+        letter_id = f"{payload.get('recording_sid') if isinstance(payload, dict) else None}:refresh"
+        return _guarded(self, process, letter_id, payload, lambda ctx: _refresh(self, ctx, payload))
+
+    def _refresh(task: Task, ctx: WorkerContext, payload: dict) -> str:
         attempt = int(payload.get("attempt", 1))
-        extra = {"recording_sid": payload.get("recording_sid"), "task_id": self.request.id}
+        extra = {"recording_sid": payload.get("recording_sid"), "task_id": task.request.id}
         try:
             done = refresh_recording(
                 payload["account_sid"], payload["recording_url"], payload["metadata_key"],
@@ -75,14 +79,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 final=attempt >= settings.price_refresh_attempts,
             )
         except Exception as error:
-            return _failed(self, ctx, f"{payload.get('recording_sid')}:refresh", payload, error, extra)
+            return _failed(task, f"{payload.get('recording_sid')}:refresh", payload, error, extra)
         if not done:
             _publish_or_requeue(lambda: app.send_task(
                 REFRESH_TASK, args=({**payload, "attempt": attempt + 1},),
                 countdown=settings.price_refresh_seconds, queue=settings.queue))
         return "refreshed" if done else "price-pending"
 
-    def _failed(task: Task, ctx: WorkerContext, letter_id: str, payload: dict, error: Exception, extra: dict) -> str:
+    def _failed(task: Task, letter_id: str, payload: dict, error: Exception, extra: dict) -> str:
         # Anything but a known-permanent failure is retried: an unexpected error may be a blip.
         if not isinstance(error, PermanentError) and task.request.retries < settings.max_retries:
             delay = backoff(task.request.retries, cap=settings.retry_backoff_max,
@@ -90,9 +94,36 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             log.warning("retrying", extra={**extra, "error": str(error), "kind": type(error).__name__,
                                            "retry_in": round(delay, 1), "retries": task.request.retries})
             _publish_or_requeue(lambda: task.retry(countdown=delay, exc=error))
-        _dead_letter(ctx, task, letter_id, payload, error)
+        _dead_letter(process, task, letter_id, payload, error)
         log.error("dead-lettered", extra={**extra, "error": str(error), "kind": type(error).__name__})
         return "dead-lettered"
+
+
+def _guarded(task: Task, process: ProcessContext, letter_id: str, payload: object,
+             body: Callable[[WorkerContext], str]) -> str:
+    """Run a task body so that no failure is acknowledged without a durable record.
+
+    Celery acknowledges a task that raises (acks_late still acks failures), and on Redis a
+    rejection without requeue drops the message too. So every error that escapes the body —
+    a context that could not be built, a bug in recvault's own handling — is dead-lettered
+    here with its reason; only if even that fails is the message handed back to the queue.
+    """
+    try:
+        return body(process.get())
+    except (Retry, Reject):
+        raise
+    except Exception as error:
+        log.error("task failed outside its own handling; dead-lettering",
+                  extra={"task_id": task.request.id, "error": str(error), "kind": type(error).__name__})
+        _dead_letter(process, task, letter_id, payload, error)
+        return "dead-lettered"
+
+
+def _first(params: object, name: str) -> str | None:
+    value = params.get(name) if isinstance(params, dict) else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, str) else None
 
 
 def _publish_or_requeue(publish) -> None:
@@ -110,9 +141,10 @@ def _publish_or_requeue(publish) -> None:
         raise Reject(f"could not publish a follow-up message: {error!r}", requeue=True) from None
 
 
-def _dead_letter(ctx: WorkerContext, task: Task, letter_id: str, payload: dict, error: Exception) -> None:
+def _dead_letter(process: ProcessContext, task: Task, letter_id: str, payload: object,
+                 error: Exception) -> None:
     try:
-        ctx.dead_letters.add(letter_id, task.name, payload, reason=str(error) or type(error).__name__,
+        process.dead_letters.add(letter_id, task.name, payload, reason=str(error) or type(error).__name__,
                              error=type(error).__name__, attempts=task.request.retries + 1)
     except redis.RedisError:
         # Without a durable record the event must not be acknowledged: hand it back.

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,19 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from recvault.launch.services import RedisServer, SeaweedFS, ServiceError, free_port
+    from recvault.launch.process import Component, LaunchError
+    from recvault.launch.services import RedisServer, SeaweedFS, free_port
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen] = []
-    services = []
+    # SIGTERM (from a supervisor or `kill`) stops everything this command started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started: list = []  # services and components, stopped in reverse order
     try:
-        broker_url = _redis(settings.broker_url, data, services, RedisServer)
+        broker_url = _redis(settings.broker_url, data, started, RedisServer)
         s3_url = str(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
         if s3_url is None:
             port = args.s3_port if _port_free(args.s3_port) else free_port()
             weed = SeaweedFS(data / "s3", s3_port=port).start()
-            services.append(weed)
+            started.append(weed)
             s3_url = weed.s3_url
             print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
         env = {**os.environ, "RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
@@ -59,40 +60,33 @@ def run(args: argparse.Namespace, settings) -> int:
             env.update({"RECVAULT_TWILIO_ACCOUNT_SID": identity["account_sid"],
                         "RECVAULT_TWILIO_AUTH_TOKENS": identity["auth_token"],
                         "RECVAULT_TWILIO_API_BASE_URL": sim_url})
-            children.append(_spawn(["simulate", "serve", "--port", str(sim_port)], env))
-            _wait_http(f"{sim_url}/_sim/recordings", "Twilio simulator")
+            started.append(Component("Twilio simulator", ["simulate", "serve", "--port", str(sim_port)], env,
+                                     ready_url=f"{sim_url}/_sim/recordings").start())
             print(f"Twilio simulator at {sim_url} (account {identity['account_sid']})", flush=True)
-        children.append(_spawn(["serve", "--host", args.host, "--port", str(args.port)], env))
-        children.append(_spawn(["worker"], env))
-        callback = f"http://{args.host}:{args.port}/twilio/recording-status"
-        _wait_http(f"http://{args.host}:{args.port}/readyz", "ingest")
+        base = f"http://{args.host}:{args.port}"
+        started.append(Component("ingest", ["serve", "--host", args.host, "--port", str(args.port)], env,
+                                 ready_url=f"{base}/readyz").start())
+        started.append(Component("worker", ["worker"], env).start())
+        callback = f"{base}/twilio/recording-status"
         print(f"\nrecvault is up. Recording Status Callback URL: {callback}", flush=True)
         if simulate and not args.no_demo:
             _demo(callback, env, settings.model_copy(update={"s3_endpoint_url": s3_url}))
         if args.demo_only:
             return 0
         print("Ctrl-C stops everything.", flush=True)
-        while all(child.poll() is None for child in children):
+        while all(child.running for child in started):
             time.sleep(0.5)
         print("recvault: a component stopped; shutting down", file=sys.stderr)
         return 1
-    except ServiceError as error:
+    except LaunchError as error:
         print(f"recvault: {error}", file=sys.stderr)
         return 1
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        for service in reversed(services):
-            service.stop()
+        for child in reversed(started):
+            child.stop(timeout=15)
 
 
-def _redis(url: str, data: Path, services: list, RedisServer) -> str:
+def _redis(url: str, data: Path, started: list, RedisServer) -> str:
     """Use the Redis answering at the broker URL, else start one with AOF in the data dir."""
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
@@ -102,7 +96,7 @@ def _redis(url: str, data: Path, services: list, RedisServer) -> str:
         pass
     parts = urlsplit(url)
     server = RedisServer(data / "redis", port=parts.port or 6379).start()
-    services.append(server)
+    started.append(server)
     print(f"started redis-server (AOF) at {server.url}, data in {data / 'redis'}", flush=True)
     return server.url + (parts.path if parts.path not in ("", "/") else "/0")
 
@@ -118,26 +112,11 @@ def _embedded_identity(data: Path) -> dict[str, str]:
     return identity
 
 
-def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "recvault.cli", *argv], env=env)
-
-
 def _port_free(port: int) -> bool:
     import socket
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _wait_http(url: str, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"recvault: {what} did not come up at {url} within {timeout:.0f}s")
 
 
 def _demo(callback: str, env: dict[str, str], settings) -> None:

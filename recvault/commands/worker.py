@@ -16,18 +16,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from celery.signals import celeryd_init
+    from celery.signals import celeryd_init, worker_process_init
 
     from recvault.logs import configure_logging
     from recvault.queue.app import create_celery
     from recvault.storage.s3 import S3Store
+    from recvault.workers.context import ProcessContext
     from recvault.workers.tasks import register_tasks
 
     configure_logging(settings.log_level, settings.log_format)
-    # Fail at start, with the setting's name, rather than on the first recording.
-    S3Store.from_settings(settings).ensure_bucket(create=settings.s3_create_bucket)
+    # Build at start, fail at start: a bad setting or policy rule stops the worker here with
+    # a line naming it (ConfigurationError, exit 2) instead of failing every task later.
     app = create_celery(settings)
-    register_tasks(app, settings)
+    process = ProcessContext(settings)
+    process.build()
+    S3Store.from_settings(settings).ensure_bucket(create=settings.s3_create_bucket)
+    register_tasks(app, process)
+    # Each prefork pool child builds its own clients after the fork.
+    worker_process_init.connect(lambda **_: process.build_after_fork(), weak=False)
     argv = [
         "worker", "-Q", settings.queue, "-P", args.pool,
         "-c", str(args.concurrency or settings.worker_concurrency),

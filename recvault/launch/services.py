@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from recvault.launch.process import ChildProcess, LaunchError, http_get
 
 # Ports handed out by free_port in this process, so two launchers never get the same one.
 _handed_out: set[int] = set()
@@ -26,12 +20,6 @@ _handed_out_lock = threading.Lock()
 # Where free_port_pair looks: below Linux's ephemeral range (32768-60999), so no outgoing
 # connection takes the port between choosing it and the server binding it.
 _PAIRED_RANGE = (10_000, 22_000)
-# Launchers whose process may be running; stopped at interpreter exit so none outlives us.
-_running: set[_Service] = set()
-
-
-class ServiceError(RuntimeError):
-    """A local service is missing, would not start, or died."""
 
 
 def free_port() -> int:
@@ -44,7 +32,7 @@ def free_port() -> int:
             if port not in _handed_out:
                 _handed_out.add(port)
                 return port
-    raise ServiceError("no free TCP port found on 127.0.0.1")
+    raise LaunchError("no free TCP port found on 127.0.0.1")
 
 
 def free_port_pair(offset: int) -> int:
@@ -56,7 +44,7 @@ def free_port_pair(offset: int) -> int:
             if not _handed_out.intersection(pair) and all(map(_bindable, pair)):
                 _handed_out.update(pair)
                 return port
-    raise ServiceError(f"no free pair of TCP ports {offset} apart found on 127.0.0.1")
+    raise LaunchError(f"no free pair of TCP ports {offset} apart found on 127.0.0.1")
 
 
 def _bindable(port: int) -> bool:
@@ -75,7 +63,7 @@ def find_binary(name: str, install_hint: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise ServiceError(f"{name} not found next to {sys.executable} or on PATH; {install_hint}")
+        raise LaunchError(f"{name} not found next to {sys.executable} or on PATH; {install_hint}")
     return found
 
 
@@ -88,136 +76,26 @@ def port_in_use(port: int) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class _Service:
-    """A child server process in its own session, with start/stop/kill and an exit guard."""
+class _Service(ChildProcess):
+    """A local server (SeaweedFS, redis-server) in its own directory, ready when it answers."""
 
     name = "service"
-    startup_timeout = 60.0
 
     def __init__(self, directory: Path, log_name: str, port: int) -> None:
         # Absolute: the process runs inside the directory, where a relative path would nest.
-        self.dir = Path(directory).absolute()
+        directory = Path(directory).absolute()
+        super().__init__(self.name, log_path=directory / log_name, cwd=directory)
+        self.dir = directory
         # The port the readiness probe talks to.
         self.port = port
-        self.log_path = self.dir / log_name
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def _command(self) -> list[str]:
-        raise NotImplementedError
-
-    def _environment(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def _is_ready(self) -> bool:
-        raise NotImplementedError
-
-    def _after_exit(self) -> None:
-        """Tidy up what the process leaves behind once it has exited."""
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        return self._process.pid if self.running else None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> Self:
-        """Start the server (again, on the same ports and directory) and wait until it answers."""
-        if self.running:
-            return self
+    def before_start(self) -> None:
         if port_in_use(self.port):
             # Otherwise whatever holds the port would answer the probe in our server's place.
-            raise ServiceError(f"{self.name}: port {self.port} on 127.0.0.1 is already in use")
+            raise LaunchError(f"{self.name}: port {self.port} on 127.0.0.1 is already in use")
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                self._command(),
-                cwd=self.dir,
-                env=self._environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Own session: a Ctrl+C meant for us does not reach it; we stop it ourselves.
-                start_new_session=True,
-            )
-        _running.add(self)
-        deadline = time.monotonic() + self.startup_timeout
-        while not self._is_ready():
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._reaped()
-                raise ServiceError(
-                    f"{self.name} exited with code {code} while starting; "
-                    f"log {self.log_path}:\n{_log_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ServiceError(
-                    f"{self.name} did not answer within {self.startup_timeout:.0f} s; "
-                    f"log {self.log_path}:\n{_log_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
-        return self
-
-    def _signal(self, signum: int) -> None:
-        if self._process is None:
-            return
-        try:
-            os.killpg(self._process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def _reaped(self) -> None:
-        self._process = None
-        _running.discard(self)
-        self._after_exit()
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Graceful stop: SIGTERM, wait, then SIGKILL if it lingers. Safe to call twice."""
-        if self._process is None:
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
-            self._process.wait()
-        self._reaped()
-
-    def kill(self) -> None:
-        """Abrupt stop (SIGKILL), as in a crash or a power cut. Safe to call twice."""
-        if self._process is None:
-            return
-        self._signal(signal.SIGKILL)
-        self._process.wait()
-        self._reaped()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
-# Probes go straight to 127.0.0.1, whatever HTTP(S)_PROXY says.
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # SeaweedFS's gRPC port for a component is its HTTP port plus this.
 GRPC_OFFSET = 10_000
 # Volumes `weed mini` may hold; each is a file that grows only with the data written to it.
@@ -244,7 +122,7 @@ class SeaweedFS(_Service):
         self.master_url = f"http://127.0.0.1:{self.ports['master.port']}"
         super().__init__(Path(directory), "weed.log", self.s3_port)
 
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         flags = [f"-{name}={port}" for name, port in sorted(self.ports.items())]
         return [
             self.binary,
@@ -266,27 +144,27 @@ class SeaweedFS(_Service):
             *flags,
         ]
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
         # weed mini turns AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY into its only identity and
         # S3_BUCKET into a bucket; without identities it accepts any key, which is what we want.
         hidden = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_BUCKET", "S3_TABLE_BUCKET"}
         return {k: v for k, v in os.environ.items() if k not in hidden}
 
-    def _after_exit(self) -> None:
+    def after_exit(self) -> None:
         # weed leaves Unix sockets named after its ports in the temp dir (the S3 one even on
         # a clean stop); the ports are ours, so are the sockets.
         for port in self.ports.values():
             for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)
 
-    def _is_ready(self) -> bool:
+    def is_ready(self) -> bool:
         # S3 answers (an anonymous ListBuckets) within a second, but reads and writes fail
         # with 500 until the volume server has reported to the master: seconds after a restart.
-        return _get(self.s3_url + "/") is not None and self._volume_server_known()
+        return http_get(self.s3_url + "/") is not None and self._volume_server_known()
 
     def _volume_server_known(self) -> bool:
         try:
-            topology = json.loads(_get(self.master_url + "/dir/status") or b"{}")["Topology"]
+            topology = json.loads(http_get(self.master_url + "/dir/status") or b"{}")["Topology"]
         except (ValueError, KeyError, TypeError):
             return False
         return any(
@@ -294,15 +172,6 @@ class SeaweedFS(_Service):
             for center in topology.get("DataCenters") or []
             for rack in center.get("Racks") or []
         )
-
-
-def _get(url: str) -> bytes | None:
-    """The body of a 200 answer from a local server, or None."""
-    try:
-        with _NO_PROXY.open(url, timeout=2) as response:
-            return bytes(response.read()) if response.status == 200 else None
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 class RedisServer(_Service):
@@ -319,7 +188,7 @@ class RedisServer(_Service):
         super().__init__(Path(directory), "redis.log", port or free_port())
         self.url = f"redis://127.0.0.1:{self.port}"
 
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         return [
             self.binary,
             "--port", str(self.port),
@@ -332,7 +201,7 @@ class RedisServer(_Service):
             "--logfile", str(self.log_path),
         ]  # fmt: skip
 
-    def _is_ready(self) -> bool:
+    def is_ready(self) -> bool:
         # Redis answers -LOADING while it replays the AOF, and +PONG once it serves.
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
@@ -340,10 +209,3 @@ class RedisServer(_Service):
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Stop every server still running as the interpreter exits."""
-    for service in list(_running):
-        service.stop(timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from recvault.queue.kombu_redis import check_transport_options
 from recvault.settings import Settings
 
 ARCHIVE_TASK = "recvault.archive_event"
@@ -21,7 +22,11 @@ def create_celery(settings: Settings) -> Celery:
         "socket_connect_timeout": settings.redis_connect_timeout,
         "socket_keepalive": True,
         "health_check_interval": 25,
+        **settings.broker_transport_options,
     }
+    # Refused here, at start, rather than on the first callback: ingest must write where
+    # the workers' transport reads.
+    check_transport_options(transport)
     app.conf.update(
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,

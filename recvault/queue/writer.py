@@ -14,12 +14,12 @@ there only afterwards, so a worker killed in between would lose it for good; rec
 advance, it is handed out again after the visibility timeout like any unacknowledged
 message. The worker that takes it rewrites the record, its acknowledgement removes it, and
 a message left waiting in the queue longer than the visibility timeout is delivered twice,
-which the idempotent archive absorbs.
+which the idempotent archive absorbs. Everything that depends on kombu's internals (key
+names, envelope, the script) lives in kombu_redis.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
@@ -32,29 +32,13 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery
 
+from recvault.queue import kombu_redis
 from recvault.queue.app import ARCHIVE_TASK
 
-# Dedup keys live beside Celery's own keys, under a prefix of ours.
-DEDUP_PREFIX = "recvault:seen:"
 # The namespace makes task ids stable per (RecordingSid, status): logs and retries line up.
 TASK_ID_NAMESPACE = uuid.UUID("6f3c1e52-61a4-4a8e-9d1c-5b0f3b8f2a10")
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
-
-# kombu's Redis transport keeps unacknowledged messages here (its default key names):
-# delivery tag -> [message, exchange, routing key], and delivery tag -> time taken.
-UNACKED_KEY = "unacked"
-UNACKED_INDEX_KEY = "unacked_index"
-
-_ENQUEUE_ONCE = """
-if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
-  redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
-  redis.call('HSET', KEYS[3], ARGV[4], '[' .. ARGV[2] .. ',"",' .. ARGV[6] .. ']')
-  return 1
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -89,56 +73,48 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Out
         origin=_ORIGIN,
     )
     tag = _delivery_tag()
-    envelope = {
-        "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": {
-            **properties,
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": tag,
-        },
-    }
-    return Outgoing(dedup_key, json.dumps(envelope, separators=(",", ":")), task_id, tag)
+    message = kombu_redis.envelope(body, headers, properties, routing_key=queue, delivery_tag=tag)
+    return Outgoing(dedup_key, message, task_id, tag)
 
 
 class QueueWriter:
     """Runs the enqueue-once script for batches of messages; blocking, so called off the loop."""
 
-    def __init__(self, client: redis.Redis, queue: str, dedup_ttl: int) -> None:
+    def __init__(self, client: redis.Redis, keys: kombu_redis.RedisKeys, routing_key: str,
+                 dedup_ttl: int) -> None:
         self._client = client
-        self._queue = queue
+        self._keys = keys
+        self._routing_key = json.dumps(routing_key)
         self._ttl = str(dedup_ttl)
         self._sha: str | None = None  # loaded on first use, so constructing never touches Redis
 
     @classmethod
-    def connect(cls, url: str, queue: str, dedup_ttl: int, *, timeout: float, connect_timeout: float):
+    def for_app(cls, app: Celery, queue: str, dedup_ttl: int, *, timeout: float,
+                connect_timeout: float) -> QueueWriter:
+        """A writer for `queue` of the broker `app` is configured with, keyed as its transport keys it."""
+        keys = kombu_redis.RedisKeys.for_queue(queue, app.conf.broker_transport_options or {})
         client = redis.Redis.from_url(
-            url,
+            app.conf.broker_url,
             socket_timeout=timeout,
             socket_connect_timeout=connect_timeout,
             # A failed batch goes to the spool at once; redis-py retrying would only add delay.
             retry=None,
         )
-        return cls(client, queue, dedup_ttl)
+        return cls(client, keys, queue, dedup_ttl)
 
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
         if self._sha is None:
-            self._sha = self._client.script_load(_ENQUEUE_ONCE)
+            self._sha = self._client.script_load(kombu_redis.ENQUEUE_ONCE)
         stamp = datetime.now(UTC).isoformat()
         taken_at = repr(time.time())
-        routing_key = json.dumps(self._queue)
+        keys = self._keys
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         for item in batch:
             tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
-            pipe.evalsha(self._sha, 4, DEDUP_PREFIX + item.dedup_key, self._queue, UNACKED_KEY,
-                         UNACKED_INDEX_KEY, self._ttl, item.message, stamp, tag, taken_at, routing_key)
+            pipe.evalsha(self._sha, 4, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
+                         keys.unacked_index, self._ttl, item.message, stamp, tag, taken_at, self._routing_key)
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from recvault.launch.process import Component, ComponentError
+from recvault.launch.process import Component, LaunchError
 
 # Celery logs "<node> ready." once its consumer listens.
 READY_MARK = b' ready."'
@@ -60,7 +60,7 @@ class WorkerPool:
             for worker in workers:
                 while READY_MARK not in worker.log_path.read_bytes()[offsets[worker.name]:]:
                     if not worker.running or time.monotonic() > deadline:
-                        raise ComponentError(f"{worker.name} did not become ready; see {worker.log_path}")
+                        raise LaunchError(f"{worker.name} did not become ready; see {worker.log_path}")
                     time.sleep(0.1)
 
     def kill_workers(self, workers: list[Component]) -> None:

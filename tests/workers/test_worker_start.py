@@ -1,0 +1,90 @@
+"""`recvault worker` builds its context at start: a bad policy stops it; a later failure never loses an event."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import redis
+
+from recvault.launch.process import Component
+from recvault.queue.app import create_celery
+from recvault.queue.writer import QueueWriter, build_message
+from recvault.settings import Settings
+from recvault.simulator.callbacks import callback_params
+from recvault.workers.dlq import DLQ_KEY
+from tests.fixtures.worker import wait_for
+
+GOOD_POLICY = '[default]\nretention_days = 1\nmode = "GOVERNANCE"\n'
+# A tag key S3 refuses ("aws:" is reserved) in a rule with a name the error must repeat.
+BROKEN_POLICY = GOOD_POLICY + '[[rule]]\nname = "finance-7y"\nsource = ["DialVerb"]\ntags = { "aws:team" = "x" }\n'
+
+
+def _env(redis_url: str, s3_endpoint: str, sim, sim_account, policy: Path, bucket: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
+    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_S3_ENDPOINT_URL=s3_endpoint,
+               RECVAULT_S3_CREATE_BUCKET="true", RECVAULT_S3_BUCKET=bucket,
+               RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token, RECVAULT_TWILIO_API_BASE_URL=sim.base_url,
+               RECVAULT_POLICY_FILE=str(policy), RECVAULT_LOG_FORMAT="text", PYTHONUNBUFFERED="1")
+    return env
+
+
+def test_a_worker_with_a_broken_policy_exits_at_start_naming_the_rule(redis_url, s3_endpoint, sim, sim_account,
+                                                                       tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(BROKEN_POLICY)
+    env = _env(redis_url, s3_endpoint, sim, sim_account, policy, "worker-bad-policy")
+    result = subprocess.run([sys.executable, "-m", "recvault.cli", "worker", "-c", "1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "finance-7y" in result.stderr and "aws:" in result.stderr
+    assert "Traceback" not in result.stderr
+    # It stopped before consuming: nothing was taken off any queue.
+    assert redis.Redis.from_url(redis_url).hlen("unacked") == 0
+
+
+def test_a_context_that_fails_after_start_dead_letters_instead_of_losing_the_event(
+        redis_url, s3_endpoint, sim, sim_account, tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    log = tmp_path / "worker.log"
+    env = _env(redis_url, s3_endpoint, sim, sim_account, policy, "worker-late-failure")
+    worker = Component("worker", ["worker", "-c", "1"], env, log_path=log).start(wait=False)
+    try:
+        wait_for(lambda: b' ready.' in log.read_bytes(), timeout=60, what="the worker to start")
+        main = psutil.Process(worker.pid)
+        [child] = main.children()
+        # The policy breaks while the worker runs; the pool child dies (an OOM kill) and its
+        # replacement builds its context from the broken file.
+        policy.write_text(BROKEN_POLICY)
+        os.kill(child.pid, signal.SIGKILL)
+        wait_for(lambda: [c for c in main.children() if c.pid != child.pid], timeout=30,
+                 what="the pool to replace its child")
+        wait_for(lambda: b"worker context failed to build" in log.read_bytes(), timeout=30,
+                 what="the new child to report its context failure")
+
+        rec = sim.create_recording(duration=2, source="DialVerb")
+        app = create_celery(Settings(broker_url=redis_url))
+        message = build_message(app, "recvault", f"{rec.sid}:completed",
+                                {"params": callback_params(rec, "completed", api_base=sim.base_url)})
+        writer = QueueWriter.for_app(app, "recvault", 60, timeout=2, connect_timeout=2)
+        assert writer.enqueue([message]) == [True]
+        writer.close()
+
+        client = redis.Redis.from_url(redis_url)
+        raw = wait_for(lambda: client.hget(DLQ_KEY, f"{rec.sid}:completed"), timeout=30,
+                       what="the event to be dead-lettered")
+        letter = json.loads(raw)
+        assert letter["error"] == "ConfigurationError"
+        assert "finance-7y" in letter["reason"]
+        assert letter["payload"]["params"]["RecordingSid"] == rec.sid
+        # Acknowledged only once recorded: nothing left waiting or unacknowledged.
+        wait_for(lambda: client.hlen("unacked") == 0, timeout=10, what="the message to be acknowledged")
+        assert client.llen("recvault") == 0
+    finally:
+        worker.stop()
