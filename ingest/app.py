@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from recvault.ingest import views
 from recvault.ingest.context import INGEST, IngestContext
@@ -20,7 +21,7 @@ CALLBACK_PATH = "/twilio/recording-status"
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler):
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """aiohttp's own refusals (404, 405, 413, …) answer JSON with a reason, like ours."""
     try:
         return await handler(request)
@@ -41,7 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     celery = create_celery(settings)  # refuses broker options ingest cannot honour, at start
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        metrics = IngestMetrics()
+        metrics = IngestMetrics(multiprocess_dir=settings.metrics_dir)
         writer = QueueWriter.for_app(
             celery,
             settings.queue,

@@ -33,6 +33,10 @@ class Outcome(enum.Enum):
     SPOOLED = "spooled"
 
 
+# One submitted event and the future its handler awaits.
+Pending = tuple[Outgoing, asyncio.Future[Outcome]]
+
+
 class Handoff:
     """Moves events from the event loop to Redis on one thread, spooling when Redis fails."""
 
@@ -50,7 +54,7 @@ class Handoff:
         self._metrics = metrics
         self._batch_max = batch_max
         self._retry_interval = retry_interval
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recvault-handoff", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,7 +77,7 @@ class Handoff:
     async def submit(self, item: Outgoing) -> Outcome:
         """Hand one event off; returns once it is durably queued, deduplicated or spooled."""
         assert self._loop is not None, "Handoff.start() was not called"
-        future = self._loop.create_future()
+        future: asyncio.Future[Outcome] = self._loop.create_future()
         self._inbox.put((item, future))
         return await future
 
@@ -94,7 +98,7 @@ class Handoff:
             if batch:
                 self._deliver(batch)
 
-    def _take_batch(self) -> list:
+    def _take_batch(self) -> list[Pending]:
         try:
             first = self._inbox.get(timeout=self._retry_interval)
         except queue.Empty:
@@ -110,7 +114,7 @@ class Handoff:
                 batch.append(entry)
         return batch
 
-    def _deliver(self, batch: list) -> None:
+    def _deliver(self, batch: list[Pending]) -> None:
         items = [item for item, _ in batch]
         started = time.perf_counter()
         try:
@@ -173,7 +177,8 @@ class Handoff:
             self.broker_up = True
             self._metrics.broker_up.set(1)
 
-    def _resolve(self, batch: list, *, outcomes=None, error=None) -> None:
+    def _resolve(self, batch: list[Pending], *, outcomes: list[Outcome] | None = None,
+                 error: Exception | None = None) -> None:
         def settle() -> None:
             for index, (_, future) in enumerate(batch):
                 if future.done():
@@ -181,6 +186,7 @@ class Handoff:
                 if error is not None:
                     future.set_exception(error)
                 else:
+                    assert outcomes is not None  # callers pass outcomes or an error
                     future.set_result(outcomes[index])
 
         assert self._loop is not None

@@ -18,6 +18,7 @@ import time
 
 from recvault.settings import Settings
 
+# The variable prometheus_client reads to keep metric values in files shared by processes.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Connections waiting to be accepted, per listening socket (Twilio bursts at call ends).
 BACKLOG = 2048
@@ -47,8 +48,11 @@ def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) 
     metrics_dir = settings.data_dir.resolve() / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
+    # prometheus_client decides at import whether values live in shared files, from this
+    # variable only: set it before the servers import it. recvault itself reads the
+    # directory from settings.
     os.environ[METRICS_DIR_ENV] = str(metrics_dir)
-    return _supervise(settings, sock, processes)
+    return _supervise(settings.model_copy(update={"metrics_dir": metrics_dir}), sock, processes)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # Hand-off latencies are sub-millisecond when healthy and up to the publish timeout when not.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -11,9 +14,15 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 class IngestMetrics:
     """Counters and gauges `/metrics` exposes."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, multiprocess_dir: Path | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # What /metrics shows: this process's registry, or with several server processes the
+        # sum over all of them, read from the shared directory at each scrape.
+        self.exposed = r
+        if multiprocess_dir is not None:
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed, path=str(multiprocess_dir))
         self.accepted = Counter(
             "recvault_callbacks_accepted", "Callbacks answered 2xx, by outcome", ["outcome"], registry=r
         )

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 from recvault.ingest.context import INGEST, IngestContext
-from recvault.ingest.main import METRICS_DIR_ENV
 from recvault.ingest.signature import is_valid, signed_url
 from recvault.queue.writer import build_message
 
@@ -187,10 +184,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; with several processes, summed over all of them."""
-    registry = request.app[INGEST].metrics.registry
-    if METRICS_DIR_ENV in os.environ:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-    response = web.Response(body=generate_latest(registry))
+    response = web.Response(body=generate_latest(request.app[INGEST].metrics.exposed))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

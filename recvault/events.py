@@ -109,6 +109,7 @@ class RecordingStatusEvent(BaseModel):
     @classmethod
     def _sid_format(cls, value: str | None, info: Any) -> str | None:
         alias = cls.model_fields[info.field_name].alias
+        assert alias is not None  # every SID field is declared with its callback parameter's name
         if value is not None and not sids.is_sid(value, SID_PREFIXES[alias]):
             raise ValueError(f"not a valid {alias}")
         return value

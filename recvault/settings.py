@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from recvault import sids
 from recvault.errors import ConfigurationError
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     publish_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Shared Prometheus directory; `serve --processes N` sets it for its servers.",
+    )
 
     # --- Twilio API -----------------------------------------------------------
     twilio_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.twilio.com"))
@@ -217,6 +222,12 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigurationError(describe_validation_error(error)) from None
+    except SettingsError as error:
+        # pydantic-settings raises this, naming the field, when a JSON-valued variable
+        # (RECVAULT_BROKER_TRANSPORT_OPTIONS, RECVAULT_TWILIO_SUBACCOUNT_TOKENS) is not JSON.
+        field = re.search(r'field "([a-z_0-9]+)"', str(error))
+        variable = f"RECVAULT_{field[1].upper()}" if field else "configuration"
+        raise ConfigurationError(f"{variable}: not valid JSON") from None
 
 
 def require_tokens(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable
 
 
-def b64_sha256(data: bytes) -> str:
+def b64_sha256(data: bytes | bytearray) -> str:
     """The base64 SHA-256 that S3 takes as `ChecksumSHA256` for a whole object or one part."""
     return b64_digest(hashlib.sha256(data).digest())
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, RecordingGone
 from recvault.events import RecordingStatusEvent
@@ -68,7 +69,16 @@ def archive_event(
                              policy=policy, options=options, now=now)
 
 
-def archive_recording(event, *, received_at, twilio, store, policy, options, now=utcnow) -> ArchiveResult:
+def archive_recording(
+    event: RecordingStatusEvent,
+    *,
+    received_at: datetime,
+    twilio: TwilioApi,
+    store: ObjectStore,
+    policy: Policy,
+    options: ArchiveOptions,
+    now: Callable[[], datetime] = utcnow,
+) -> ArchiveResult:
     """Fetch the Recording resource, stream its media to the store, write its document."""
     assert event.recording_url is not None  # the event model requires it for `completed`
     # Look before asking Twilio: a redelivered task whose first run archived the recording and
@@ -134,7 +144,8 @@ def archive_recording(event, *, received_at, twilio, store, policy, options, now
     return ArchiveResult("archived", meta_key, stored, price_pending, deleted)
 
 
-def _already_archived(twilio, store, event, meta_key, options, now) -> ArchiveResult:
+def _already_archived(twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, meta_key: str,
+                      options: ArchiveOptions, now: Callable[[], datetime]) -> ArchiveResult:
     """Work an earlier attempt finished; complete its Twilio delete if it stopped short of it."""
     document = json.loads(store.get_bytes(meta_key))
     log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
@@ -142,6 +153,7 @@ def _already_archived(twilio, store, event, meta_key, options, now) -> ArchiveRe
     deleted = False
     # An earlier attempt may have stopped between its document and its Twilio delete.
     if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
+        assert event.recording_url is not None  # only `completed` events are archived, and those have it
         delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
         deleted = True
     return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
@@ -155,7 +167,7 @@ def _event_date(event: RecordingStatusEvent, received_at: datetime) -> str:
 
 def refresh_recording(
     account_sid: str, recording_url: str, meta_key: str, *, twilio: TwilioApi,
-    store: ObjectStore, options: ArchiveOptions, final: bool = False, now=utcnow,
+    store: ObjectStore, options: ArchiveOptions, final: bool = False, now: Callable[[], datetime] = utcnow,
 ) -> bool:
     """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
     document = json.loads(store.get_bytes(meta_key))
@@ -175,7 +187,8 @@ def refresh_recording(
     return True
 
 
-def delete_verified(twilio, store, recording_url, account_sid, meta_key, prefix, now=utcnow) -> None:
+def delete_verified(twilio: TwilioApi, store: ObjectStore, recording_url: str, account_sid: str, meta_key: str,
+                    prefix: str, now: Callable[[], datetime] = utcnow) -> None:
     """Delete at Twilio only after the archived copy is checked against its document."""
     document = json.loads(store.get_bytes(meta_key))
     current = store.head(document["media_key"])
@@ -195,7 +208,8 @@ def delete_verified(twilio, store, recording_url, account_sid, meta_key, prefix,
                 {"media_key": document["media_key"], "verified_size": current.size}, None, now())
 
 
-def record_event(event, *, received_at, store, policy, options, now=utcnow) -> ArchiveResult:
+def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: ObjectStore, policy: Policy,
+                 options: ArchiveOptions, now: Callable[[], datetime] = utcnow) -> ArchiveResult:
     """Keep a non-completed callback (in-progress, absent, failed, …) as an event document."""
     key = docs.event_key(options.prefix, _event_date(event, received_at), event.recording_sid,
                          event.recording_status)
@@ -217,14 +231,17 @@ def record_event(event, *, received_at, store, policy, options, now=utcnow) -> A
     return ArchiveResult("event-recorded", key)
 
 
-def write_audit(store, prefix, recording_sid, action, details, retention: Retention | None, when) -> None:
+def write_audit(store: ObjectStore, prefix: str, recording_sid: str, action: str, details: dict[str, Any],
+                retention: Retention | None, when: datetime) -> None:
     """Append one create-only audit record; the key's timestamp makes it unique."""
     record = {"recording_sid": recording_sid, "action": action, "at": when.isoformat(), **details}
     store.put_bytes(docs.audit_key(prefix, recording_sid, action, when), docs.json_line(record),
                     content_type="application/json", retention=retention)
 
 
-def _fetch_recording(twilio, event, received_at, now, grace: timedelta) -> dict:
+def _fetch_recording(twilio: TwilioApi, event: RecordingStatusEvent, received_at: datetime, now: datetime,
+                     grace: timedelta) -> dict:
+    assert event.recording_url is not None  # the event model requires it for `completed`
     try:
         return twilio.fetch_recording(event.recording_url, event.account_sid)
     except MediaNotReady as error:
@@ -233,7 +250,10 @@ def _fetch_recording(twilio, event, received_at, now, grace: timedelta) -> dict:
         raise
 
 
-def _store_media(twilio, store, event, recording, key, *, fmt, channels, decision: Decision):
+def _store_media(
+    twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
+    fmt: str, channels: int, decision: Decision,
+) -> tuple[StoredObject, bytes, int]:
     """Stream media into `key` (or find it there already); returns (object, header bytes, channels)."""
     # No look first: the create-only write is the check (a multipart upload makes it before
     # sending any part), which saves a round trip on every recording archived the first time.
@@ -252,7 +272,11 @@ def _store_media(twilio, store, event, recording, key, *, fmt, channels, decisio
     return replace(existing, sha256_hex=digest.hexdigest()), header, channels_stored
 
 
-def _upload(twilio, store, event, recording, key, *, fmt, channels, decision):
+def _upload(
+    twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
+    fmt: str, channels: int, decision: Decision,
+) -> tuple[StoredObject, bytes, int]:
+    assert event.recording_url is not None  # the event model requires it for `completed`
     # The store aborts a multipart upload a killed worker left at `key` before starting its own.
     for attempt_channels in ((2, 1) if channels == 2 else (1,)):
         try:

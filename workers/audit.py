@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from recvault.storage.base import ObjectStore
+
 
 @dataclass
 class Finding:
@@ -16,7 +18,7 @@ class Finding:
     problem: str | None
 
 
-def audit_archive(store, prefix: str, *, date: str | None = None, deep: bool = False) -> list[Finding]:
+def audit_archive(store: ObjectStore, prefix: str, *, date: str | None = None, deep: bool = False) -> list[Finding]:
     """Check each metadata document's media: present, same size, same S3 checksum, and
     with `deep` the same full SHA-256 recomputed from the stored bytes."""
     findings = []

@@ -9,6 +9,7 @@ a crash in between can only replay twice, which the idempotent archive absorbs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +24,8 @@ class DeadLetter:
 
     id: str
     task: str
-    payload: dict
+    # The message body as delivered: normally a dict, but an unparseable one is kept as it came.
+    payload: object
     reason: str
     error: str
     attempts: int
@@ -40,7 +42,7 @@ class DeadLetters:
     def connect(cls, url: str, *, timeout: float = 5.0) -> DeadLetters:
         return cls(redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout))
 
-    def add(self, id: str, task: str, payload: dict, *, reason: str, error: str, attempts: int) -> DeadLetter:
+    def add(self, id: str, task: str, payload: object, *, reason: str, error: str, attempts: int) -> DeadLetter:
         letter = DeadLetter(id, task, payload, reason, error, attempts,
                             datetime.now(UTC).isoformat())
         self._client.hset(DLQ_KEY, id, json.dumps(asdict(letter)))
@@ -57,7 +59,7 @@ class DeadLetters:
     def remove(self, id: str) -> bool:
         return bool(self._client.hdel(DLQ_KEY, id))
 
-    def replay(self, letter: DeadLetter, publish) -> None:
+    def replay(self, letter: DeadLetter, publish: Callable[[str, object], object]) -> None:
         """Hand the event back to the workers, then forget the failure."""
         publish(letter.task, letter.payload)
         self.remove(letter.id)

@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recvault.errors import ConfigurationError
 from recvault.storage.base import Retention
@@ -33,6 +33,9 @@ from recvault.storage.tags import MAX_TAGS, validate_tags
 # Tags recvault itself sets on every media object (the rest of the 10 are the policy's).
 SYSTEM_TAGS = ("recvault-policy", "recvault-retain-until")
 MATCH_KEYS = {"account_sid", "source", "channels", "track", "min_duration", "max_duration", "encrypted"}
+# A rule's Object Lock mode as written in the policy (upper-cased); NONE means no lock.
+Mode = Literal["COMPLIANCE", "GOVERNANCE", "NONE"]
+MODES: dict[str, Mode] = {"COMPLIANCE": "COMPLIANCE", "GOVERNANCE": "GOVERNANCE", "NONE": "NONE"}
 
 
 class PolicyError(ConfigurationError):
@@ -52,7 +55,7 @@ class Decision:
 class Rule:
     name: str
     retention_days: int | None
-    mode: str | None
+    mode: Mode | None
     legal_hold: bool
     tags: dict[str, str]
     conditions: dict[str, Any] = field(default_factory=dict)
@@ -109,7 +112,7 @@ class Policy:
         rule = next((r for r in self.rules if r.matches(facts)), self.default)
         days = rule.retention_days if rule.retention_days is not None else self.default.retention_days
         mode = rule.mode if rule.mode is not None else self.default.mode
-        lock = None if mode in (None, "NONE") else mode
+        lock = None if mode is None or mode == "NONE" else mode
         now = now or datetime.now(UTC)
         until = now + timedelta(days=days) if days and lock else None
         tags = {**self.default.tags, **rule.tags, "recvault-policy": rule.name}
@@ -124,10 +127,10 @@ def _rule(name: str, raw: dict[str, Any]) -> Rule:
     unknown = set(raw) - MATCH_KEYS - {"name", "retention_days", "mode", "legal_hold", "tags"}
     if unknown:
         raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}")
-    mode = raw.get("mode")
-    if mode is not None:
-        mode = str(mode).upper()
-        if mode not in ("NONE", "COMPLIANCE", "GOVERNANCE"):
+    mode: Mode | None = None
+    if raw.get("mode") is not None:
+        mode = MODES.get(str(raw["mode"]).upper())
+        if mode is None:
             raise PolicyError(f"{where}: mode must be COMPLIANCE, GOVERNANCE or none")
     days = raw.get("retention_days")
     if days is not None and (not isinstance(days, int) or days < 0):

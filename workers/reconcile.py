@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
+
+from recvault.storage.base import ObjectStore
+from recvault.workers.twilio_api import TwilioApi
 
 
-def missing_recordings(twilio, store, prefix: str, account_sid: str, *, since: str, until: str | None):
+def missing_recordings(
+    twilio: TwilioApi, store: ObjectStore, prefix: str, account_sid: str, *, since: str, until: str | None,
+) -> Iterator[dict[str, Any]]:
     """Completed recordings in the window whose metadata document is not in the archive."""
     from recvault.workers import documents as docs
 

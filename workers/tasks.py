@@ -126,7 +126,7 @@ def _first(params: object, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _publish_or_requeue(publish) -> None:
+def _publish_or_requeue(publish: Callable[[], object]) -> None:
     """Publish a follow-up message; if the broker refuses, hand the current message back.
 
     With acks_late, Celery acknowledges (or rejects without requeue) a task that raises an

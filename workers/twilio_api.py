@@ -92,7 +92,7 @@ class TwilioApi:
         if created_before:
             query.append(("DateCreated<", created_before))
         url: str | None = f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Recordings.json"
-        params: list | None = query
+        params: list[tuple[str, str]] | None = query
         while url:
             with self._request("GET", url, account_sid, params=params) as response:
                 page = _json(response)
@@ -117,7 +117,8 @@ class TwilioApi:
 
     # --- plumbing -------------------------------------------------------------
     @contextmanager
-    def _request(self, method: str, url: str, account_sid: str, *, params=None,
+    def _request(self, method: str, url: str, account_sid: str, *,
+                 params: dict[str, str] | list[tuple[str, str]] | None = None,
                  stream: bool = False, dual: bool = False) -> Iterator[requests.Response]:
         auth = self._credentials(account_sid)
         for _ in range(MAX_REDIRECTS + 1):

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from recvault.settings import Settings
+
 HELP = "check every archived recording against its metadata document (size, checksum)"
 
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON line per recording")
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.storage.s3 import S3Store
     from recvault.workers.audit import audit_archive
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from recvault.settings import Settings
+
 HELP = "list, show, replay or drop dead-lettered events"
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drop.add_argument("ids", nargs="+")
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.queue.app import create_celery
     from recvault.workers.dlq import DeadLetters
 
@@ -35,11 +37,11 @@ def run(args: argparse.Namespace, settings) -> int:
                 print(f"{letter.failed_at}  {letter.id:<48} {letter.error:<20} {letter.reason}")
         return 0
     if args.dlq_command == "show":
-        letter = letters.get(args.id)
-        if letter is None:
+        shown = letters.get(args.id)
+        if shown is None:
             print(f"recvault: no dead letter {args.id!r}", file=sys.stderr)
             return 1
-        print(json.dumps(letter.__dict__, indent=2))
+        print(json.dumps(shown.__dict__, indent=2))
         return 0
     if args.dlq_command == "drop":
         missing = [i for i in args.ids if not letters.remove(i)]
@@ -52,11 +54,11 @@ def run(args: argparse.Namespace, settings) -> int:
     app = create_celery(settings)
     chosen = letters.list() if args.all else [letters.get(i) for i in args.ids]
     replayed = 0
-    for wanted, letter in zip(args.ids or [None] * len(chosen), chosen, strict=True):
-        if letter is None:
+    for wanted, found in zip(args.ids or [None] * len(chosen), chosen, strict=True):
+        if found is None:
             print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
             continue
-        letters.replay(letter, lambda task, payload: app.send_task(task, args=(payload,), queue=settings.queue))
+        letters.replay(found, lambda task, payload: app.send_task(task, args=(payload,), queue=settings.queue))
         replayed += 1
     print(f"replayed {replayed} event(s)")
     return 0 if replayed == len(chosen) else 1

@@ -6,6 +6,8 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
+from recvault.settings import Settings
+
 HELP = "compare Twilio's recording list with the archive; --enqueue archives what is missing"
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enqueue", action="store_true", help="queue the missing recordings for archiving")
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.queue.app import ARCHIVE_TASK, create_celery
     from recvault.storage.s3 import S3Store
     from recvault.workers.reconcile import callback_params, missing_recordings

@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.ingest.main import run_server
     from recvault.logs import configure_logging
+    from recvault.queue.app import create_celery
     from recvault.settings import require_tokens
 
     require_tokens(settings)
+    create_celery(settings)  # refuses broker options ingest cannot honour before listening
     configure_logging(settings.log_level, settings.log_format)
     return run_server(settings, host=args.host, port=args.port, processes=args.processes)

@@ -11,6 +11,7 @@ import sys
 import aiohttp
 
 from recvault.events import KNOWN_SOURCES
+from recvault.settings import Settings
 from recvault.simulator.callbacks import (
     NO_PUBLIC_KEY,
     OUTCOMES,
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--auth-token", help="its Auth Token (default: first of RECVAULT_TWILIO_AUTH_TOKENS)")
 
 
-def _account(args: argparse.Namespace, settings) -> tuple[str, str]:
+def _account(args: argparse.Namespace, settings: Settings | None) -> tuple[str, str]:
     sid = args.account_sid or (settings.twilio_account_sid if settings else None)
     token = args.auth_token or (next(iter(settings.tokens_for(sid)), None) if settings and sid else None)
     if not sid or not token:
@@ -66,7 +67,7 @@ def _account(args: argparse.Namespace, settings) -> tuple[str, str]:
     return sid, token
 
 
-def serve(args: argparse.Namespace, settings) -> int:
+def serve(args: argparse.Namespace, settings: Settings | None) -> int:
     from aiohttp import web
 
     from recvault.simulator.api import create_sim_app
@@ -142,7 +143,7 @@ async def _send(args: argparse.Namespace, account: str, token: str, api_base: st
     return summary
 
 
-def send(args: argparse.Namespace, settings) -> int:
+def send(args: argparse.Namespace, settings: Settings | None) -> int:
     account, token = _account(args, settings)
     api_base = (args.api_base or (str(settings.twilio_api_base_url) if settings else "")).rstrip("/")
     if not api_base:
@@ -161,7 +162,7 @@ def send(args: argparse.Namespace, settings) -> int:
     return 0 if summary["ok"] == summary["sent"] else 1
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings | None) -> int:
     """Entry point for `recvault simulate` (settings may be None: then flags are required)."""
     return serve(args, settings) if args.sim_action == "serve" else send(args, settings)
 

@@ -16,9 +16,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import redis
+
+from recvault.settings import Settings
+
+if TYPE_CHECKING:
+    # run() imports these when it runs, so building the CLI parser stays cheap.
+    from recvault.launch.process import ChildProcess
+    from recvault.launch.services import RedisServer
 
 HELP = "run Redis, S3 (SeaweedFS), ingest, a worker and the Twilio simulator on embedded defaults"
 
@@ -32,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo-only", action="store_true", help="send the demo, show it, then stop")
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.launch.process import Component, LaunchError
     from recvault.launch.services import RedisServer, SeaweedFS, free_port
 
@@ -40,7 +48,7 @@ def run(args: argparse.Namespace, settings) -> int:
     data.mkdir(parents=True, exist_ok=True)
     # SIGTERM (from a supervisor or `kill`) stops everything this command started, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    started: list = []  # services and components, stopped in reverse order
+    started: list[ChildProcess] = []  # services and components, stopped in reverse order
     try:
         broker_url = _redis(settings.broker_url, data, started, RedisServer)
         s3_url = str(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace, settings) -> int:
             child.stop(timeout=15)
 
 
-def _redis(url: str, data: Path, started: list, RedisServer) -> str:
+def _redis(url: str, data: Path, started: list[ChildProcess], RedisServer: type[RedisServer]) -> str:
     """Use the Redis answering at the broker URL, else start one with AOF in the data dir."""
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
@@ -119,7 +127,7 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _demo(callback: str, env: dict[str, str], settings) -> None:
+def _demo(callback: str, env: dict[str, str], settings: Settings) -> None:
     """Send a few simulated recordings and show where they were archived."""
     from recvault.storage.s3 import S3Store
 

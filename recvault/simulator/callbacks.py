@@ -46,9 +46,10 @@ def callback_params(rec: SimRecording, status: str, *, api_base: str,
     params.update({"RecordingSid": rec.sid, "RecordingUrl": url, "RecordingStatus": status})
     if status == "completed":
         params["RecordingDuration"] = str(rec.duration)
+    params["RecordingChannels"] = str(rec.channels)
+    if rec.start_time is not None:  # set at creation; None only if a control PATCH cleared it
+        params["RecordingStartTime"] = format_datetime(rec.start_time)
     params.update({
-        "RecordingChannels": str(rec.channels),
-        "RecordingStartTime": format_datetime(rec.start_time),
         "RecordingSource": rec.source,
         "RecordingTrack": rec.track,
         "ErrorCode": error_code,

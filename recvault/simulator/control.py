@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -33,12 +34,12 @@ def _parse_date(value: object) -> datetime:
     raise BadRequest(f"dates are ISO 8601 or RFC 2822 strings, not {value!r}")
 
 
-def recording_values(data: dict) -> dict:
+def recording_values(data: object) -> dict[str, Any]:
     """Keyword arguments for SimRecording from control JSON; fault names may sit at top level."""
     if not isinstance(data, dict):
         raise BadRequest("each recording is a JSON object")
     faults = dict(data.get("faults") or {})
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in data.items():
         if key in FAULT_FIELDS:
             faults[key] = value
@@ -73,6 +74,13 @@ async def _json_body(request: web.Request) -> object:
         return await request.json()
     except ValueError:
         raise BadRequest("body must be JSON") from None
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
 
 
 async def create_recordings(request: web.Request) -> web.Response:
@@ -145,7 +153,7 @@ async def add_api_key(request: web.Request) -> web.Response:
     """POST /_sim/api-keys {account_sid, sid?, secret?}: the secret is returned only if generated."""
     state: SimState = request.app[STATE]
     try:
-        body = await _json_body(request)
+        body = await _json_object(request)
         given = body.get("secret")
         sid, secret = state.add_api_key(body["account_sid"], body.get("sid"), given)
     except (BadRequest, KeyError, AttributeError) as error:
@@ -160,7 +168,7 @@ async def add_account(request: web.Request) -> web.Response:
     """POST /_sim/accounts {sid?, token?, parent?}: the token is returned only if generated."""
     state: SimState = request.app[STATE]
     try:
-        body = await _json_body(request)
+        body = await _json_object(request)
         given = body.get("token")
         sid, token = state.add_account(body.get("sid"), given, parent=body.get("parent"))
     except (BadRequest, AttributeError) as error:

@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from typing import Any, overload
 
 # Twilio charges $0.0025 per recorded minute, started minutes rounded up; prices are negative.
 PRICE_PER_MINUTE = Decimal("-0.0025")
@@ -111,6 +112,11 @@ class SimRecording:
     def has_media(self) -> bool:
         return self.status == "completed"
 
+    @overload
+    def served_channels(self, requested: None) -> int: ...
+    @overload
+    def served_channels(self, requested: int | None) -> int | None: ...
+
     def served_channels(self, requested: int | None) -> int | None:
         """Channels of the file served for RequestedChannels, or None when that is a 400."""
         dual = self.channels == 2 and not self.faults.dual_unavailable
@@ -205,7 +211,7 @@ class SimState:
             self.recordings[recording.sid] = recording
         return recording
 
-    def create_recording(self, **values) -> SimRecording:
+    def create_recording(self, **values: Any) -> SimRecording:
         """Build and register a recording; `faults` may be a Faults or a dict."""
         values.setdefault("account_sid", self.default_account)
         if isinstance(values.get("faults"), dict):

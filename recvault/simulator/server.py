@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 from aiohttp import web
 
@@ -99,7 +100,7 @@ class SimServer:
         self.stop()
 
     # --- helpers for tests and the demo ---------------------------------------------
-    def create_recording(self, **values) -> SimRecording:
+    def create_recording(self, **values: Any) -> SimRecording:
         """Register a recording (default account unless `account_sid` is given)."""
         return self.state.create_recording(**values)
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.plan import SMOKE
 from bench.report import write
 from bench.runner import run_benchmarks
 
 SERVER_FIGURES = {"rate", "p50_ms", "p99_ms", "runs"}
 DESIGN_FIGURES = {"rec_per_s", "mb_per_s", "runs"}
+
+
+pytestmark = pytest.mark.system
 
 
 def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> None:

@@ -20,7 +20,7 @@ GIB = 1 << 30
 RSS_LIMIT = 150 * 1024 * 1024
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
         redis_url, tmp_path, sim, sim_account, s3_store) -> None:
     duration = GIB // 16000 + 1  # mono 8 kHz 16-bit: 16,000 bytes a second

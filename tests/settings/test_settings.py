@@ -1,0 +1,92 @@
+"""Settings: every bad value is refused with a message naming its RECVAULT_ variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from recvault.errors import ConfigurationError
+from recvault.settings import Settings, load_settings, require_tokens
+
+ACCOUNT = "AC" + "a" * 32
+API_KEY = "SK" + "b" * 32
+
+
+def refusal(monkeypatch: pytest.MonkeyPatch, **variables: str) -> str:
+    """The ConfigurationError message load_settings gives for these RECVAULT_ variables."""
+    for name, value in variables.items():
+        monkeypatch.setenv(f"RECVAULT_{name}", value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    return str(caught.value)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No RECVAULT_ variable or .env file of the machine leaks into these tests."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("RECVAULT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("sid", [ACCOUNT + "\n", "AC123", "CA" + "a" * 32, ACCOUNT + "0"])
+def test_a_malformed_account_sid_is_refused_by_name(monkeypatch, sid: str) -> None:
+    message = refusal(monkeypatch, TWILIO_ACCOUNT_SID=sid)
+    assert message.startswith("RECVAULT_TWILIO_ACCOUNT_SID:")
+    assert "'AC' followed by 32 hex digits" in message
+
+
+@pytest.mark.parametrize("token", ["changeme", "xxxxxxxx", " "])
+def test_placeholder_tokens_are_refused(monkeypatch, token: str) -> None:
+    message = refusal(monkeypatch, TWILIO_AUTH_TOKENS=f"realtoken123,{token}x" if token == " " else token)
+    assert "RECVAULT_TWILIO_AUTH_TOKENS" in message
+    assert token.strip() == "" or token not in message  # the value itself is never echoed
+
+
+def test_tokens_split_on_commas_current_first() -> None:
+    settings = Settings(twilio_auth_tokens="current-one, secondary-two")
+    assert settings.tokens_for(None) == ["current-one", "secondary-two"]
+
+
+def test_an_api_key_needs_its_secret_and_its_shape(monkeypatch) -> None:
+    assert "go together" in refusal(monkeypatch, TWILIO_API_KEY_SID=API_KEY)
+    message = refusal(monkeypatch, TWILIO_API_KEY_SID="SK123", TWILIO_API_KEY_SECRET="a-real-secret-value")
+    assert "RECVAULT_TWILIO_API_KEY_SID must be 'SK' followed by 32 hex digits" in message
+
+
+def test_subaccount_keys_must_be_account_sids(monkeypatch) -> None:
+    message = refusal(monkeypatch, TWILIO_SUBACCOUNT_TOKENS='{"ACnope": ["a-real-token"]}')
+    assert message.startswith("RECVAULT_TWILIO_SUBACCOUNT_TOKENS:") and "'ACnope'" in message
+
+
+def test_the_broker_must_be_redis(monkeypatch) -> None:
+    assert refusal(monkeypatch, BROKER_URL="amqp://guest@localhost//").startswith("RECVAULT_BROKER_URL:")
+
+
+def test_transport_options_are_json(monkeypatch) -> None:
+    assert "RECVAULT_BROKER_TRANSPORT_OPTIONS" in refusal(monkeypatch, BROKER_TRANSPORT_OPTIONS="master_name=x")
+    monkeypatch.setenv("RECVAULT_BROKER_TRANSPORT_OPTIONS", '{"master_name": "mymaster"}')
+    assert load_settings().broker_transport_options == {"master_name": "mymaster"}
+
+
+def test_downloads_prefer_the_api_key() -> None:
+    with_key = Settings(twilio_auth_tokens="the-auth-token", twilio_api_key_sid=API_KEY,
+                        twilio_api_key_secret="the-key-secret")
+    assert with_key.download_credentials(ACCOUNT) == (API_KEY, "the-key-secret")
+    assert Settings(twilio_auth_tokens="the-auth-token").download_credentials(ACCOUNT) == (ACCOUNT, "the-auth-token")
+
+
+def test_downloads_without_any_credential_are_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="RECVAULT_TWILIO_API_KEY_SID"):
+        Settings().download_credentials(ACCOUNT)
+
+
+def test_ingest_requires_a_token() -> None:
+    with pytest.raises(ConfigurationError, match="RECVAULT_TWILIO_AUTH_TOKENS: required"):
+        require_tokens(Settings())
+
+
+def test_the_api_host_is_always_on_the_media_allowlist() -> None:
+    settings = Settings(twilio_api_base_url="https://api.dublin.ie1.twilio.com", media_hosts="media.example")
+    assert settings.allowed_media_hosts == {"api.dublin.ie1.twilio.com", "media.example"}
