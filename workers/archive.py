@@ -7,7 +7,6 @@ reused, so a redelivered or duplicated task never makes a second copy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from recvault.workers import documents as docs
 from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.policy import Decision, Policy
 from recvault.workers.twilio_api import DualUnavailable, TwilioApi
+from recvault.workers.verify import stored_sha256, verify_archived
 
 log = logging.getLogger("recvault.worker")
 
@@ -191,13 +191,10 @@ def delete_verified(twilio: TwilioApi, store: ObjectStore, recording_url: str, a
                     prefix: str, now: Callable[[], datetime] = utcnow) -> None:
     """Delete at Twilio only after the archived copy is checked against its document."""
     document = json.loads(store.get_bytes(meta_key))
-    current = store.head(document["media_key"])
-    if (
-        current is None
-        or current.size != document["media_size"]
-        or current.checksum_sha256 != document["media_checksum_sha256"]
-    ):
-        raise IntegrityFailed(f"{document['media_key']} does not match its document; Twilio copy kept")
+    check = verify_archived(store, document)
+    if check.media is None or check.problem is not None:
+        raise IntegrityFailed(f"{document['media_key']}: {check.problem}; Twilio copy kept")
+    current = check.media
     try:
         twilio.delete_recording(recording_url, account_sid)
     except MediaNotReady:
@@ -264,12 +261,9 @@ def _store_media(
         if existing is None:
             raise
     # An earlier attempt stored the media and stopped before its document: re-hash it.
-    digest, header = hashlib.sha256(), b""
-    for chunk in store.iter_bytes(key):
-        header = header or chunk[:64]
-        digest.update(chunk)
+    sha256_hex, header = stored_sha256(store, key)
     channels_stored = int(existing.metadata.get("requested-channels", channels))
-    return replace(existing, sha256_hex=digest.hexdigest()), header, channels_stored
+    return replace(existing, sha256_hex=sha256_hex), header, channels_stored
 
 
 def _upload(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 from recvault.storage.base import ObjectStore
+from recvault.workers.verify import verify_archived
 
 
 @dataclass
@@ -25,20 +25,6 @@ def audit_archive(store: ObjectStore, prefix: str, *, date: str | None = None, d
     root = f"{prefix}metadata/" + (f"date={date}/" if date else "")
     for key in store.list_keys(root):
         document = json.loads(store.get_bytes(key))
-        media_key = document.get("media_key", "")
-        current = store.head(media_key)
-        problem = None
-        if current is None:
-            problem = "media missing"
-        elif current.size != document.get("media_size"):
-            problem = f"size {current.size} != {document.get('media_size')}"
-        elif current.checksum_sha256 != document.get("media_checksum_sha256"):
-            problem = "S3 checksum differs from the document"
-        elif deep:
-            digest = hashlib.sha256()
-            for chunk in store.iter_bytes(media_key):
-                digest.update(chunk)
-            if digest.hexdigest() != document.get("media_sha256"):
-                problem = "SHA-256 of stored bytes differs from the document"
-        findings.append(Finding(document.get("sid", key), media_key, problem))
+        problem = verify_archived(store, document, deep=deep).problem
+        findings.append(Finding(document.get("sid", key), document.get("media_key", ""), problem))
     return findings
