@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.launch.process import Component, LaunchError
     from recvault.launch.services import RedisServer, SeaweedFS, free_port
+    from recvault.storage.s3 import S3Store
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             started.append(weed)
             s3_url = weed.s3_url
             print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
+        # Embedded mode creates its bucket (with Object Lock) before anything uses it.
+        S3Store.from_settings(settings.model_copy(update={"s3_endpoint_url": s3_url})).ensure_bucket(create=True)
         env = {**os.environ, "RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
                "RECVAULT_DATA_DIR": str(data), "RECVAULT_S3_CREATE_BUCKET": "true"}
         simulate = not settings.twilio_auth_tokens
