@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> web.Application:
             timeout=settings.publish_timeout_seconds,
             connect_timeout=min(settings.redis_connect_timeout, settings.publish_timeout_seconds),
         )
-        spool = Spool(settings.spool_dir / "callbacks.sqlite3")
+        spool = Spool(settings.spool_dir / "callbacks.sqlite3", max_bytes=settings.spool_max_bytes)
         handoff = Handoff(writer, spool, metrics)
         handoff.start(asyncio.get_running_loop())
         app[INGEST] = IngestContext(settings, celery, metrics, handoff)

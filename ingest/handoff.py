@@ -5,6 +5,11 @@ in a single Redis round trip (group commit), so publishing never blocks the even
 throughput grows with load. A callback is answered only once its message is on the Celery
 queue or fsync'd in the spool. While the spool holds anything, new events join it too, so
 the queue receives events in arrival order; the same thread drains it when Redis is back.
+
+When the spool itself fails (a full disk, an I/O error), events go straight to Redis if it
+answers — keeping them beats keeping their order — and are refused (503) only while
+neither can take them. The thread survives any error and keeps retrying, so ingest
+recovers by itself once the disk has room or Redis is back.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import enum
 import logging
 import queue
+import sqlite3
 import threading
 import time
 
@@ -60,6 +66,8 @@ class Handoff:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_drain = 0.0
         self.broker_up = True
+        # Why the spool cannot take writes, while it cannot (None: it can).
+        self.spool_error: str | None = None
         self.spool_depth = spool.depth()
         metrics.spool_depth.set(self.spool_depth)
 
@@ -87,16 +95,29 @@ class Handoff:
 
     @property
     def degraded(self) -> bool:
-        return not self.broker_up or self.spool_depth > 0
+        return not self.broker_up or self.spool_depth > 0 or self.spool_error is not None
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a callback arriving now can be kept durably (Redis or the spool)."""
+        return self.broker_up or self.spool_error is None
 
     # --- the hand-off thread --------------------------------------------------
     def _run(self) -> None:
         while not self._stopping.is_set():
-            batch = self._take_batch()
-            if self.spool_depth and time.monotonic() >= self._next_drain:
-                self._drain()
-            if batch:
-                self._deliver(batch)
+            batch: list[Pending] = []
+            try:
+                batch = self._take_batch()
+                if self.spool_depth and time.monotonic() >= self._next_drain:
+                    self._drain()
+                if batch:
+                    self._deliver(batch)
+            except Exception as error:  # never let the thread die: later callbacks would hang
+                log.error("hand-off step failed; retrying", extra={"error": repr(error)})
+                if isinstance(error, (sqlite3.Error, OSError)):
+                    self._spool_failed(error)
+                self._resolve(batch, error=error)
+                self._stopping.wait(self._retry_interval)
 
     def _take_batch(self) -> list[Pending]:
         try:
@@ -117,28 +138,49 @@ class Handoff:
     def _deliver(self, batch: list[Pending]) -> None:
         items = [item for item, _ in batch]
         started = time.perf_counter()
-        try:
-            if self.broker_up and not self.spool_depth:
-                try:
-                    enqueued = self._writer.enqueue(items)
-                    outcomes = [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in enqueued]
-                except redis.RedisError as error:
-                    self._broker_down(error)
-                    outcomes = self._to_spool(items)
-            else:
-                outcomes = self._to_spool(items)
-        except Exception as error:  # the spool itself failed: nothing durable holds these
-            log.error("spool write failed", extra={"error": repr(error), "count": len(items)})
-            self._resolve(batch, error=error)
-            return
+        if self.broker_up and not self.spool_depth:
+            try:
+                outcomes = self._to_queue(items)
+            except redis.RedisError as error:
+                self._broker_down(error)
+                outcomes = self._to_spool_or_queue(items)
+        else:
+            outcomes = self._to_spool_or_queue(items)
         self._metrics.handoff_seconds.observe(time.perf_counter() - started)
         self._resolve(batch, outcomes=outcomes)
 
-    def _to_spool(self, items: list[Outgoing]) -> list[Outcome]:
-        self._spool.append(items)
+    def _to_queue(self, items: list[Outgoing]) -> list[Outcome]:
+        return [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in self._writer.enqueue(items)]
+
+    def _to_spool_or_queue(self, items: list[Outgoing]) -> list[Outcome]:
+        """The spool; when it fails, Redis after all; raises when neither keeps the events."""
+        try:
+            self._spool.append(items)
+        except (sqlite3.Error, OSError) as spool_error:
+            self._spool_failed(spool_error)
+            try:
+                outcomes = self._to_queue(items)
+            except redis.RedisError as error:
+                self._broker_down(error)
+                log.error("neither the spool nor Redis can keep callbacks",
+                          extra={"error": repr(spool_error), "count": len(items)})
+                raise spool_error from error
+            self._broker_back()
+            return outcomes
+        self._spool_ok()
         self.spool_depth = self._spool.depth()
         self._metrics.spool_depth.set(self.spool_depth)
         return [Outcome.SPOOLED] * len(items)
+
+    def _spool_failed(self, error: Exception) -> None:
+        if self.spool_error is None:
+            log.error("spool cannot take writes", extra={"error": repr(error)})
+        self.spool_error = str(error) or type(error).__name__
+
+    def _spool_ok(self) -> None:
+        if self.spool_error is not None:
+            log.info("spool takes writes again")
+        self.spool_error = None
 
     def _drain(self) -> None:
         """Move spooled messages to Redis, oldest first, a bounded amount per call."""
@@ -154,13 +196,24 @@ class Handoff:
             except redis.RedisError as error:
                 self._broker_down(error)
                 break
-            self._spool.remove([row_id for row_id, _ in rows])
+            self._broker_back()
+            # Already on the queue: a failure to forget them here only means they are sent
+            # again later, which their dedup keys make harmless.
+            try:
+                self._spool.remove([row_id for row_id, _ in rows])
+            except (sqlite3.Error, OSError) as error:
+                self._spool_failed(error)
+                self._next_drain = time.monotonic() + self._retry_interval
+                return
+            self._spool_ok()
             self._metrics.drained.inc(sum(enqueued))
-            if not self.broker_up:
-                log.info("broker reachable again; draining spool")
-                self.broker_up = True
-                self._metrics.broker_up.set(1)
         self._refresh_depth()
+
+    def _broker_back(self) -> None:
+        if not self.broker_up:
+            log.info("broker reachable again; draining spool")
+            self.broker_up = True
+            self._metrics.broker_up.set(1)
 
     def _broker_down(self, error: Exception) -> None:
         if self.broker_up:
@@ -179,6 +232,8 @@ class Handoff:
 
     def _resolve(self, batch: list[Pending], *, outcomes: list[Outcome] | None = None,
                  error: Exception | None = None) -> None:
+        if not batch:
+            return
         def settle() -> None:
             for index, (_, future) in enumerate(batch):
                 if future.done():

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS spool (
 class Spool:
     """Ordered, durable, deduplicated storage of outgoing queue messages."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # Used only from the one hand-off thread of this process.
@@ -35,6 +35,10 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        if max_bytes is not None:
+            # Past this size a write fails as on a full disk (SQLITE_FULL), and is handled so.
+            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // page_size, 8)}")
 
     def append(self, batch: list[Outgoing]) -> None:
         """Durably add messages (fsync'd on return); ones already spooled are ignored."""

@@ -174,12 +174,18 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: callbacks are accepted durably; 'degraded' while they go to the spool."""
     handoff = request.app[INGEST].handoff
+    ready = handoff.alive and handoff.accepting
     body = {
-        "status": "degraded" if handoff.degraded else "ok",
+        "status": "unavailable" if not ready else "degraded" if handoff.degraded else "ok",
         "broker": "up" if handoff.broker_up else "down",
+        "spool": "ok" if handoff.spool_error is None else f"failing: {handoff.spool_error}",
         "spool_depth": handoff.spool_depth,
     }
-    return web.json_response(body, status=200 if handoff.alive else 503)
+    if not handoff.alive:
+        body["reason"] = "hand-off thread stopped"
+    elif not handoff.accepting:
+        body["reason"] = "neither Redis nor the spool can keep callbacks"
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     publish_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    spool_max_bytes: int | None = Field(
+        default=None, ge=64 * 1024,
+        description="Largest the ingest spool may grow; past it, as on a full disk, callbacks go to "
+        "Redis or are refused with 503. Default: the disk's free space.",
+    )
     metrics_dir: Path | None = Field(
         default=None,
         description="Shared Prometheus directory; `serve --processes N` sets it for its servers.",

@@ -86,7 +86,7 @@ async def test_redis_outage_while_callbacks_arrive_loses_and_doubles_nothing(pri
             await asyncio.sleep(1.5)  # anything still draining would show up as a duplicate
             final = await (await sender._session.get(server.make_url("/readyz"))).json()
     assert ready["status"] == "degraded" and ready["broker"] == "down" and ready["spool_depth"] > 0
-    assert final == {"status": "ok", "broker": "up", "spool_depth": 0}
+    assert final == {"status": "ok", "broker": "up", "spool": "ok", "spool_depth": 0}
     assert {r.http_status for r in results} == {204}
     queued = Counter((p["params"]["RecordingSid"], p["params"]["RecordingStatus"]) for p in queued_payloads(client))
     assert set(queued) == {(p.recording_sid, p.status) for p in prepared}

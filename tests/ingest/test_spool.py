@@ -49,7 +49,7 @@ async def test_unreachable_broker_spools_and_still_answers_2xx(tmp_path: Path) -
                                          post_callback(client, callback_params()))
         assert [r.status for r in responses] == [204] * 4
         ready = await (await client.get("/readyz")).json()
-        assert ready == {"status": "degraded", "broker": "down", "spool_depth": 2}
+        assert ready == {"status": "degraded", "broker": "down", "spool": "ok", "spool_depth": 2}
         metrics = await (await client.get("/metrics")).text()
         assert 'recvault_callbacks_accepted_total{outcome="spooled"} 4.0' in metrics
     spool = Spool(settings.spool_dir / "callbacks.sqlite3")

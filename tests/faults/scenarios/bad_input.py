@@ -131,7 +131,7 @@ def fuzz(target: Target, count: int, tally: FuzzTally, base_seed: int) -> None:
 def healthy_afterwards(stack: Stack, tally: FuzzTally) -> list[str]:
     """After the storm: liveness, readiness, and a fresh callback accepted like any other."""
     problems = []
-    if stack.readyz() != {"status": "ok", "broker": "up", "spool_depth": 0}:
+    if stack.readyz() != {"status": "ok", "broker": "up", "spool": "ok", "spool_depth": 0}:
         problems.append(f"not ready after the bad input: {stack.readyz()}")
     rec = stack.sim.state.create_recording(duration=2)
     params = callback_params(rec, "completed", api_base=stack.sim.base_url)

@@ -52,7 +52,7 @@ def run(workdir: Path, size: Size, seed: int = 2) -> ScenarioResult:
         settle(stack, traffic.accepted, timeout=240)
         judge(stack, result, traffic.accepted, signed={(p.recording_sid, p.status) for p in prepared})
         final = stack.readyz()
-        if final != {"status": "ok", "broker": "up", "spool_depth": 0}:
+        if final != {"status": "ok", "broker": "up", "spool": "ok", "spool_depth": 0}:
             result.problems.append(f"ingest not ready after the outages: {final}")
         spooled = max((r.get("spool_depth", 0) for r in readiness), default=0)
         result.server_errors = traffic.server_errors
