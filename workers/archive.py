@@ -7,21 +7,23 @@ reused, so a redelivered or duplicated task never makes a second copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, RecordingGone
 from recvault.events import RecordingStatusEvent
-from recvault.storage.base import ObjectStore, Retention, StoredObject
+from recvault.storage.base import ObjectStore, StoredObject
 from recvault.workers import documents as docs
+from recvault.workers.deletion import delete_verified
 from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.policy import Decision, Policy
+from recvault.workers.trail import write_audit
 from recvault.workers.twilio_api import DualUnavailable, TwilioApi
-from recvault.workers.verify import stored_sha256, verify_archived
+from recvault.workers.verify import stored_sha256
 
 log = logging.getLogger("recvault.worker")
 
@@ -98,7 +100,7 @@ def archive_recording(
     fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
     channels = int(recording.get("channels") or event.recording_channels or 1)
     mkey = docs.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
-    stored, header, got_channels = _store_media(
+    stored, header, got_channels, source = _store_media(
         twilio, store, event, recording, mkey, fmt=fmt, channels=channels, decision=decision
     )
     archive = {
@@ -110,6 +112,7 @@ def archive_recording(
         "media_format": fmt,
         "content_type": docs.CONTENT_TYPES[fmt],
         "requested_channels": got_channels,
+        "media_source": source,
         **check_media(header, fmt=fmt, encrypted=encrypted, channels=got_channels,
                       duration=int(recording.get("duration") or 0)),
         "archived_at": now().isoformat(),
@@ -131,7 +134,8 @@ def archive_recording(
         # record describe the same object, and a second "archived" record would be false.
         return _already_archived(twilio, store, event, meta_key, options, now)
     write_audit(store, options.prefix, event.recording_sid, "archived",
-                {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size}, decision.retention, now())
+                {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size, "media_source": source,
+                 "media_check": document.get("media_check")}, decision.retention, now())
     log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,
                                 "bytes": stored.size, "sha256": stored.sha256_hex})
 
@@ -139,7 +143,7 @@ def archive_recording(
     deleted = False
     # With the price still unknown, deletion waits for the refresh that fills it in.
     if options.delete_after_archive and not price_pending:
-        delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
+        delete_verified(twilio, store, event.account_sid, event.recording_sid, meta_key, options.prefix, now)
         deleted = True
     return ArchiveResult("archived", meta_key, stored, price_pending, deleted)
 
@@ -153,8 +157,7 @@ def _already_archived(twilio: TwilioApi, store: ObjectStore, event: RecordingSta
     deleted = False
     # An earlier attempt may have stopped between its document and its Twilio delete.
     if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
-        assert event.recording_url is not None  # only `completed` events are archived, and those have it
-        delete_verified(twilio, store, event.recording_url, event.account_sid, meta_key, options.prefix, now)
+        delete_verified(twilio, store, event.account_sid, event.recording_sid, meta_key, options.prefix, now)
         deleted = True
     return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
 
@@ -163,46 +166,6 @@ def _event_date(event: RecordingStatusEvent, received_at: datetime) -> str:
     """The partition date (UTC) from the callback's RecordingStartTime, else its arrival."""
     start = event.recording_start_time or received_at
     return start.astimezone(UTC).strftime("%Y-%m-%d")
-
-
-def refresh_recording(
-    account_sid: str, recording_url: str, meta_key: str, *, twilio: TwilioApi,
-    store: ObjectStore, options: ArchiveOptions, final: bool = False, now: Callable[[], datetime] = utcnow,
-) -> bool:
-    """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
-    document = json.loads(store.get_bytes(meta_key))
-    if document.get("price") is None:
-        recording = twilio.fetch_recording(recording_url, account_sid)
-        if recording.get("price") is None and not final:
-            return False
-        if recording.get("price") is not None:
-            document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
-            document["price_updated_at"] = now().isoformat()
-            store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
-                            create_only=False)
-            write_audit(store, options.prefix, document["sid"], "price-updated",
-                        {"price": document["price"], "price_unit": document["price_unit"]}, None, now())
-    if options.delete_after_archive and not document.get("twilio_deleted_at"):
-        delete_verified(twilio, store, recording_url, account_sid, meta_key, options.prefix, now)
-    return True
-
-
-def delete_verified(twilio: TwilioApi, store: ObjectStore, recording_url: str, account_sid: str, meta_key: str,
-                    prefix: str, now: Callable[[], datetime] = utcnow) -> None:
-    """Delete at Twilio only after the archived copy is checked against its document."""
-    document = json.loads(store.get_bytes(meta_key))
-    check = verify_archived(store, document)
-    if check.media is None or check.problem is not None:
-        raise IntegrityFailed(f"{document['media_key']}: {check.problem}; Twilio copy kept")
-    current = check.media
-    try:
-        twilio.delete_recording(recording_url, account_sid)
-    except MediaNotReady:
-        pass  # 404: already deleted, by an earlier attempt of this very step
-    document["twilio_deleted_at"] = now().isoformat()
-    store.put_bytes(meta_key, docs.json_line(document), content_type="application/json", create_only=False)
-    write_audit(store, prefix, document["sid"], "deleted-from-twilio",
-                {"media_key": document["media_key"], "verified_size": current.size}, None, now())
 
 
 def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: ObjectStore, policy: Policy,
@@ -219,21 +182,19 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
         "received_at": received_at.isoformat(), "recorded_at": now().isoformat(),
         "callback": event.params, "pipeline_version": docs.PIPELINE_VERSION,
     }
+    # Locked like the recording the policy would decide for these facts.
+    retention = policy.decide({
+        "account_sid": event.account_sid, "source": event.recording_source, "channels": event.recording_channels,
+        "track": event.recording_track, "duration": event.recording_duration,
+        "encryption_details": event.encryption_details,
+    }, now=now()).retention
     try:
-        store.put_bytes(key, docs.json_line(document), content_type="application/json")
+        store.put_bytes(key, docs.json_line(document), content_type="application/json", retention=retention)
     except AlreadyExists:
         return ArchiveResult("already-archived", key)
     write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
-                {"key": key, "error_code": event.error_code}, None, now())
+                {"key": key, "error_code": event.error_code}, retention, now())
     return ArchiveResult("event-recorded", key)
-
-
-def write_audit(store: ObjectStore, prefix: str, recording_sid: str, action: str, details: dict[str, Any],
-                retention: Retention | None, when: datetime) -> None:
-    """Append one create-only audit record; the key's timestamp makes it unique."""
-    record = {"recording_sid": recording_sid, "action": action, "at": when.isoformat(), **details}
-    store.put_bytes(docs.audit_key(prefix, recording_sid, action, when), docs.json_line(record),
-                    content_type="application/json", retention=retention)
 
 
 def _fetch_recording(twilio: TwilioApi, event: RecordingStatusEvent, received_at: datetime, now: datetime,
@@ -250,20 +211,39 @@ def _fetch_recording(twilio: TwilioApi, event: RecordingStatusEvent, received_at
 def _store_media(
     twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
     fmt: str, channels: int, decision: Decision,
-) -> tuple[StoredObject, bytes, int]:
-    """Stream media into `key` (or find it there already); returns (object, header bytes, channels)."""
+) -> tuple[StoredObject, bytes, int, str]:
+    """Stream media into `key`, or adopt what an earlier attempt stored there once it is proven
+    to be Twilio's media; returns (object, header bytes, channels, how it was verified)."""
     # No look first: the create-only write is the check (a multipart upload makes it before
     # sending any part), which saves a round trip on every recording archived the first time.
     try:
-        return _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels, decision=decision)
+        stored, header, got = _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels,
+                                      decision=decision)
+        return stored, header, got, "uploaded"
     except AlreadyExists:
         existing = store.head(key)
         if existing is None:
             raise
-    # An earlier attempt stored the media and stopped before its document: re-hash it.
+    # An earlier attempt stored the media and stopped before its document — or something else
+    # wrote this key. Adopt it only if its bytes are the bytes Twilio serves for this recording.
     sha256_hex, header = stored_sha256(store, key)
     channels_stored = int(existing.metadata.get("requested-channels", channels))
-    return replace(existing, sha256_hex=sha256_hex), header, channels_stored
+    served_size, served_sha256 = _served_media(twilio, event, fmt=fmt, channels=channels_stored)
+    if (existing.size, sha256_hex) != (served_size, served_sha256):
+        raise IntegrityFailed(f"{key} holds an object that is not the media Twilio serves for "
+                              f"{event.recording_sid} (size {existing.size} vs {served_size}); not adopted")
+    return replace(existing, sha256_hex=sha256_hex), header, channels_stored, "verified-against-twilio"
+
+
+def _served_media(twilio: TwilioApi, event: RecordingStatusEvent, *, fmt: str, channels: int) -> tuple[int, str]:
+    """(size, SHA-256) of the media Twilio serves now, streamed and discarded."""
+    assert event.recording_url is not None  # the event model requires it for `completed`
+    digest, size = hashlib.sha256(), 0
+    with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt, channels=channels) as media:
+        for chunk in media.chunks:
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _upload(
@@ -282,5 +262,7 @@ def _upload(
                                           metadata=metadata, tags=decision.tags, retention=decision.retention)
                 return stored, probe.header, attempt_channels
         except DualUnavailable:
+            # Twilio's own "no dual version" (error 16113): mono is all there is. The document
+            # records the channels archived; a Twilio delete refuses a dual original kept as mono.
             log.info("no dual-channel version; archiving mono", extra={"recording_sid": event.recording_sid})
     raise RecordingGone(f"{event.recording_sid}: no media version could be fetched")

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from recvault import __version__
+from recvault.storage.base import Retention
 
 # The Recording resource's fields as Twilio names them; every document carries them all.
 RECORDING_FIELDS = (
@@ -63,6 +64,17 @@ def metadata_document(recording: dict[str, Any], archive: dict[str, Any]) -> dic
     document.update(archive)
     document["pipeline_version"] = PIPELINE_VERSION
     return document
+
+
+def retention_of(document: dict[str, Any]) -> Retention:
+    """The Object Lock a recording's document records, for every later object of that recording."""
+    until = document.get("retain_until")
+    mode = document.get("retention_mode")
+    return Retention(
+        mode=mode if mode in ("COMPLIANCE", "GOVERNANCE") and until else None,
+        until=datetime.fromisoformat(until) if until else None,
+        legal_hold=bool(document.get("legal_hold")),
+    )
 
 
 def json_line(document: dict[str, Any]) -> bytes:

@@ -14,8 +14,9 @@ from celery.exceptions import Reject, Retry
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
 from recvault.queue.app import ARCHIVE_TASK, REFRESH_TASK
-from recvault.workers.archive import archive_event, refresh_recording
+from recvault.workers.archive import archive_event, utcnow
 from recvault.workers.context import ProcessContext, WorkerContext
+from recvault.workers.refresh import RefreshTarget, refresh_recording
 
 log = logging.getLogger("recvault.worker")
 # First retry waits about this long; each later one doubles, up to retry_backoff_max.
@@ -57,10 +58,9 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         except Exception as error:
             return _failed(task, event.dedup_key, payload, error, extra)
         if result.price_pending:
-            _publish_or_requeue(lambda: app.send_task(REFRESH_TASK, args=({
-                "account_sid": event.account_sid, "recording_sid": event.recording_sid,
-                "recording_url": event.recording_url, "metadata_key": result.key, "attempt": 1,
-            },), countdown=settings.price_refresh_seconds, queue=settings.queue))
+            target = RefreshTarget.for_document(event.account_sid, event.recording_sid, result.key)
+            _publish_or_requeue(lambda: app.send_task(REFRESH_TASK, args=(target.payload(attempt=1),),
+                                                      countdown=settings.price_refresh_seconds, queue=settings.queue))
         log.info("task done", extra={**extra, "outcome": result.outcome})
         return result.outcome
 
@@ -73,16 +73,17 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         attempt = int(payload.get("attempt", 1))
         extra = {"recording_sid": payload.get("recording_sid"), "task_id": task.request.id}
         try:
+            target = RefreshTarget.from_payload(payload)
             done = refresh_recording(
-                payload["account_sid"], payload["recording_url"], payload["metadata_key"],
-                twilio=ctx.twilio, store=ctx.store, options=ctx.options,
+                target, twilio=ctx.twilio, store=ctx.store, prefix=ctx.options.prefix,
+                delete_after_archive=ctx.options.delete_after_archive, now=utcnow,
                 final=attempt >= settings.price_refresh_attempts,
             )
         except Exception as error:
             return _failed(task, f"{payload.get('recording_sid')}:refresh", payload, error, extra)
         if not done:
             _publish_or_requeue(lambda: app.send_task(
-                REFRESH_TASK, args=({**payload, "attempt": attempt + 1},),
+                REFRESH_TASK, args=(target.payload(attempt=attempt + 1),),
                 countdown=settings.price_refresh_seconds, queue=settings.queue))
         return "refreshed" if done else "price-pending"
 

@@ -31,8 +31,13 @@ MAX_REDIRECTS = 3
 CHUNK = 1 << 20
 
 
+# Twilio's error 16113: "Cannot download a dual-channel presentation of a mono recording".
+# Only this answer means "ask for mono instead"; any other 400 is a real refusal.
+NO_DUAL_VERSION = "16113"
+
+
 class DualUnavailable(Exception):
-    """Twilio has no 2-channel version of this recording (400 on RequestedChannels=2)."""
+    """Twilio has no 2-channel version of this recording (400 with error 16113)."""
 
 
 @dataclass
@@ -170,7 +175,7 @@ def _raise_for(response: requests.Response, method: str, url: str, *, dual: bool
         raise TwilioAuthFailed(f"{where}: credentials refused (error {code})")
     if status == 404:
         raise MediaNotReady(f"{where} (error {code})")
-    if status == 400 and dual:
+    if status == 400 and dual and code == NO_DUAL_VERSION:
         raise DualUnavailable(where)
     raise PermanentError(f"{where} (error {code})")
 

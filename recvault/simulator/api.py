@@ -131,10 +131,13 @@ def _media_refusal(request: web.Request, rec: SimRecording, ext: str) -> tuple[w
     requested = int(raw) if raw in ("1", "2") else (None if raw is None else 0)
     channels = rec.served_channels(requested)
     if channels is None:
-        # Twilio answers 400 when the requested channel layout does not exist.
-        return res.error_response(
-            400, res.INVALID_PARAMETER, f"RequestedChannels={raw} is not available for {rec.sid}"), 0
+        # Twilio answers 400 when the requested channel layout does not exist: 16113 for a
+        # dual-channel download of a mono recording, an invalid parameter otherwise.
+        code = res.NO_DUAL_VERSION if requested == 2 else res.INVALID_PARAMETER
+        return res.error_response(400, code, f"RequestedChannels={raw} is not available for {rec.sid}"), 0
     faults = rec.faults
+    if faults.invalid_request:
+        return res.error_response(400, res.INVALID_PARAMETER, "Invalid request"), 0
     if faults.rate_limited > 0:
         faults.rate_limited -= 1
         return res.error_response(429, res.TOO_MANY_REQUESTS, "Too Many Requests",
@@ -152,7 +155,7 @@ async def stream_media(request: web.Request, rec: SimRecording, ext: str) -> web
     if refusal is not None:
         return refusal
     faults = rec.faults
-    size = media_size(rec.sid, ext, channels, rec.duration)
+    size = media_size(rec.sid, ext, channels, rec.media_duration)
     limit = size
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPES[ext]})
     response.content_length = size
@@ -171,7 +174,7 @@ async def stream_media(request: web.Request, rec: SimRecording, ext: str) -> web
     if faults.slow_seconds:
         await asyncio.sleep(faults.slow_seconds)
     sent = 0
-    for chunk in iter_media(rec.sid, ext, channels, rec.duration):
+    for chunk in iter_media(rec.sid, ext, channels, rec.media_duration):
         if sent + len(chunk) > limit:
             chunk = chunk[: limit - sent]
         await response.write(chunk)

@@ -64,7 +64,7 @@ def recording_to_json(rec: SimRecording) -> dict:
 def control_view(rec: SimRecording, api_base: str) -> dict:
     """The Twilio resource, the simulator's own fields and the media sizes (cheap; no hashes)."""
     sim = {**recording_to_json(rec), "media_requests": rec.media_requests}
-    sizes = {fmt: {str(ch): media_size(rec.sid, fmt, ch, rec.duration) for ch in (1, 2)}
+    sizes = {fmt: {str(ch): media_size(rec.sid, fmt, ch, rec.media_duration) for ch in (1, 2)}
              for fmt in FORMATS}
     return {"resource": recording_json(rec, api_base), "simulator": sim, "media_sizes": sizes}
 
@@ -129,9 +129,9 @@ async def expected_media(request: web.Request) -> web.Response:
     channels = int(raw) if raw in ("1", "2") else rec.served_channels(None)
     if fmt not in FORMATS or raw not in (None, "1", "2"):
         return web.json_response({"error": "format is wav|mp3, channels is 1|2"}, status=400)
-    digest = await asyncio.to_thread(media_sha256, rec.sid, fmt, channels, rec.duration)
+    digest = await asyncio.to_thread(media_sha256, rec.sid, fmt, channels, rec.media_duration)
     return web.json_response({"sid": rec.sid, "format": fmt, "channels": channels,
-                              "size": media_size(rec.sid, fmt, channels, rec.duration),
+                              "size": media_size(rec.sid, fmt, channels, rec.media_duration),
                               "sha256": digest})
 
 

@@ -39,7 +39,9 @@ class Faults:
     cut_times: int = 0
     wrong_length_times: int = 0  # first N responses announce more bytes than they send
     gone: bool = False  # 404 forever, as if deleted at Twilio
-    dual_unavailable: bool = False  # RequestedChannels=2 answers 400
+    dual_unavailable: bool = False  # RequestedChannels=2 answers 400 (error 16113, no dual version)
+    invalid_request: bool = False  # media requests answer 400 (error 20001), whatever is asked
+    media_seconds: int | None = None  # serve audio this long, whatever the resource's duration says
 
     @classmethod
     def from_dict(cls, data: dict) -> Faults:
@@ -111,6 +113,11 @@ class SimRecording:
     @property
     def has_media(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def media_duration(self) -> int:
+        """Seconds of audio the media files hold (the resource's duration unless a fault says otherwise)."""
+        return self.duration if self.faults.media_seconds is None else self.faults.media_seconds
 
     @overload
     def served_channels(self, requested: None) -> int: ...

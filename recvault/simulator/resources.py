@@ -23,6 +23,7 @@ NOT_FOUND = 20404
 TOO_MANY_REQUESTS = 20429
 SERVICE_UNAVAILABLE = 20503
 ENCRYPTED_MP3 = 16109  # encrypted recordings can only be fetched as WAV
+NO_DUAL_VERSION = 16113  # a mono recording asked for as dual-channel
 
 
 def rfc2822(moment: datetime | None) -> str | None:

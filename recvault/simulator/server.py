@@ -111,5 +111,5 @@ class SimServer:
     def expected(self, rec: SimRecording, fmt: str = "wav", channels: int | None = None) -> tuple[int, str]:
         """(size, sha256 hex) of the file a download of `fmt` / `channels` must produce."""
         served = channels or rec.served_channels(None)
-        return (media_size(rec.sid, fmt, served, rec.duration),
-                media_sha256(rec.sid, fmt, served, rec.duration))
+        return (media_size(rec.sid, fmt, served, rec.media_duration),
+                media_sha256(rec.sid, fmt, served, rec.media_duration))

@@ -12,6 +12,7 @@ from recvault.simulator.recordings import SimRecording
 from recvault.storage.s3 import S3Store
 from recvault.workers.archive import ArchiveOptions, ArchiveResult, archive_event
 from recvault.workers.policy import Policy
+from recvault.workers.refresh import RefreshTarget, refresh_recording
 from recvault.workers.twilio_api import TwilioApi
 
 
@@ -40,6 +41,13 @@ class ArchiveEnv:
             params["RecordingDuration"] = str(recording.duration)
         params.update(extra)
         return RecordingStatusEvent.from_params(params)
+
+    def refresh(self, recording: SimRecording, result: ArchiveResult, *, final: bool = False) -> bool:
+        """The price-refresh step for an archived recording, as its task runs it."""
+        return refresh_recording(
+            RefreshTarget.for_document(recording.account_sid, recording.sid, result.key),
+            twilio=self.twilio, store=self.store, prefix=self.options.prefix,
+            delete_after_archive=self.options.delete_after_archive, now=lambda: datetime.now(UTC), final=final)
 
     def archive(self, recording: SimRecording, status: str = "completed", *, received_at=None,
                 **extra: str) -> ArchiveResult:

@@ -22,7 +22,8 @@ from recvault.errors import (
 from recvault.simulator.media import media_sha256, media_size
 from recvault.simulator.recordings import Faults
 from recvault.workers import documents as docs
-from recvault.workers.archive import ArchiveOptions, delete_verified, refresh_recording
+from recvault.workers.archive import ArchiveOptions
+from recvault.workers.deletion import delete_verified
 from recvault.workers.policy import Policy
 from recvault.workers.twilio_api import TwilioApi
 
@@ -187,12 +188,9 @@ def test_price_filled_in_later_as_a_new_document_version(archive_env, sim) -> No
     recording = sim.create_recording(duration=61, price_delay=1.0)
     result = archive_env.archive(recording)
     assert result.price_pending and _document(archive_env, result)["price"] is None
-    url = archive_env.event(recording).recording_url
-    assert not refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
-                                 store=archive_env.store, options=archive_env.options)
+    assert not archive_env.refresh(recording, result)
     time.sleep(1.1)
-    assert refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
-                             store=archive_env.store, options=archive_env.options)
+    assert archive_env.refresh(recording, result)
     document = _document(archive_env, result)
     assert document["price"] == "-0.0050" and document["price_unit"] == "USD"
     assert document["media_sha256"] == media_sha256(recording.sid, "wav", 1, 61)
@@ -215,9 +213,7 @@ def test_delete_waits_for_the_price_when_it_is_pending(archive_env, sim) -> None
     result = archive_env.archive(recording)
     assert result.price_pending and not recording.deleted
     time.sleep(0.6)
-    url = archive_env.event(recording).recording_url
-    assert refresh_recording(recording.account_sid, url, result.key, twilio=archive_env.twilio,
-                             store=archive_env.store, options=archive_env.options)
+    assert archive_env.refresh(recording, result)
     assert recording.deleted and _document(archive_env, result)["price"] is not None
 
 
@@ -230,8 +226,8 @@ def test_no_delete_when_the_archived_copy_does_not_match(archive_env, sim) -> No
     archive_env.store.put_bytes(result.key, docs.json_line(tampered), content_type="application/json",
                                 create_only=False)
     with pytest.raises(IntegrityFailed):
-        delete_verified(archive_env.twilio, archive_env.store, archive_env.event(recording).recording_url,
-                        recording.account_sid, result.key, "")
+        delete_verified(archive_env.twilio, archive_env.store, recording.account_sid, recording.sid, result.key, "",
+                        lambda: datetime.now(UTC))
     assert not recording.deleted
 
 
