@@ -7,7 +7,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from recvault.errors import ConfigurationError
+from recvault.errors import ConfigurationError, RecvaultError
 from recvault.settings import load_settings
 
 # Subcommand names; the module recvault.commands.<name> gives HELP, add_arguments(parser)
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(error).splitlines():
             print(f"recvault: configuration error: {line}", file=sys.stderr)
         return 2
+    except RecvaultError as error:  # S3 or Twilio refused or unreachable at start: one line, no traceback
+        print(f"recvault: {args.command}: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -15,7 +15,7 @@ DEFAULT_REGION = "us-east-1"
 
 
 def ensure_bucket(client: Any, bucket: str, *, create: bool) -> bool:
-    """Check (or create) `bucket`; return whether it has Object Lock, warning when it has not."""
+    """Check (or create) `bucket`; return whether it has Object Lock (callers decide if it must)."""
     found = None
     with s3_errors(f"head bucket {bucket}", ignore=NOT_FOUND):
         found = client.head_bucket(Bucket=bucket)
@@ -26,11 +26,7 @@ def ensure_bucket(client: Any, bucket: str, *, create: bool) -> bool:
                 "or point RECVAULT_S3_BUCKET at one that does"
             )
         _create_locked(client, bucket)
-    locked = object_lock_enabled(client, bucket)
-    if not locked:
-        log.warning("bucket has no Object Lock: retention will not be enforced",
-                    extra={"bucket": bucket})  # fmt: skip
-    return locked
+    return object_lock_enabled(client, bucket)
 
 
 def _create_locked(client: Any, bucket: str) -> None:

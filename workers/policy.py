@@ -99,6 +99,17 @@ class Policy:
         rules = [_rule(raw.get("name", f"rule-{i + 1}"), raw) for i, raw in enumerate(data.get("rule", []))]
         return cls(default, rules)
 
+    def rules_that_lock(self) -> list[str]:
+        """Names of the rules (default included) that ask for Object Lock retention or a legal hold."""
+        return [rule.name for rule in [self.default, *self.rules]
+                if rule.legal_hold or (self._mode(rule) not in (None, "NONE") and self._days(rule))]
+
+    def _mode(self, rule: Rule) -> Mode | None:
+        return rule.mode if rule.mode is not None else self.default.mode
+
+    def _days(self, rule: Rule) -> int | None:
+        return rule.retention_days if rule.retention_days is not None else self.default.retention_days
+
     def decide(self, recording: dict[str, Any], *, now: datetime | None = None) -> Decision:
         """Retention and tags for a Recording resource (Twilio's snake_case fields)."""
         facts = {
@@ -110,8 +121,8 @@ class Policy:
             "encrypted": bool(recording.get("encryption_details")),
         }
         rule = next((r for r in self.rules if r.matches(facts)), self.default)
-        days = rule.retention_days if rule.retention_days is not None else self.default.retention_days
-        mode = rule.mode if rule.mode is not None else self.default.mode
+        days = self._days(rule)
+        mode = self._mode(rule)
         lock = None if mode is None or mode == "NONE" else mode
         now = now or datetime.now(UTC)
         until = now + timedelta(days=days) if days and lock else None

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from celery.signals import celeryd_init, worker_process_init
 
+    from recvault.errors import ConfigurationError
     from recvault.logs import configure_logging
     from recvault.queue.app import create_celery
     from recvault.storage.s3 import S3Store
@@ -31,8 +32,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # a line naming it (ConfigurationError, exit 2) instead of failing every task later.
     app = create_celery(settings)
     process = ProcessContext(settings)
-    process.build()
-    S3Store.from_settings(settings).ensure_bucket(create=settings.s3_create_bucket)
+    context = process.build()
+    store = S3Store.from_settings(settings)
+    store.ensure_bucket(create=settings.s3_create_bucket)
+    locking = context.policy.rules_that_lock()
+    if not store.object_lock_enabled and locking:
+        # Every write would carry retention the bucket cannot keep: refuse now, not per recording.
+        raise ConfigurationError(
+            f"RECVAULT_S3_BUCKET: bucket {settings.s3_bucket!r} has no Object Lock, but policy rule(s) "
+            f"{', '.join(repr(name) for name in locking)} ask for retention or a legal hold; use a bucket "
+            'created with Object Lock, or set mode = "none" in those rules'
+        )
     register_tasks(app, process)
     # Each prefork pool child builds its own clients after the fork.
     worker_process_init.connect(lambda **_: process.build_after_fork(), weak=False)

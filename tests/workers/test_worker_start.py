@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import boto3
 import psutil
 import redis
 
@@ -88,3 +90,52 @@ def test_a_context_that_fails_after_start_dead_letters_instead_of_losing_the_eve
         assert client.llen("recvault") == 0
     finally:
         worker.stop()
+
+
+def _plain_bucket(s3_endpoint: str, name: str) -> None:
+    """A bucket created the ordinary way: versioning and Object Lock off."""
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="any",
+                 aws_secret_access_key="any").create_bucket(Bucket=name)
+
+
+def test_a_bucket_without_object_lock_stops_a_worker_whose_policy_locks(redis_url, s3_endpoint, sim, sim_account,
+                                                                         tmp_path) -> None:
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
+    _plain_bucket(s3_endpoint, bucket)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    env = _env(redis_url, s3_endpoint, sim, sim_account, policy, bucket)
+    env["RECVAULT_S3_CREATE_BUCKET"] = "false"
+    result = subprocess.run([sys.executable, "-m", "recvault.cli", "worker", "-c", "1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "RECVAULT_S3_BUCKET" in result.stderr and "no Object Lock" in result.stderr
+    assert "'default'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_retention_in_the_policy_a_plain_bucket_is_fine(redis_url, s3_endpoint, sim, sim_account,
+                                                               tmp_path) -> None:
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
+    _plain_bucket(s3_endpoint, bucket)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[default]\nmode = "none"\n')
+    log = tmp_path / "worker.log"
+    env = _env(redis_url, s3_endpoint, sim, sim_account, policy, bucket)
+    env["RECVAULT_S3_CREATE_BUCKET"] = "false"
+    worker = Component("worker", ["worker", "-c", "1"], env, log_path=log).start(wait=False)
+    try:
+        wait_for(lambda: b" ready." in log.read_bytes() or not worker.running, timeout=60, what="the worker")
+        assert worker.running, log.read_text()[-2000:]
+    finally:
+        worker.stop()
+
+
+def test_a_missing_bucket_is_one_line_not_a_traceback(redis_url, s3_endpoint, sim, sim_account, tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    env = _env(redis_url, s3_endpoint, sim, sim_account, policy, f"missing-{uuid.uuid4().hex[:12]}")
+    env["RECVAULT_S3_CREATE_BUCKET"] = "false"
+    result = subprocess.run([sys.executable, "-m", "recvault.cli", "worker", "-c", "1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
