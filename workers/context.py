@@ -60,6 +60,16 @@ class WorkerContext:
         )
 
 
+def dead_letter_store(settings: Settings) -> DeadLetters:
+    """Dead letters in Redis and, under the policy's default retention, in the archive bucket."""
+    try:
+        retention = Policy.load(settings.policy_file).default_retention()
+    except ConfigurationError:
+        retention = None  # the policy is what failed: keep the letters anyway, unlocked
+    return DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout,
+                               store=S3Store.from_settings(settings), prefix=settings.s3_prefix, retention=retention)
+
+
 class ProcessContext:
     """The worker context of this process, and the dead-letter store that outlives its failure."""
 
@@ -69,8 +79,8 @@ class ProcessContext:
         self._build = build
         self._context: WorkerContext | None = None
         self._error: Exception | None = None
-        # Only needs the broker: available even when the rest of the context is not.
-        self.dead_letters = DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout)
+        # Needs only the broker and the bucket: available even when the rest of the context is not.
+        self.dead_letters = dead_letter_store(settings)
 
     def build(self) -> WorkerContext:
         """Build the context now; raises what the build raised (ConfigurationError and the like)."""
@@ -80,8 +90,7 @@ class ProcessContext:
 
     def build_after_fork(self) -> None:
         """In a new pool child: fresh clients; a failure is kept for the tasks to report."""
-        self.dead_letters = DeadLetters.connect(self.settings.broker_url,
-                                                timeout=self.settings.redis_socket_timeout)
+        self.dead_letters = dead_letter_store(self.settings)
         try:
             self.build()
         except Exception as error:

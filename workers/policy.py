@@ -99,6 +99,10 @@ class Policy:
         rules = [_rule(raw.get("name", f"rule-{i + 1}"), raw) for i, raw in enumerate(data.get("rule", []))]
         return cls(default, rules)
 
+    def default_retention(self, now: datetime | None = None) -> Retention:
+        """The lock the default rule gives, for records that belong to no one recording."""
+        return self.decide({}, now=now).retention
+
     def rules_that_lock(self) -> list[str]:
         """Names of the rules (default included) that ask for Object Lock retention or a legal hold."""
         return [rule.name for rule in [self.default, *self.rules]

@@ -26,11 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.queue.app import create_celery
-    from recvault.workers.dlq import DeadLetters
+    from recvault.workers.context import dead_letter_store
 
-    letters = DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout)
+    letters = dead_letter_store(settings)
     if args.dlq_command == "list":
-        for letter in letters.list():
+        listed = letters.list()
+        if letters.s3_error:
+            print(f"recvault: dead letters in S3 not read ({letters.s3_error}); listing Redis only",
+                  file=sys.stderr)
+        for letter in listed:
             if args.json:
                 print(json.dumps(letter.__dict__))
             else:
@@ -44,9 +48,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(shown.__dict__, indent=2))
         return 0
     if args.dlq_command == "drop":
-        missing = [i for i in args.ids if not letters.remove(i)]
-        for i in missing:
-            print(f"recvault: no dead letter {i!r}", file=sys.stderr)
+        missing: list[str] = []
+        for wanted in args.ids:
+            dropped = letters.get(wanted)
+            if dropped is None:
+                missing.append(wanted)
+                print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
+            else:
+                letters.resolve(dropped, "dropped")
         return 1 if missing else 0
     if not args.ids and not args.all:
         print("recvault: name ids to replay, or --all", file=sys.stderr)
