@@ -21,6 +21,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from recvault import sids
 from recvault.errors import ConfigurationError
 
+# Twilio's regions and the REST API host of each: an account's API keys, Recording resources
+# and RecordingUrls live in its region only.
+REGION_API_HOSTS = {
+    "us1": "api.twilio.com",
+    "ie1": "api.dublin.ie1.twilio.com",
+    "au1": "api.sydney.au1.twilio.com",
+}
 # Values people paste from docs or templates instead of a real secret.
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
@@ -76,11 +83,17 @@ class Settings(BaseSettings):
     )
 
     # --- Twilio API -----------------------------------------------------------
-    twilio_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.twilio.com"))
+    twilio_region: Literal["us1", "ie1", "au1"] = Field(
+        default="us1", description="Twilio region: sets the API base and the media-host allowlist together."
+    )
+    twilio_api_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.twilio.com"),
+        description="Twilio REST API base; default: the region's API host.",
+    )
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: SecretStr | None = None
     media_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["api.twilio.com"],
+        default_factory=lambda: [REGION_API_HOSTS["us1"]],
         description="Hosts a RecordingUrl may point at (credentials are sent there).",
     )
     media_format: Literal["wav", "mp3"] = "wav"
@@ -119,6 +132,19 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".recvault")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _region_defaults(cls, data: Any) -> Any:
+        """The region's API host is the default API base and media host (explicit values win)."""
+        if isinstance(data, dict):
+            region = str(data.get("twilio_region") or "us1").lower()
+            host = REGION_API_HOSTS.get(region)
+            if host is not None:
+                data = {**data, "twilio_region": region}
+                data.setdefault("twilio_api_base_url", f"https://{host}")
+                data.setdefault("media_hosts", host)
+        return data
 
     @field_validator("twilio_auth_tokens", mode="before")
     @classmethod

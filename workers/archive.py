@@ -199,9 +199,8 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
 
 def _fetch_recording(twilio: TwilioApi, event: RecordingStatusEvent, received_at: datetime, now: datetime,
                      grace: timedelta) -> dict:
-    assert event.recording_url is not None  # the event model requires it for `completed`
     try:
-        return twilio.fetch_recording(event.recording_url, event.account_sid)
+        return twilio.fetch_recording(_resource_url(twilio, event), event.account_sid)
     except MediaNotReady as error:
         if now - received_at > grace:
             raise RecordingGone(f"{event.recording_sid} still 404 {now - received_at} after its callback") from error
@@ -235,11 +234,22 @@ def _store_media(
     return replace(existing, sha256_hex=sha256_hex), header, channels_stored, "verified-against-twilio"
 
 
+def _resource_url(twilio: TwilioApi, event: RecordingStatusEvent) -> str:
+    """Where this recording is fetched: the deployment's own API base, derived from the SIDs.
+
+    The callback's RecordingUrl must still name an allowed Twilio host (a message that does
+    not is refused before any request), but the worker never lets a message choose the host
+    it sends credentials to.
+    """
+    assert event.recording_url is not None  # the event model requires it for `completed`
+    twilio.require_allowed(event.recording_url)
+    return twilio.recording_url(event.account_sid, event.recording_sid)
+
+
 def _served_media(twilio: TwilioApi, event: RecordingStatusEvent, *, fmt: str, channels: int) -> tuple[int, str]:
     """(size, SHA-256) of the media Twilio serves now, streamed and discarded."""
-    assert event.recording_url is not None  # the event model requires it for `completed`
     digest, size = hashlib.sha256(), 0
-    with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt, channels=channels) as media:
+    with twilio.open_media(_resource_url(twilio, event), event.account_sid, fmt=fmt, channels=channels) as media:
         for chunk in media.chunks:
             digest.update(chunk)
             size += len(chunk)
@@ -250,11 +260,10 @@ def _upload(
     twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
     fmt: str, channels: int, decision: Decision,
 ) -> tuple[StoredObject, bytes, int]:
-    assert event.recording_url is not None  # the event model requires it for `completed`
     # The store aborts a multipart upload a killed worker left at `key` before starting its own.
     for attempt_channels in ((2, 1) if channels == 2 else (1,)):
         try:
-            with twilio.open_media(event.recording_url, event.account_sid, fmt=fmt,
+            with twilio.open_media(_resource_url(twilio, event), event.account_sid, fmt=fmt,
                                    channels=attempt_channels) as media:
                 probe = HeaderProbe(media.chunks)
                 metadata = {**docs.s3_user_metadata(recording), "requested-channels": str(attempt_channels)}

@@ -74,7 +74,14 @@ class TwilioApi:
 
     # --- resources ------------------------------------------------------------
     def recording_url(self, account_sid: str, recording_sid: str) -> str:
+        """The Recording resource at this deployment's API base (its Twilio region)."""
         return f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}"
+
+    def require_allowed(self, url: str) -> None:
+        """ForeignHost unless `url` names a host on the allowlist (nothing is sent either way)."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._allowed:
+            raise ForeignHost(f"{host!r} is not an allowed Twilio host; no request sent")
 
     def fetch_recording(self, recording_url: str, account_sid: str) -> dict:
         """The Recording resource as Twilio's JSON (snake_case fields, verbatim)."""

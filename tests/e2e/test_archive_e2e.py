@@ -127,3 +127,30 @@ async def test_late_price_is_filled_in_by_the_refresh_task(e2e_settings, sim, si
     document = _documents(s3_store, "metadata/")[rec.sid]
     assert document["price_unit"] == "USD" and document["price_updated_at"]
     assert any(k.endswith("-price-updated.json") for k in s3_store.list_keys("audit/"))
+
+
+async def test_a_regional_account_archives_end_to_end(redis_url, tmp_path, sim, sim_account, s3_store) -> None:
+    """IE1: callbacks name the Dublin API host; the worker fetches from the region's API base."""
+    dublin = "https://api.dublin.ie1.twilio.com"
+    settings = Settings(
+        twilio_region="ie1", twilio_auth_tokens=sim_account.token, twilio_account_sid=sim_account.sid,
+        # The simulator stands in for the regional API host (no network here).
+        twilio_api_base_url=sim.base_url, broker_url=redis_url, data_dir=tmp_path,
+        s3_bucket=s3_store.bucket, s3_endpoint_url=s3_store.endpoint_url, queue="e2e-ie1",
+    )
+    rec = sim.create_recording(channels=2, duration=4)
+    with running_worker(settings):
+        results = await _send_callbacks(settings, sim_account.token, [(rec, "completed")], api_base=dublin,
+                                        repeat=1)
+        assert {r.http_status for r in results} == {204}
+        await asyncio.to_thread(wait_for, lambda: list(s3_store.list_keys("metadata/")), what="the archive")
+    [document] = _documents(s3_store, "metadata/").values()
+    assert document["callback"]["RecordingUrl"].startswith(dublin)
+    assert (document["media_size"], document["media_sha256"]) == sim.expected(rec)
+    # The same callback at a US1 deployment is refused: its credentials are not valid in IE1.
+    us1 = Settings(twilio_auth_tokens=sim_account.token, twilio_api_base_url=sim.base_url, broker_url=redis_url,
+                   data_dir=tmp_path / "us1", queue="e2e-us1")
+    assert "api.dublin.ie1.twilio.com" not in us1.allowed_media_hosts
+    refused = await _send_callbacks(us1, sim_account.token, [(sim.create_recording(), "completed")],
+                                    api_base=dublin, repeat=1)
+    assert [r.http_status for r in refused if r.recording_status == "completed"] == [400]

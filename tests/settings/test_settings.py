@@ -90,3 +90,23 @@ def test_ingest_requires_a_token() -> None:
 def test_the_api_host_is_always_on_the_media_allowlist() -> None:
     settings = Settings(twilio_api_base_url="https://api.dublin.ie1.twilio.com", media_hosts="media.example")
     assert settings.allowed_media_hosts == {"api.dublin.ie1.twilio.com", "media.example"}
+
+
+@pytest.mark.parametrize(("region", "host"), [("us1", "api.twilio.com"), ("ie1", "api.dublin.ie1.twilio.com"),
+                                              ("IE1", "api.dublin.ie1.twilio.com"),
+                                              ("au1", "api.sydney.au1.twilio.com")])
+def test_the_region_sets_api_base_and_allowlist_together(monkeypatch, region: str, host: str) -> None:
+    monkeypatch.setenv("RECVAULT_TWILIO_REGION", region)
+    settings = load_settings()
+    assert str(settings.twilio_api_base_url) == f"https://{host}/"
+    assert settings.allowed_media_hosts == {host}
+
+
+def test_an_explicit_api_base_keeps_the_regions_hosts_allowed(monkeypatch) -> None:
+    monkeypatch.setenv("RECVAULT_TWILIO_REGION", "ie1")
+    monkeypatch.setenv("RECVAULT_TWILIO_API_BASE_URL", "http://127.0.0.1:8180")
+    assert load_settings().allowed_media_hosts == {"127.0.0.1", "api.dublin.ie1.twilio.com"}
+
+
+def test_an_unknown_region_is_refused_by_name(monkeypatch) -> None:
+    assert refusal(monkeypatch, TWILIO_REGION="eu2").startswith("RECVAULT_TWILIO_REGION:")
