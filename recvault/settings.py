@@ -113,7 +113,10 @@ class Settings(BaseSettings):
     queue: str = "recvault"
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=3.0, gt=0)
-    visibility_timeout: int = Field(default=4 * 3600, ge=5)
+    visibility_timeout: int = Field(
+        default=30, ge=6,
+        description="Seconds without a worker's heartbeat before its messages go to another worker.",
+    )
     task_time_limit: int = Field(default=3 * 3600, ge=5)
     max_retries: int = Field(default=12, ge=0)
     retry_backoff_max: int = Field(default=600, ge=1)

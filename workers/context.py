@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import Celery
+
 from recvault.errors import ConfigurationError
+from recvault.queue.writer import QueueWriter
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
 from recvault.storage.s3 import S3Store
@@ -36,9 +39,11 @@ class WorkerContext:
     store: ObjectStore
     policy: Policy
     options: ArchiveOptions
+    # Follow-up messages (retries, price refreshes) go through recvault's own queue writer.
+    publisher: QueueWriter
 
     @classmethod
-    def build(cls, settings: Settings) -> WorkerContext:
+    def build(cls, settings: Settings, app: Celery) -> WorkerContext:
         """Everything a task needs; ConfigurationError names the setting or policy rule."""
         if settings.twilio_account_sid:
             settings.download_credentials(settings.twilio_account_sid)  # fails now, not per task
@@ -57,7 +62,14 @@ class WorkerContext:
                 delete_after_archive=settings.delete_after_archive,
                 not_found_grace=timedelta(seconds=settings.not_found_grace_seconds),
             ),
+            publisher=queue_writer(settings, app),
         )
+
+
+def queue_writer(settings: Settings, app: Celery) -> QueueWriter:
+    """A writer on the broker `app` uses, with the worker's Redis timeouts."""
+    return QueueWriter.for_app(app, settings.queue, settings.dedup_ttl_seconds,
+                               timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout)
 
 
 def dead_letter_store(settings: Settings) -> DeadLetters:
@@ -73,9 +85,10 @@ def dead_letter_store(settings: Settings) -> DeadLetters:
 class ProcessContext:
     """The worker context of this process, and the dead-letter store that outlives its failure."""
 
-    def __init__(self, settings: Settings,
-                 build: Callable[[Settings], WorkerContext] = WorkerContext.build) -> None:
+    def __init__(self, settings: Settings, app: Celery,
+                 build: Callable[[Settings, Celery], WorkerContext] = WorkerContext.build) -> None:
         self.settings = settings
+        self.app = app
         self._build = build
         self._context: WorkerContext | None = None
         self._error: Exception | None = None
@@ -85,7 +98,7 @@ class ProcessContext:
     def build(self) -> WorkerContext:
         """Build the context now; raises what the build raised (ConfigurationError and the like)."""
         self._context, self._error = None, None
-        self._context = self._build(self.settings)
+        self._context = self._build(self.settings, self.app)
         return self._context
 
     def build_after_fork(self) -> None:
@@ -97,6 +110,10 @@ class ProcessContext:
             self._error = error
             log.error("worker context failed to build; tasks will be dead-lettered",
                       extra={"error": str(error), "kind": type(error).__name__})
+
+    def writer(self) -> QueueWriter:
+        """A queue writer of this process's own (the keeper's, in the worker's main process)."""
+        return queue_writer(self.settings, self.app)
 
     def get(self) -> WorkerContext:
         """The built context; ConfigurationError saying why there is none."""

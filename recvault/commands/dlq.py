@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import cast
 
 from recvault.settings import Settings
 
@@ -26,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.queue.app import create_celery
+    from recvault.queue.writer import QueueWriter, build_message
     from recvault.workers.context import dead_letter_store
+    from recvault.workers.dlq import DeadLetter
 
     letters = dead_letter_store(settings)
     if args.dlq_command == "list":
@@ -61,13 +65,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("recvault: name ids to replay, or --all", file=sys.stderr)
         return 2
     app = create_celery(settings)
+    # Through recvault's writer, like callbacks: recorded as pending when queued, so a worker
+    # killed while taking a replayed event cannot lose it; published once per letter.
+    writer = QueueWriter.for_app(app, settings.queue, settings.dedup_ttl_seconds,
+                                 timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout)
+
+    def publish(letter: DeadLetter) -> Callable[[str, object], object]:
+        def send(task: str, payload: object) -> bool:
+            key = f"replay:{letter.id}:{letter.failed_at}"
+            return writer.publish(build_message(app, settings.queue, key, cast(dict, payload), task=task))
+        return send
+
     chosen = letters.list() if args.all else [letters.get(i) for i in args.ids]
     replayed = 0
     for wanted, found in zip(args.ids or [None] * len(chosen), chosen, strict=True):
         if found is None:
             print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
             continue
-        letters.replay(found, lambda task, payload: app.send_task(task, args=(payload,), queue=settings.queue))
+        letters.replay(found, publish(found))
         replayed += 1
     print(f"replayed {replayed} event(s)")
     return 0 if replayed == len(chosen) else 1

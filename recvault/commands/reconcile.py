@@ -11,6 +11,10 @@ from recvault.settings import Settings
 HELP = "compare Twilio's recording list with the archive; --enqueue archives what is missing"
 
 
+# How long a recording queued by reconcile is not queued again by the next run.
+RECONCILE_DEDUP_SECONDS = 3600
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", required=True, help="DateCreated on or after (YYYY-MM-DD)")
     parser.add_argument("--until", help="DateCreated on or before (YYYY-MM-DD)")
@@ -19,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.queue.app import ARCHIVE_TASK, create_celery
+    from recvault.queue.app import create_celery
+    from recvault.queue.writer import QueueWriter, build_message
     from recvault.storage.s3 import S3Store
     from recvault.workers.reconcile import callback_params, missing_recordings
     from recvault.workers.twilio_api import TwilioApi
@@ -32,15 +37,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                        credentials=settings.download_credentials)
     store = S3Store.from_settings(settings)
     app = create_celery(settings) if args.enqueue else None
+    # recvault's writer, as for callbacks: pending records, and one publication per recording
+    # for an hour, so running reconcile twice in a row queues nothing twice.
+    writer = QueueWriter.for_app(app, settings.queue, RECONCILE_DEDUP_SECONDS, timeout=settings.redis_socket_timeout,
+                                 connect_timeout=settings.redis_connect_timeout) if app is not None else None
     count = 0
     for recording in missing_recordings(twilio, store, settings.s3_prefix, account, since=args.since, until=args.until):
         count += 1
         print(f"missing {recording['sid']} {recording.get('start_time')}")
-        if app is not None:
+        if app is not None and writer is not None:
             url = twilio.recording_url(account, recording["sid"])
             payload = {"params": callback_params(recording, url),
                        "received_at": datetime.now(UTC).isoformat(), "idempotency_token": None}
-            app.send_task(ARCHIVE_TASK, args=(payload,), queue=settings.queue)
+            writer.publish(build_message(app, settings.queue, f"reconcile:{recording['sid']}", payload))
     print(f"{count} recording(s) missing from the archive" + (", queued" if args.enqueue and count else ""),
           file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Build at start, fail at start: a bad setting or policy rule stops the worker here with
     # a line naming it (ConfigurationError, exit 2) instead of failing every task later.
     app = create_celery(settings)
-    process = ProcessContext(settings)
+    process = ProcessContext(settings, app)
     context = process.build()
     store = S3Store.from_settings(settings)
     store.ensure_bucket(create=settings.s3_create_bucket)

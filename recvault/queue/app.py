@@ -8,6 +8,7 @@ from recvault.queue.kombu_redis import check_transport_options
 from recvault.settings import Settings
 
 ARCHIVE_TASK = "recvault.archive_event"
+RESTORE_SWEEP_SECONDS = 5
 REFRESH_TASK = "recvault.refresh_recording"
 
 
@@ -15,9 +16,13 @@ def create_celery(settings: Settings) -> Celery:
     """Build the Celery app from settings; nothing connects until it is used."""
     app = Celery("recvault", broker=settings.broker_url, set_as_current=False)
     transport = {
-        # Longer than the longest task and the longest retry countdown, or Redis would
-        # hand an unacknowledged message to a second worker while the first still runs it.
+        # Short: a live worker's keeper rewrites the records of what it holds every third of
+        # this (keeper.py), so only a dead worker's messages ever get this old.
         "visibility_timeout": settings.visibility_timeout,
+        # kombu looks for abandoned messages every 5 s instead of about every 100 s, so a
+        # killed worker's messages are handed out within visibility_timeout + 5 s.
+        "unacked_restore_interval": RESTORE_SWEEP_SECONDS,
+        "unacked_restore_throttle": 1,
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
         "socket_keepalive": True,

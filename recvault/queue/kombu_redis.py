@@ -32,10 +32,25 @@ DEFAULT_UNACKED_INDEX_KEY = "unacked_index"
 # Ours, beside kombu's keys and under the same global prefix.
 DEDUP_KEY_PREFIX = "recvault:seen:"
 
+# A "pending" record: a message recvault queued and no worker has taken yet. Its score in
+# the unacknowledged index is this offset plus the time it was queued — far beyond any
+# "taken at" time, so kombu's restore (scores older than now − visibility timeout) never
+# hands out a message that is merely waiting in the queue, however long the backlog. When a
+# worker takes it, kombu rewrites the score with the time taken and its normal visibility
+# rules apply; the keeper (keeper.py) restores pending records whose message a worker took
+# off the queue but died before recording.
+PENDING_OFFSET = 10**12
+
+
+def pending_score(queued_at: float) -> float:
+    return PENDING_OFFSET + queued_at
+
+
 # Sets the dedup key and, only if it was new, pushes the message onto the queue and records
-# it as unacknowledged in kombu's shape: hash value [message, exchange "", routing key].
+# it as unacknowledged in kombu's shape: hash value [message, exchange "", routing key],
+# with a pending score.
 # KEYS: dedup, queue, unacked, unacked_index.
-# ARGV: dedup TTL, message, dedup value, delivery tag, time taken, routing key (JSON string).
+# ARGV: dedup TTL, message, dedup value, delivery tag, pending score, routing key (JSON string).
 ENQUEUE_ONCE = """
 if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
@@ -44,6 +59,31 @@ if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
   return 1
 end
 return 0
+"""
+
+# Restores one pending record whose message is no longer on the queue (taken by a worker
+# that died before kombu recorded it): pushes the message back where BRPOP takes it next
+# and marks it pending again. Does nothing if a worker took it meanwhile (score rewritten),
+# it was acknowledged (gone), it is not old enough, or it still waits in the queue.
+# KEYS: queue, unacked, unacked_index. ARGV: delivery tag, newest pending score to restore,
+# new pending score, routing key (JSON string), PENDING_OFFSET.
+RESTORE_LOST_PENDING = """
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not score or tonumber(score) < tonumber(ARGV[5]) or tonumber(score) > tonumber(ARGV[2]) then
+  return 0
+end
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record then
+  return 0
+end
+local tail = ',"",' .. ARGV[4] .. ']'
+local message = string.sub(record, 2, string.len(record) - string.len(tail))
+if redis.call('LPOS', KEYS[1], message, 'RANK', -1) then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], message)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
 """
 
 # Options the writer follows: they name the keys it writes.
@@ -86,6 +126,12 @@ class RedisKeys:
     unacked: str
     unacked_index: str
     dedup_prefix: str
+    # kombu's global_keyprefix, which recvault's own keys share.
+    prefix: str = ""
+
+    def recvault(self, name: str) -> str:
+        """A key of recvault's own beside the queue (dedup marks, delivery counts)."""
+        return f"{self.prefix}recvault:{name}"
 
     @classmethod
     def for_queue(cls, queue: str, options: Mapping[str, Any]) -> RedisKeys:
@@ -96,6 +142,7 @@ class RedisKeys:
             unacked=prefix + str(options.get("unacked_key") or DEFAULT_UNACKED_KEY),
             unacked_index=prefix + str(options.get("unacked_index_key") or DEFAULT_UNACKED_INDEX_KEY),
             dedup_prefix=prefix + DEDUP_KEY_PREFIX,
+            prefix=prefix,
         )
 
 

@@ -57,15 +57,22 @@ def _delivery_tag() -> str:
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
-def build_message(app: Celery, queue: str, dedup_key: str, payload: dict) -> Outgoing:
-    """A Celery protocol-2 task message in kombu's Redis envelope, JSON-serialized."""
-    task_id = str(uuid.uuid5(TASK_ID_NAMESPACE, dedup_key))
+def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, task: str = ARCHIVE_TASK,
+                  task_id: str | None = None, eta: datetime | None = None, retries: int = 0) -> Outgoing:
+    """A Celery protocol-2 task message in kombu's Redis envelope, JSON-serialized.
+
+    `dedup_key` makes the publication happen once; a retry of a task keeps its task id and
+    counts `retries`, and waits in its worker until `eta`, as Celery's own retry would.
+    """
+    task_id = task_id or str(uuid.uuid5(TASK_ID_NAMESPACE, dedup_key))
     headers, properties, body, _ = app.amqp.as_task_v2(
         task_id,
-        ARCHIVE_TASK,
+        task,
         args=(payload,),
         kwargs={},
         ignore_result=True,
+        eta=eta,
+        retries=retries,
         # The default repr would copy every callback parameter into the headers.
         argsrepr=f"({dedup_key!r},)",
         kwargsrepr="{}",
@@ -102,19 +109,32 @@ class QueueWriter:
         )
         return cls(client, keys, queue, dedup_ttl)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client of the broker, for the keeper and counters beside the queue."""
+        return self._client
+
+    @property
+    def keys(self) -> kombu_redis.RedisKeys:
+        return self._keys
+
+    def publish(self, item: Outgoing) -> bool:
+        """Enqueue one message unless its dedup key was seen; raises redis.RedisError if Redis fails."""
+        return self.enqueue([item])[0]
+
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
         if self._sha is None:
             self._sha = self._client.script_load(kombu_redis.ENQUEUE_ONCE)
         stamp = datetime.now(UTC).isoformat()
-        taken_at = repr(time.time())
+        pending = repr(kombu_redis.pending_score(time.time()))
         keys = self._keys
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         for item in batch:
             tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
             pipe.evalsha(self._sha, 4, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
-                         keys.unacked_index, self._ttl, item.message, stamp, tag, taken_at, self._routing_key)
+                         keys.unacked_index, self._ttl, item.message, stamp, tag, pending, self._routing_key)
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:

@@ -1,4 +1,4 @@
-"""Delivery policy: a follow-up that cannot be published hands the message back."""
+"""Delivery policy: follow-ups published once and safely; no failure acknowledged unrecorded."""
 
 from __future__ import annotations
 
@@ -6,39 +6,48 @@ import json
 
 import pytest
 import redis
-from celery.exceptions import Reject, Retry
+from celery.exceptions import Reject
 from celery.worker.request import Request
 
+from recvault.launch.services import free_port
 from recvault.queue.app import ARCHIVE_TASK, create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.workers.context import ProcessContext
-from recvault.workers.tasks import _publish_or_requeue, register_tasks
+from recvault.workers.delivery import publish_follow_up
+from recvault.workers.tasks import register_tasks
 
 
-def test_a_broker_failure_while_publishing_requeues_instead_of_dropping() -> None:
-    def publish():
-        raise redis.ConnectionError("broker gone")
-
+def test_a_broker_failure_while_publishing_a_follow_up_requeues_instead_of_dropping() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = Settings(broker_url=dead, queue="q")
+    app = create_celery(settings)
+    writer = QueueWriter.for_app(app, "q", 60, timeout=0.5, connect_timeout=0.5)
     with pytest.raises(Reject) as caught:
-        _publish_or_requeue(publish)
+        publish_follow_up(app, writer, "q", task=ARCHIVE_TASK, payload={}, dedup_key="RE1:completed:retry:1",
+                          delay=5, retries=1)
     assert caught.value.requeue is True
     assert "ConnectionError" in str(caught.value.reason)
 
 
-def test_a_retry_still_propagates_as_a_retry() -> None:
-    def publish():
-        raise Retry("again", when=5)
-
-    with pytest.raises(Retry):
-        _publish_or_requeue(publish)
+def test_a_follow_up_is_published_once_per_attempt_and_keeps_the_task_id(redis_url: str) -> None:
+    settings = Settings(broker_url=redis_url, queue="q")
+    app = create_celery(settings)
+    writer = QueueWriter.for_app(app, "q", 60, timeout=2, connect_timeout=2)
+    for _ in range(2):  # a redelivered task publishes its retry again: it is queued once
+        publish_follow_up(app, writer, "q", task=ARCHIVE_TASK, payload={"n": 1}, dedup_key="RE1:retry:3",
+                          task_id="the-task", delay=30, retries=3)
+    [raw] = redis.Redis.from_url(redis_url).lrange("q", 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["id"] == "the-task" and headers["retries"] == 3 and headers["eta"] is not None
+    writer.close()
 
 
 def test_a_task_stopped_by_the_hard_time_limit_goes_back_to_the_queue(redis_url: str) -> None:
     """Celery's own timeout handling, on a real message from Redis, as a prefork worker runs it."""
     settings = Settings(broker_url=redis_url, queue="q")
     app = create_celery(settings)
-    register_tasks(app, ProcessContext(settings))
+    register_tasks(app, ProcessContext(settings, app))
     message = build_message(app, "q", "RE1:completed", {"params": {}})
     writer = QueueWriter.for_app(app, "q", 60, timeout=2, connect_timeout=2)
     writer.enqueue([message])

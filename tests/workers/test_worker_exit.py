@@ -31,7 +31,7 @@ def test_a_worker_that_stops_on_a_broker_error_exits_non_zero(private_redis, s3_
         message = build_message(app, "recvault", f"{rec.sid}:completed",
                                 {"params": callback_params(rec, "completed", api_base=sim.base_url)})
         QueueWriter.for_app(app, "recvault", 60, timeout=2, connect_timeout=2).enqueue([message])
-        wait_for(lambda: b"retry: Retry in" in log.read_bytes(), timeout=30, what="the retry to be held")
+        wait_for(lambda: b"retrying" in log.read_bytes(), timeout=30, what="the retry to be held")
         private_redis.stop()  # Celery/kombu may stop the worker with "Unrecoverable error" here
         deadline = time.monotonic() + 15
         while worker.running and time.monotonic() < deadline:
