@@ -174,11 +174,17 @@ async def stream_media(request: web.Request, rec: SimRecording, ext: str) -> web
     if faults.slow_seconds:
         await asyncio.sleep(faults.slow_seconds)
     sent = 0
+    started = time.monotonic()
     for chunk in iter_media(rec.sid, ext, channels, rec.media_duration):
         if sent + len(chunk) > limit:
             chunk = chunk[: limit - sent]
         await response.write(chunk)
         sent += len(chunk)
+        if faults.bytes_per_second:
+            # Hold each chunk back until the stream is no faster than its bandwidth.
+            ahead = sent / faults.bytes_per_second - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
         if sent >= limit:
             break
     if limit < size:

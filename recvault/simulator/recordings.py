@@ -42,6 +42,7 @@ class Faults:
     dual_unavailable: bool = False  # RequestedChannels=2 answers 400 (error 16113, no dual version)
     invalid_request: bool = False  # media requests answer 400 (error 20001), whatever is asked
     media_seconds: int | None = None  # serve audio this long, whatever the resource's duration says
+    bytes_per_second: float | None = None  # stream media no faster than this (one stream's bandwidth)
 
     @classmethod
     def from_dict(cls, data: dict) -> Faults:
