@@ -43,10 +43,8 @@ def test_a_recording_that_kills_its_worker_is_dead_lettered_not_retried_forever(
                           {"params": callback_params(rec, "completed", api_base=sim.base_url)}))
         main = psutil.Process(worker.pid)
         while not client.hexists(DLQ_KEY, f"{rec.sid}:completed") and kills < 2 * MAX_DELIVERIES:
-            seen = rec.media_requests
-            if not wait_for(lambda: rec.media_requests > seen or client.hexists(DLQ_KEY, f"{rec.sid}:completed"),
-                            timeout=60, what="the next delivery"):
-                break
+            wait_for(lambda seen=rec.media_requests: rec.media_requests > seen
+                     or client.hexists(DLQ_KEY, f"{rec.sid}:completed"), timeout=60, what="the next delivery")
             if client.hexists(DLQ_KEY, f"{rec.sid}:completed"):
                 break
             for child in main.children():

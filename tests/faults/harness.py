@@ -39,9 +39,6 @@ class StackOptions:
 
     workers: int = 2
     concurrency: int = 2
-    # Seconds before a dead worker's unacknowledged messages are handed out again: longer
-    # than any task here (seconds) and any retry countdown (retry_backoff_max).
-    visibility_timeout: int = 15
     max_retries: int = 12
     retry_backoff_max: int = 2
     not_found_grace: int = 120
@@ -132,7 +129,6 @@ class Stack:
             "RECVAULT_S3_CREATE_BUCKET": "true",
             "RECVAULT_S3_PART_SIZE_MIB": "5",  # S3's minimum: recordings over ~5 MiB go multipart
             "RECVAULT_DATA_DIR": str(self.dir / "data"),
-            "RECVAULT_VISIBILITY_TIMEOUT": str(o.visibility_timeout),
             "RECVAULT_MAX_RETRIES": str(o.max_retries),
             "RECVAULT_RETRY_BACKOFF_MAX": str(o.retry_backoff_max),
             "RECVAULT_NOT_FOUND_GRACE_SECONDS": str(o.not_found_grace),

@@ -16,6 +16,7 @@ from recvault.launch.process import Component, LaunchError
 # Celery logs "<node> ready." once its consumer listens.
 READY_MARK = b' ready."'
 RECEIVED = re.compile(r"Task recvault\.archive_event\[([0-9a-f-]+)\] received")
+FINISHED = re.compile(r"Task recvault\.archive_event\[([0-9a-f-]+)\] succeeded")
 
 
 class WorkerPool:
@@ -29,6 +30,8 @@ class WorkerPool:
         self.restarts: list[tuple[str, int | None]] = []
         self._closing = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        # Where each worker's log begins for its current run.
+        self._run_offsets: dict[str, int] = {}
 
     def start(self) -> None:
         self.start_workers(self.workers)
@@ -55,6 +58,7 @@ class WorkerPool:
             for worker in workers:
                 assert worker.log_path is not None
                 offsets[worker.name] = worker.log_path.stat().st_size if worker.log_path.exists() else 0
+                self._run_offsets[worker.name] = offsets[worker.name]
                 worker.start(wait=False)
             deadline = time.monotonic() + timeout
             for worker in workers:
@@ -92,6 +96,13 @@ class WorkerPool:
         except ProcessLookupError:
             return False
         return True
+
+    def in_flight(self, worker: Component) -> set[str]:
+        """Task ids this run of the worker has received and not finished (running or held)."""
+        if worker.log_path is None or not worker.log_path.exists():
+            return set()
+        text = worker.log_path.read_bytes()[self._run_offsets.get(worker.name, 0):].decode(errors="replace")
+        return set(RECEIVED.findall(text)) - set(FINISHED.findall(text))
 
     def redelivered(self) -> int:
         """Task ids the workers received more than once (redeliveries, and retries if any)."""

@@ -33,7 +33,7 @@ FULL = Size(recordings=200, rounds=6)
 def run(workdir: Path, size: Size, seed: int = 5) -> ScenarioResult:
     rng = random.Random(seed)
     result = ScenarioResult(NAME, "")
-    with Stack(workdir, StackOptions(visibility_timeout=10)) as stack:
+    with Stack(workdir, StackOptions()) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings)
         signer = CallbackSender(stack.callback_url, auth_token=stack.token)
         prepared = lifecycle(signer, recs, stack.sim.base_url)

@@ -35,7 +35,7 @@ FULL = Size(recordings=200, outages=4, outage_seconds=10, gap_seconds=5)
 
 def run(workdir: Path, size: Size, seed: int = 2) -> ScenarioResult:
     rng = random.Random(seed)
-    options = StackOptions(visibility_timeout=5)
+    options = StackOptions()
     result = ScenarioResult(NAME, f"{size.outages} outages")
     with Stack(workdir, options) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings)

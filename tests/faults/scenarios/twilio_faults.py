@@ -42,7 +42,7 @@ FULL = Size(recordings=250)
 def run(workdir: Path, size: Size, seed: int = 4) -> ScenarioResult:
     rng = random.Random(seed)
     options = StackOptions(max_retries=12, retry_backoff_max=size.retry_backoff_max,
-                           not_found_grace=size.not_found_grace, visibility_timeout=120)
+                           not_found_grace=size.not_found_grace)
     result = ScenarioResult(NAME, "")
     with Stack(workdir, options) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings, large_share=size.large_share)
