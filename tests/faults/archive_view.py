@@ -19,7 +19,8 @@ KEY_LAYOUT = re.compile(
     rf"^(?:media/{DATE}/AC[0-9a-fA-F]{{32}}/(?P<media>{SID})\.(?:wav|mp3)"
     rf"|metadata/{DATE}/(?P<metadata>{SID})\.json"
     rf"|events/{DATE}/(?P<event>{SID})-(?P<status>[a-z-]+)\.json"
-    rf"|audit/{DATE}/(?P<audit>{SID})/\d{{8}}T\d{{6}}\.\d{{6}}Z-(?P<action>[a-z-]+)\.json)$"
+    rf"|audit/{DATE}/(?P<audit>{SID})/\d{{8}}T\d{{6}}\.\d{{6}}Z-(?P<action>[a-z-]+)\.json"
+    rf"|dead-letters/(?P<letter>[A-Za-z0-9:_.-]+)/\d{{4}}-\d{{2}}-\d{{2}}T\d{{6}}(?:\.\d{{6}})?Z(?:-resolved)?\.json)$"
 )
 
 
@@ -70,6 +71,8 @@ class ArchiveView:
                 snap.metadata[match["metadata"]].append(key)
             elif match["event"]:
                 snap.events[(match["event"], match["status"])].append(key)
+            elif match["letter"]:
+                continue  # dead letters, kept beside the archive: the verdict reads them from Redis
             else:
                 snap.audit[(match["audit"], match["action"])] += 1
         snap.uploads = self.snapshot_uploads()
