@@ -1,4 +1,4 @@
-"""The seven fault scenarios; each module has NAME, Size, QUICK, FULL and run(workdir, size)."""
+"""The eight fault scenarios; each module has NAME, Size, QUICK, FULL and run(workdir, size)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from types import ModuleType
 from tests.faults.scenarios import (
     attacks,
     bad_input,
+    hostile,
     ingest_kills,
     redis_outage,
     s3_outage,
@@ -15,4 +16,4 @@ from tests.faults.scenarios import (
 )
 
 SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
-                               attacks]
+                               attacks, hostile]
