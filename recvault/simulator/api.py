@@ -135,6 +135,8 @@ def _media_refusal(request: web.Request, rec: SimRecording, ext: str) -> tuple[w
         return res.error_response(
             400, res.INVALID_PARAMETER, f"RequestedChannels={raw} is not available for {rec.sid}"), 0
     faults = rec.faults
+    if faults.redirect_to is not None:
+        return web.Response(status=302, headers={"Location": faults.redirect_to}), 0
     if faults.rate_limited > 0:
         faults.rate_limited -= 1
         return res.error_response(429, res.TOO_MANY_REQUESTS, "Too Many Requests",

@@ -40,6 +40,7 @@ class Faults:
     wrong_length_times: int = 0  # first N responses announce more bytes than they send
     gone: bool = False  # 404 forever, as if deleted at Twilio
     dual_unavailable: bool = False  # RequestedChannels=2 answers 400
+    redirect_to: str | None = None  # media requests answer 302 with this Location, sent as given
 
     @classmethod
     def from_dict(cls, data: dict) -> Faults:
