@@ -69,9 +69,11 @@ def _serve_forever(settings: Settings, sock: socket.socket) -> None:
     from aiohttp import web
 
     from recvault.ingest.app import create_app
+    from recvault.ingest.server import quiet_parser_refusals, server_options
 
+    quiet_parser_refusals()
     web.run_app(create_app(settings), sock=sock, print=None, access_log=None,
-                handle_signals=True, loop=event_loop(), backlog=BACKLOG)
+                handle_signals=True, loop=event_loop(), backlog=BACKLOG, **server_options(settings))
 
 
 def _supervise(settings: Settings, sock: socket.socket, processes: int) -> int:

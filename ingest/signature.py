@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import TypeGuard
 from urllib.parse import parse_qs, urlparse, urlsplit
 
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator, add_port, remove_port
+
+# Twilio signs with HMAC-SHA1: 20 bytes, which base64 writes as 27 characters and one "=".
+SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{27}=")
+# What a Host or X-Forwarded-* value may hold: visible ASCII (RFC 9110 field values that a URL
+# authority or scheme can carry; Twilio sends IDN hosts as punycode).
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+
+
+class UnusableHeader(ValueError):
+    """A header the signed URL is rebuilt from holds characters no URL can carry."""
 
 
 @lru_cache(maxsize=64)
@@ -37,7 +49,7 @@ def is_valid(
     `params` is the form body (a MultiDict keeps repeated keys), None for GET, or the raw
     body text for JSON callbacks whose URL carries `bodySHA256`.
     """
-    if not signature:
+    if not could_match(signature):
         return False
     if isinstance(params, str):  # JSON body: the URL carries its SHA-256, the body is not signed
         try:
@@ -45,17 +57,26 @@ def is_valid(
         except ValueError:  # a Host header no URL parser accepts, such as "[::1"
             return False
         digest = hashlib.sha256(params.encode()).hexdigest()
-        if not hashes or not hmac.compare_digest(hashes[0], digest):
+        # compare_digest refuses str with non-ASCII characters, which a query may decode to.
+        if not hashes or not hmac.compare_digest(hashes[0].encode(errors="surrogatepass"), digest.encode()):
             return False
         params = None
     expected = signature.encode()
-    for token in tokens:
-        validator = _validator(token)
-        for candidate in _url_forms(url):
-            computed = validator.compute_signature(candidate, params or {})
-            if hmac.compare_digest(computed.encode(), expected):
-                return True
+    try:
+        for token in tokens:
+            validator = _validator(token)
+            for candidate in _url_forms(url):
+                computed = validator.compute_signature(candidate, params or {})
+                if hmac.compare_digest(computed.encode(), expected):
+                    return True
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in the URL: Twilio signed no such request
+        return False
     return False
+
+
+def could_match(signature: str | None) -> TypeGuard[str]:
+    """Whether a header value has the shape of a Twilio signature; cheap, so checked first."""
+    return signature is not None and SIGNATURE_SHAPE.fullmatch(signature) is not None
 
 
 def _url_forms(url: str) -> Iterable[str]:
@@ -85,6 +106,7 @@ def signed_url(
     Precedence: a configured public base URL, then X-Forwarded-Proto/Host when trusted,
     then the request's own scheme and Host. The raw path and query are appended exactly
     as received: re-encoding them would change characters such as `'` and `+`.
+    Raises UnusableHeader when the Host or forwarded value it would use cannot be in a URL.
     """
     if public_url:
         base = urlsplit(public_url)
@@ -92,9 +114,18 @@ def signed_url(
         path = raw_path_qs if raw_path_qs.startswith(prefix + "/") else prefix + raw_path_qs
         return f"{base.scheme}://{_without_userinfo(base.netloc)}{path}"
     if trust_forwarded:
-        scheme = _first(forwarded_proto) or scheme
-        host = _first(forwarded_host) or host
-    return f"{scheme}://{_without_userinfo(host)}{raw_path_qs}"
+        proto, forwarded = _first(forwarded_proto), _first(forwarded_host)
+        scheme = _usable(proto, "X-Forwarded-Proto") if proto else scheme
+        if forwarded:
+            return f"{scheme}://{_without_userinfo(_usable(forwarded, 'X-Forwarded-Host'))}{raw_path_qs}"
+    return f"{scheme}://{_without_userinfo(_usable(host, 'Host'))}{raw_path_qs}"
+
+
+def _usable(value: str, header: str) -> str:
+    """`value` when a URL can carry it; aiohttp hands on bytes that are not UTF-8 as surrogates."""
+    if not VISIBLE_ASCII.fullmatch(value):
+        raise UnusableHeader(f"{header} header must be printable ASCII without spaces")
+    return value
 
 
 def _first(header: str | None) -> str | None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict
@@ -14,8 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 from recvault.ingest.context import INGEST, IngestContext
-from recvault.ingest.signature import is_valid, signed_url
+from recvault.ingest.parsing import Rejected, decode, informational, parse_form, parse_json_object, read_body
+from recvault.ingest.signature import UnusableHeader, could_match, is_valid, signed_url
 from recvault.queue.writer import build_message
+from recvault.settings import Settings
 
 log = logging.getLogger("recvault.ingest")
 
@@ -23,14 +23,8 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
-class Rejected(Exception):
-    """A callback refused with an HTTP status and a reason the caller can read."""
-
-    def __init__(self, status: int, reason: str, label: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.label = label
+def _forged() -> Rejected:
+    return Rejected(403, "X-Twilio-Signature is missing or does not match", "signature")
 
 
 async def recording_status(request: web.Request) -> web.Response:
@@ -47,7 +41,8 @@ async def recording_status(request: web.Request) -> web.Response:
     payload = {
         "params": event.params,
         "received_at": datetime.now(UTC).isoformat(),
-        "idempotency_token": request.headers.get("I-Twilio-Idempotency-Token"),
+        # Not signed and only kept for the record: a value Twilio could not have sent is left out.
+        "idempotency_token": informational(request.headers.get("I-Twilio-Idempotency-Token")),
     }
     outgoing = build_message(ctx.celery, ctx.settings.queue, event.dedup_key, payload)
     try:
@@ -72,44 +67,36 @@ async def recording_status(request: web.Request) -> web.Response:
 
 
 async def _verified_event(request: web.Request, ctx: IngestContext) -> RecordingStatusEvent:
+    """Cheapest refusals first: nothing unsigned gets its body read or parsed past the limits."""
     settings = ctx.settings
     raw_query = request.rel_url.raw_query_string
+    if request.method == "POST" and request.content_type not in (FORM, JSON):
+        raise Rejected(415, f"Content-Type must be {FORM} or {JSON}", "content_type")
+    signature = request.headers.get("X-Twilio-Signature")
+    if not could_match(signature):  # no HMAC-SHA1 in base64: refused before the body is read
+        raise _forged()
+    url = _signed_url(request, settings)
     signed: MultiDict[str] | str | None
     if request.method == "GET":
-        params = _parse_form(raw_query)
+        params = parse_form(raw_query, too_many=414)
         signed = None
+    elif request.content_type == FORM:
+        params = parse_form(await read_body(request, settings.max_body_bytes), too_many=413)
+        signed = params
     else:
-        if request.content_type not in (FORM, JSON):
-            raise Rejected(415, f"Content-Type must be {FORM} or {JSON}", "content_type")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise Rejected(
-                413, f"body larger than {settings.max_body_bytes} bytes", "too_large"
-            ) from None
-        if request.content_type == FORM:
-            params = _parse_form(body)
-            signed = params
-        else:
-            text = _decode(body)
-            if "bodySHA256=" not in raw_query:
-                raise Rejected(400, "JSON callbacks must carry bodySHA256 in the URL", "invalid")
-            params = _parse_json_object(text)
-            signed = text
+        signed = decode(await read_body(request, settings.max_body_bytes))
+        if "bodySHA256=" not in raw_query:
+            raise Rejected(400, "JSON callbacks must carry bodySHA256 in the URL", "invalid")
+        # Twilio signs a JSON callback's URL, which carries the body's SHA-256: that much is
+        # checked with every known token before the body is parsed, to find its AccountSid.
+        if not is_valid(url, signed, signature, settings.every_token()):
+            raise _forged()
+        params = parse_json_object(signed)
 
-    url = signed_url(
-        scheme=request.scheme,
-        host=request.host,
-        raw_path_qs=request.raw_path,
-        public_url=str(settings.public_url) if settings.public_url else None,
-        forwarded_proto=request.headers.get("X-Forwarded-Proto"),
-        forwarded_host=request.headers.get("X-Forwarded-Host"),
-        trust_forwarded=settings.trust_forwarded_headers,
-    )
     account = params.get("AccountSid")
     tokens = settings.tokens_for(account if isinstance(account, str) else None)
-    if not is_valid(url, signed, request.headers.get("X-Twilio-Signature"), tokens):
-        raise Rejected(403, "X-Twilio-Signature is missing or does not match", "signature")
+    if not is_valid(url, signed, signature, tokens):
+        raise _forged()
 
     try:
         event = RecordingStatusEvent.from_params(_plain(params))
@@ -121,33 +108,19 @@ async def _verified_event(request: web.Request, ctx: IngestContext) -> Recording
     return event
 
 
-def _decode(raw: bytes | str) -> str:
-    if isinstance(raw, str):
-        return raw
+def _signed_url(request: web.Request, settings: Settings) -> str:
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Rejected(400, "body is not valid UTF-8", "invalid") from None
-
-
-def _parse_form(raw: bytes | str) -> MultiDict[str]:
-    try:
-        pairs = parse_qsl(_decode(raw), keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise Rejected(400, "parameters are not valid UTF-8 form encoding", "invalid") from None
-    return MultiDict(pairs)
-
-
-def _parse_json_object(text: str) -> MultiDict[str]:
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise Rejected(400, "JSON body must be an object", "invalid")
-        return MultiDict(
-            (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()
+        return signed_url(
+            scheme=request.scheme,
+            host=request.host,
+            raw_path_qs=request.raw_path,
+            public_url=str(settings.public_url) if settings.public_url else None,
+            forwarded_proto=request.headers.get("X-Forwarded-Proto"),
+            forwarded_host=request.headers.get("X-Forwarded-Host"),
+            trust_forwarded=settings.trust_forwarded_headers,
         )
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-        raise Rejected(400, "body is not valid JSON", "invalid") from None
+    except UnusableHeader as error:
+        raise Rejected(400, str(error), "host") from None
 
 
 def _plain(params: MultiDict[str]) -> Params:

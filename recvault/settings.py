@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         default_factory=dict, description='JSON: {"AC…": ["token", "secondary"]}.'
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    idle_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="Seconds a connection may wait for a complete request's headers (idle keep-alive "
+        "included); Twilio waits 15 s for a whole answer. Behind a load balancer, set it above the "
+        "balancer's idle timeout.",
+    )
     dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     publish_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
     spool_max_bytes: int | None = Field(
@@ -225,6 +231,11 @@ class Settings(BaseSettings):
         if account_sid and account_sid in self.twilio_subaccount_tokens:
             return [t.get_secret_value() for t in self.twilio_subaccount_tokens[account_sid]]
         return [t.get_secret_value() for t in self.twilio_auth_tokens]
+
+    def every_token(self) -> list[str]:
+        """Every Auth Token configured, the main account's first: whatever may have signed a callback."""
+        subaccounts = [t.get_secret_value() for tokens in self.twilio_subaccount_tokens.values() for t in tokens]
+        return [*self.tokens_for(None), *subaccounts]
 
     def download_credentials(self, account_sid: str) -> tuple[str, str]:
         """HTTP Basic credentials for media: an API key if configured, else AccountSid + token."""

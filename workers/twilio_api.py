@@ -4,7 +4,8 @@ Why not the `twilio` REST client here: it reads whole bodies (media must stream 
 bounded memory), hands back parsed objects (the archive keeps Twilio's JSON fields
 verbatim) and hides the status codes that decide retry versus dead-letter. This module
 uses `requests` (already a dependency of `twilio`) and sends credentials only to hosts on
-the allowlist, following redirects itself so that no redirect can carry them elsewhere.
+the allowlist, following redirects itself so that no redirect can carry them elsewhere;
+each URL is checked as `requests` prepared it for sending (see credential_targets.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from recvault.errors import (
     TwilioAuthFailed,
     TwilioUnavailable,
 )
+from recvault.workers.credential_targets import CredentialTargets, origin_as_sent
 
 # Twilio's error 20429 (too many requests) and 5xx are worth retrying; so are these.
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -62,7 +64,7 @@ class TwilioApi:
         read_timeout: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._base_origin = _origin(self.base_url)
+        self._targets = CredentialTargets(allowed_hosts, origin_as_sent(_prepared_url(self.base_url)))
         self._allowed = allowed_hosts
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
@@ -134,18 +136,22 @@ class TwilioApi:
                  stream: bool = False, dual: bool = False) -> Iterator[requests.Response]:
         auth = self._credentials(account_sid)
         for _ in range(MAX_REDIRECTS + 1):
-            self._check_host(url)
+            prepared = self._prepare(method, url, params, auth)
             try:
-                response = self._session.request(
-                    method, url, params=params, auth=auth, timeout=self._timeout,
-                    stream=stream, allow_redirects=False,
-                )
+                # As Session.request would: proxies and CA bundle from the environment. The adapter
+                # sends the checked request as it is; Session.send would also parse a redirect's
+                # Location on its own (with urlparse, raising on a bad port) to offer the next hop.
+                sent_url = prepared.url or url  # always set once prepared
+                environment = self._session.merge_environment_settings(sent_url, {}, stream, None, None)
+                adapter = self._session.get_adapter(sent_url)
+                response = adapter.send(prepared, timeout=self._timeout, **environment)
+                if not stream:
+                    _ = response.content  # read here, where a cut body is TwilioUnavailable
             except requests.RequestException as error:
                 raise TwilioUnavailable(f"{method} {_path(url)}: {type(error).__name__}") from None
             if response.is_redirect:
-                url = urljoin(url, response.headers["Location"])
-                params = None
                 response.close()
+                url, params = _redirect_target(url, response.headers["Location"]), None
                 continue
             try:
                 _raise_for(response, method, url, dual=dual)
@@ -155,16 +161,15 @@ class TwilioApi:
             return
         raise TwilioUnavailable(f"{method} {_path(url)}: too many redirects")
 
-    def _check_host(self, url: str) -> None:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if host not in self._allowed:
-            raise ForeignHost(f"{host!r} is not an allowed Twilio host; no request sent")
-        # Credentials travel only over HTTPS on the default port, or to the configured API
-        # base exactly as configured (a local simulator or proxy may be plain HTTP).
-        if _origin(url) != self._base_origin and (parts.scheme != "https" or parts.port not in (None, 443)):
-            raise ForeignHost(f"{parts.scheme}://{host}:{parts.port} is not HTTPS on the default port; "
-                              "no request sent")
+    def _prepare(self, method: str, url: str, params: dict[str, str] | list[tuple[str, str]] | None,
+                 auth: tuple[str, str]) -> requests.PreparedRequest:
+        """The request exactly as it would be sent; ForeignHost when credentials may not go there."""
+        try:
+            prepared = self._session.prepare_request(requests.Request(method, url, params=params, auth=auth))
+        except (requests.RequestException, ValueError):  # InvalidURL, MissingSchema, a bad IDNA host
+            raise ForeignHost(f"{_path(url)} cannot be prepared as an HTTP request; no request sent") from None
+        self._targets.check(url, prepared.url or "")
+        return prepared
 
 
 def _raise_for(response: requests.Response, method: str, url: str, *, dual: bool) -> None:
@@ -214,14 +219,23 @@ def _json(response: requests.Response) -> dict:
         raise TwilioUnavailable(f"{_path(response.url)}: body is not JSON") from None
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+def _prepared_url(url: str) -> str:
+    """`url` as requests sends it (IDNA host, percent-encoded path)."""
+    return requests.Request("GET", url).prepare().url or url
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """The absolute URL a redirect's Location names (checked like any other before use)."""
+    try:
+        return urljoin(url, location)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ForeignHost(f"redirect to {location[:100]!r} cannot be parsed; no request sent") from None
 
 
 def _path(url: str) -> str:
     """A URL without query or credentials, safe to log."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
     return f"{parts.scheme}://{parts.hostname}{parts.path}"

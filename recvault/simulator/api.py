@@ -138,6 +138,8 @@ def _media_refusal(request: web.Request, rec: SimRecording, ext: str) -> tuple[w
     faults = rec.faults
     if faults.invalid_request:
         return res.error_response(400, res.INVALID_PARAMETER, "Invalid request"), 0
+    if faults.redirect_to is not None:
+        return web.Response(status=302, headers={"Location": faults.redirect_to}), 0
     if faults.rate_limited > 0:
         faults.rate_limited -= 1
         return res.error_response(429, res.TOO_MANY_REQUESTS, "Too Many Requests",

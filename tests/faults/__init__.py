@@ -7,7 +7,7 @@
     archive_view  what the bucket holds: every version, document, audit record and upload
     verdict       accepted, archived, dead-lettered, lost, duplicated, plus the common checks
     result        one row per scenario and the Markdown table
-    scenarios     the seven scenarios, each with a quick and a full size
+    scenarios     the eight scenarios, each with a quick and a full size
 
 `python -m tests.faults` runs the full suite and prints the table; `--quick` runs small sizes.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass, field
 
@@ -56,3 +57,38 @@ def send(port: int, request: RawRequest) -> int | None:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         return None
     return int(parts[1])
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """The status and body the server answered, or status None when it did not answer."""
+
+    status: int | None
+    body: bytes
+
+    def reason(self) -> str:
+        """The `error` of a JSON answer, or "" when the body is not one."""
+        try:
+            return str(json.loads(self.body).get("error", ""))
+        except (ValueError, AttributeError):
+            return ""
+
+
+def exchange(port: int, request: RawRequest, timeout: float = TIMEOUT_SECONDS) -> RawAnswer:
+    """Send `request` to 127.0.0.1:`port` and read the answer until the server closes."""
+    answer = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            try:
+                sock.sendall(request.encode())
+            except OSError:
+                pass  # the server may have answered and closed before reading everything
+            while chunk := sock.recv(65536):
+                answer += chunk
+    except OSError:
+        pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return RawAnswer(None, answer)
+    return RawAnswer(int(parts[1]), body)

@@ -18,6 +18,8 @@ from recvault.ingest.app import create_app
 from recvault.settings import Settings
 
 TOKEN = "f3b1c0d9e8a7f6e5d4c3b2a190817263"
+# Shaped like a Twilio signature (28 base64 characters) but made by nobody: gets past the shape check.
+FAKE_SIGNATURE = "c2lnbmF0dXJlIHRoYXQgZmFpbHM="
 ACCOUNT = "AC" + "a" * 32
 
 

@@ -13,6 +13,7 @@ from yarl import URL
 
 from recvault.settings import Settings
 from tests.ingest.conftest import (
+    FAKE_SIGNATURE,
     TOKEN,
     callback_params,
     callback_url,
@@ -179,12 +180,15 @@ async def test_a_sid_with_a_trailing_newline_is_400(client, queue, field) -> Non
     assert queue.llen("recvault") == 0
 
 
-async def test_deeply_nested_json_body_is_400(client, queue) -> None:
+async def test_deeply_nested_json_body_is_400_when_signed_and_403_unparsed_when_not(client, queue) -> None:
     body = "[" * 50_000
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    response = await client.post(f"/twilio/recording-status?bodySHA256={digest}", data=body,
-                                 headers={"Content-Type": "application/json", "X-Twilio-Signature": "x"})
-    assert response.status == 400
+    query = f"bodySHA256={hashlib.sha256(body.encode()).hexdigest()}"
+    for signature, status, words in ((sign(callback_url(client, query), {}), 400, "not valid JSON"),
+                                     (FAKE_SIGNATURE, 403, "X-Twilio-Signature")):
+        response = await client.post(f"/twilio/recording-status?{query}", data=body,
+                                     headers={"Content-Type": "application/json", "X-Twilio-Signature": signature})
+        assert response.status == status
+        assert words in (await response.json())["error"]
     assert queue.llen("recvault") == 0
 
 
@@ -231,7 +235,7 @@ async def test_wrong_content_type_is_415(client, queue) -> None:
 async def test_invalid_utf8_is_400(client, queue) -> None:
     response = await client.post("/twilio/recording-status", data=b"AccountSid=%ff%fe",
                                  headers={"Content-Type": "application/x-www-form-urlencoded",
-                                          "X-Twilio-Signature": "x"})
+                                          "X-Twilio-Signature": FAKE_SIGNATURE})
     assert response.status == 400
     assert queue.llen("recvault") == 0
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from recvault.ingest.signature import is_valid, signed_url
+from recvault.ingest.signature import UnusableHeader, could_match, is_valid, signed_url
 
 TOKEN = "12345"
 PARAMS = {
@@ -22,6 +22,8 @@ PARAMS = {
     "To": "+18005551212",
 }
 JSON_BODY = '{"property": "value", "boolean": true}'
+# Shaped like a Twilio signature (28 base64 characters) but made by nobody.
+FAKE_SIGNATURE = "c2lnbmF0dXJlIHRoYXQgZmFpbHM="
 BODY_HASH = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
 
 
@@ -147,5 +149,45 @@ def test_accepts_exactly_what_the_official_validate_accepts(scheme, port, signed
 def test_a_host_with_an_impossible_port_is_invalid_not_an_error(host: str) -> None:
     # The Host header comes from the client: before any signature check it can be anything.
     url = f"http://{host}/twilio/recording-status"
-    assert not is_valid(url, MultiDict({"A": "1"}), "c2lnbmF0dXJl", ["12345"])
-    assert not is_valid(url + "?bodySHA256=00", "{}", "c2lnbmF0dXJl", ["12345"])  # a JSON callback
+    assert not is_valid(url, MultiDict({"A": "1"}), FAKE_SIGNATURE, ["12345"])
+    assert not is_valid(url + "?bodySHA256=00", "{}", FAKE_SIGNATURE, ["12345"])  # a JSON callback
+
+
+@pytest.mark.parametrize("signature", ["RSOYDt4T1cUTdK1PDd93/VVr8B8", "RSOYDt4T1cUTdK1PDd93/VVr8B8==",
+                                       "RSOYDt4T1cUTdK1PDd93/VVr8B\udcff=", "\udcff" * 28, "x"])
+def test_a_signature_of_the_wrong_shape_cannot_match(signature: str) -> None:
+    # aiohttp hands on a header byte that is not UTF-8 (0xff) as a surrogate character.
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert not could_match(signature)
+    assert not is_valid(url, PARAMS, signature, [TOKEN])
+    assert could_match("RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+
+
+def test_a_url_that_is_not_utf8_is_invalid_not_an_error() -> None:
+    url = "https://mycompany.com\udcff/myapp.php"
+    assert not is_valid(url, PARAMS, FAKE_SIGNATURE, [TOKEN])
+    assert not is_valid(url + "?bodySHA256=00", "{}", FAKE_SIGNATURE, [TOKEN])
+
+
+def test_a_body_hash_that_decodes_to_non_ascii_is_invalid_not_an_error() -> None:
+    # hmac.compare_digest raises TypeError on str with non-ASCII characters.
+    url = "https://mycompany.com/myapp.php?bodySHA256=%C3%A9"
+    assert not is_valid(url, JSON_BODY, FAKE_SIGNATURE, [TOKEN])
+
+
+@pytest.mark.parametrize(("header", "args"), [
+    ("Host", {"host": "cb.example\udcff.com"}),
+    ("Host", {"host": "cb.example.com\t"}),
+    ("X-Forwarded-Host", {"forwarded_host": "cb.example\udcff.com", "trust_forwarded": True}),
+    ("X-Forwarded-Proto", {"forwarded_proto": "http\udcff", "trust_forwarded": True}),
+])
+def test_a_header_no_url_can_carry_is_unusable(header: str, args: dict) -> None:
+    with pytest.raises(UnusableHeader, match=header):
+        signed_url(**{"scheme": "https", "host": "cb.example.com", "raw_path_qs": "/p", **args})
+
+
+def test_headers_that_are_not_used_are_not_checked() -> None:
+    odd = "cb.example\udcff.com"
+    assert signed_url(scheme="https", host=odd, raw_path_qs="/p", public_url="https://e.com") == "https://e.com/p"
+    assert signed_url(scheme="https", host="cb.example.com", raw_path_qs="/p", forwarded_host=odd,
+                      forwarded_proto=odd) == "https://cb.example.com/p"

@@ -110,6 +110,15 @@ async def test_gone_is_not_found_forever(sim: SimServer, http) -> None:
         await asyncio.sleep(0.05)
 
 
+async def test_redirect_answers_media_with_the_location_as_given(sim: SimServer, http) -> None:
+    location = "https://evil.example\\@api.twilio.com/x.wav"  # sent byte for byte, backslash included
+    rec = sim.create_recording(duration=1, faults={"redirect_to": location})
+    async with http.get(sim.recording_url(rec) + ".wav", allow_redirects=False) as response:
+        assert response.status == 302 and response.headers["Location"] == location
+    assert (await status_of(http, sim.recording_url(rec) + ".json"))[0] == 200  # media only
+    assert rec.media_requests == 1
+
+
 def test_sync_clients_see_the_cut_too(sim: SimServer, sim_api_key) -> None:
     """The workers download with requests from synchronous code: the fixture serves them as well."""
     rec = sim.create_recording(duration=20, faults={"cut_after_bytes": 5000, "cut_times": 1})

@@ -8,6 +8,7 @@ from tests.faults.scenarios import (
     attacks,
     bad_input,
     disk_full,
+    hostile,
     ingest_kills,
     redis_outage,
     s3_outage,
@@ -16,4 +17,4 @@ from tests.faults.scenarios import (
 )
 
 SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
-                               attacks, disk_full]
+                               attacks, disk_full, hostile]
