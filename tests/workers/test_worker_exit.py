@@ -76,7 +76,7 @@ def test_a_worker_keeps_consuming_after_redis_restarts_under_it(private_redis, s
         archive_one()
         for take_down in (private_redis.kill, private_redis.stop):  # a crash, then a clean restart
             take_down()
-            time.sleep(2)  # the worker notices while Redis is away
+            time.sleep(1)  # the worker notices while Redis is away
             private_redis.start()
             archive_one()
             assert worker.running, f"the worker stopped (exit {worker.process.returncode}):\n{log.read_text()[-3000:]}"
