@@ -111,10 +111,19 @@ class Settings(BaseSettings):
     price_refresh_attempts: int = Field(default=6, ge=1)
 
     # --- Celery / Redis -------------------------------------------------------
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="redis://, rediss:// (TLS) or sentinel://host:port;sentinel://host:port;… (with "
+        "master_name in the transport options); recvault.queue.broker reads it.",
+    )
     broker_transport_options: dict[str, Any] = Field(
         default_factory=dict,
         description="JSON merged into Celery's broker_transport_options (ingest follows it too).",
+    )
+    broker_wait_replicas: int | None = Field(
+        default=None, ge=0, le=16,
+        description="Replicas that must hold a batch before ingest answers (Redis WAIT), else it is "
+        "spooled; default 1 with sentinel:// URLs, 0 otherwise.",
     )
     queue: str = "recvault"
     redis_socket_timeout: float = Field(default=5.0, gt=0)
@@ -189,8 +198,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_is_redis(cls, url: str) -> str:
-        if urlsplit(url).scheme not in {"redis", "rediss"}:
-            raise ValueError("must be a redis:// or rediss:// URL")
+        # Only the form; recvault.queue.broker checks the rest (hosts, master name, TLS) at start.
+        if urlsplit(url.split(";")[0]).scheme not in {"redis", "rediss", "sentinel"}:
+            raise ValueError("must be a redis://, rediss:// or sentinel://host:port;sentinel://… URL")
         return url
 
     @field_validator("s3_prefix")
@@ -217,6 +227,13 @@ class Settings(BaseSettings):
         """The media-host allowlist; the configured API base host is always on it."""
         api_host = self.twilio_api_base_url.host or ""
         return frozenset(h.lower() for h in [*self.media_hosts, api_host] if h)
+
+    @property
+    def enqueue_replicas(self) -> int:
+        """Replicas ingest waits for after each batch: a Sentinel-managed master has at least one."""
+        if self.broker_wait_replicas is not None:
+            return self.broker_wait_replicas
+        return 1 if urlsplit(self.broker_url).scheme == "sentinel" else 0
 
     @property
     def spool_dir(self) -> Path:

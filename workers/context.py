@@ -78,8 +78,9 @@ def dead_letter_store(settings: Settings) -> DeadLetters:
         retention = Policy.load(settings.policy_file).default_retention()
     except ConfigurationError:
         retention = None  # the policy is what failed: keep the letters anyway, unlocked
-    return DeadLetters.connect(settings.broker_url, timeout=settings.redis_socket_timeout,
-                               store=S3Store.from_settings(settings), prefix=settings.s3_prefix, retention=retention)
+    return DeadLetters.connect(settings.broker_url, settings.broker_transport_options,
+                               timeout=settings.redis_socket_timeout, store=S3Store.from_settings(settings),
+                               prefix=settings.s3_prefix, retention=retention)
 
 
 class ProcessContext:

@@ -20,13 +20,15 @@ import builtins
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
 from recvault.errors import RecvaultError
+from recvault.queue.broker import broker_client
 from recvault.storage.base import ObjectStore, Retention
 
 log = logging.getLogger("recvault.worker")
@@ -76,9 +78,10 @@ class DeadLetters:
         self.s3_error: str | None = None
 
     @classmethod
-    def connect(cls, url: str, *, timeout: float = 5.0, store: ObjectStore | None = None, prefix: str = "",
-                retention: Retention | None = None) -> DeadLetters:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    def connect(cls, url: str, transport_options: Mapping[str, Any] | None = None, *, timeout: float = 5.0,
+                store: ObjectStore | None = None, prefix: str = "", retention: Retention | None = None) -> DeadLetters:
+        """Dead letters on the broker `url` names (redis, rediss or Sentinel's current master)."""
+        client = broker_client(url, transport_options or {}, socket_timeout=timeout, socket_connect_timeout=timeout)
         return cls(client, store, prefix=prefix, retention=retention)
 
     # --- writing ------------------------------------------------------------------

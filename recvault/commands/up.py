@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started: list[ChildProcess] = []  # services and components, stopped in reverse order
     try:
-        broker_url = _redis(settings.broker_url, data, started, RedisServer)
+        broker_url = _redis(settings, data, started, RedisServer)
         s3_url = str(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
         if s3_url is None:
             port = args.s3_port if _port_free(args.s3_port) else free_port()
@@ -97,14 +98,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             child.stop(timeout=15)
 
 
-def _redis(url: str, data: Path, started: list[ChildProcess], RedisServer: type[RedisServer]) -> str:
-    """Use the Redis answering at the broker URL, else start one with AOF in the data dir."""
+def _redis(settings: Settings, data: Path, started: list[ChildProcess], RedisServer: type[RedisServer]) -> str:
+    """Use the broker answering at the broker URL, else start a redis-server with AOF in the data dir."""
+    from recvault.launch.process import LaunchError
+    from recvault.queue.broker import broker_client
+
+    url = settings.broker_url
+    client = broker_client(url, settings.broker_transport_options, socket_timeout=1, socket_connect_timeout=1,
+                           fail_fast=True)
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        print(f"using Redis at {url}", flush=True)
+        client.ping()
+        print(f"using Redis at {re.sub(r'//[^@/;]*@', '//', url)}", flush=True)  # without credentials
         return url
-    except redis.RedisError:
-        pass
+    except redis.RedisError as error:
+        if urlsplit(url).scheme != "redis":
+            # A TLS or Sentinel broker is someone's deployment: never stand in for it.
+            raise LaunchError(f"RECVAULT_BROKER_URL: the broker did not answer: {error}") from None
+    finally:
+        client.close()
     parts = urlsplit(url)
     server = RedisServer(data / "redis", port=parts.port or 6379).start()
     started.append(server)

@@ -1,4 +1,4 @@
-"""Launchers for real local services (SeaweedFS S3, redis-server) for embedded mode and tests."""
+"""Launchers for real local services (SeaweedFS S3, redis-server, redis-sentinel) for embedded mode and tests."""
 
 from __future__ import annotations
 
@@ -174,12 +174,26 @@ class SeaweedFS(_Service):
         )
 
 
+def _redis_pings(port: int) -> bool:
+    """Whether a Redis or Sentinel on 127.0.0.1:`port` answers PING with +PONG (not -LOADING)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class RedisServer(_Service):
-    """A private redis-server with AOF (fsync always), so stop/kill/start keeps the data."""
+    """A private redis-server with AOF (fsync always), so stop/kill/start keeps the data.
+
+    With `replica_of` it starts as a replica of that port on 127.0.0.1; started again, it
+    says so again (Sentinel reconfigures it when the roles have changed since).
+    """
 
     name = "redis-server"
 
-    def __init__(self, directory: Path | str, *, port: int | None = None) -> None:
+    def __init__(self, directory: Path | str, *, port: int | None = None, replica_of: int | None = None) -> None:
         self.binary = find_binary(
             "redis-server",
             "install it with your package manager (apt-get install redis-server, "
@@ -187,8 +201,10 @@ class RedisServer(_Service):
         )
         super().__init__(Path(directory), "redis.log", port or free_port())
         self.url = f"redis://127.0.0.1:{self.port}"
+        self.replica_of = replica_of
 
     def command(self) -> list[str]:
+        replication = ["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []
         return [
             self.binary,
             "--port", str(self.port),
@@ -199,13 +215,56 @@ class RedisServer(_Service):
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
+            # A replica's full sync would otherwise wait 5 s for more replicas to join it.
+            "--repl-diskless-sync-delay", "0",
+            *replication,
         ]  # fmt: skip
 
     def is_ready(self) -> bool:
         # Redis answers -LOADING while it replays the AOF, and +PONG once it serves.
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        return _redis_pings(self.port)
+
+
+class RedisSentinel(_Service):
+    """A redis-sentinel watching one master on 127.0.0.1; its config file keeps what it learns."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, directory: Path | str, *, master_port: int, master_name: str = "mymaster",
+                 quorum: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
+                 port: int | None = None) -> None:
+        self.binary = find_binary(
+            "redis-sentinel",
+            "install it with your package manager (apt-get install redis-sentinel, brew install redis)",
+        )
+        super().__init__(Path(directory), "sentinel.log", port or free_port())
+        self.master_name = master_name
+        self.config_path = self.dir / "sentinel.conf"
+        self.settings = [
+            f"sentinel monitor {master_name} 127.0.0.1 {master_port} {quorum}",
+            # How long the master must stay silent before this sentinel calls it down.
+            f"sentinel down-after-milliseconds {master_name} {down_after_ms}",
+            # How long one failover may take before another sentinel tries again.
+            f"sentinel failover-timeout {master_name} {failover_timeout_ms}",
+            f"sentinel parallel-syncs {master_name} 1",
+        ]
+
+    def before_start(self) -> None:
+        super().before_start()
+        # Sentinel rewrites its config file as it learns replicas, peers and new masters; a
+        # restart keeps that, so the file is written only the first time.
+        if not self.config_path.exists():
+            self.config_path.write_text("\n".join([
+                f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", "daemonize no",
+                f"logfile {self.log_path}", *self.settings, "",
+            ]))
+
+    def command(self) -> list[str]:
+        return [self.binary, str(self.config_path)]
+
+    def is_ready(self) -> bool:
+        return _redis_pings(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"sentinel://127.0.0.1:{self.port}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from recvault.queue.broker import BrokerAddress, celery_broker_url
 from recvault.queue.kombu_redis import check_transport_options
 from recvault.settings import Settings
 
@@ -14,7 +15,6 @@ REFRESH_TASK = "recvault.refresh_recording"
 
 def create_celery(settings: Settings) -> Celery:
     """Build the Celery app from settings; nothing connects until it is used."""
-    app = Celery("recvault", broker=settings.broker_url, set_as_current=False)
     transport = {
         # Short: a live worker's keeper rewrites the records of what it holds every third of
         # this (keeper.py), so only a dead worker's messages ever get this old.
@@ -32,6 +32,8 @@ def create_celery(settings: Settings) -> Celery:
     # Refused here, at start, rather than on the first callback: ingest must write where
     # the workers' transport reads.
     check_transport_options(transport)
+    BrokerAddress.parse(settings.broker_url, transport)  # a URL no client could use stops us here
+    app = Celery("recvault", broker=celery_broker_url(settings.broker_url), set_as_current=False)
     app.conf.update(
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,

@@ -31,6 +31,8 @@ DEFAULT_UNACKED_KEY = "unacked"
 DEFAULT_UNACKED_INDEX_KEY = "unacked_index"
 # Ours, beside kombu's keys and under the same global prefix.
 DEDUP_KEY_PREFIX = "recvault:seen:"
+# Ours too: a counter the writer bumps before WAIT (see writer.py).
+FENCE_KEY = "recvault:replication-fence"
 
 # A "pending" record: a message recvault queued and no worker has taken yet. Its score in
 # the unacknowledged index is this offset plus the time it was queued — far beyond any
@@ -95,7 +97,7 @@ NEUTRAL = frozenset({
     "client_name", "unacked_mutex_key", "unacked_mutex_expire", "unacked_restore_limit",
     "unacked_restore_interval", "unacked_restore_throttle", "queue_order_strategy",
     "priority_steps", "sep", "fanout_prefix", "fanout_patterns", "polling_interval",
-    "master_name", "sentinel_kwargs", "deadletter_queue", "confirm_publish",
+    "master_name", "sentinel_kwargs", "min_other_sentinels", "deadletter_queue", "confirm_publish",
 })
 # Options accepted only with the value the writer produces.
 PINNED: dict[str, Any] = {"ack_emulation": True, "body_encoding": "base64"}
@@ -126,6 +128,7 @@ class RedisKeys:
     unacked: str
     unacked_index: str
     dedup_prefix: str
+    fence: str
     # kombu's global_keyprefix, which recvault's own keys share.
     prefix: str = ""
 
@@ -142,6 +145,7 @@ class RedisKeys:
             unacked=prefix + str(options.get("unacked_key") or DEFAULT_UNACKED_KEY),
             unacked_index=prefix + str(options.get("unacked_index_key") or DEFAULT_UNACKED_INDEX_KEY),
             dedup_prefix=prefix + DEDUP_KEY_PREFIX,
+            fence=prefix + FENCE_KEY,
             prefix=prefix,
         )
 

@@ -16,6 +16,14 @@ message. The worker that takes it rewrites the record, its acknowledgement remov
 a message left waiting in the queue longer than the visibility timeout is delivered twice,
 which the idempotent archive absorbs. Everything that depends on kombu's internals (key
 names, envelope, the script) lives in kombu_redis.py.
+
+Redis replicates asynchronously: a master that dies right after a batch can take it along,
+and a Sentinel failover then promotes a replica that never saw it. With `replicas` set (the
+default with Sentinel), each batch ends with a write to a fence key and `WAIT replicas
+timeout`; when fewer replicas acknowledge in time the batch raises NotReplicated and ingest
+keeps it in its spool, so a callback is answered only once a replica or the local disk holds
+it. The spool's later attempt passes the same fence, so its rows leave the spool only once a
+replica holds everything written before (dedup keys make the repeat harmless).
 """
 
 from __future__ import annotations
@@ -34,11 +42,16 @@ from celery import Celery
 
 from recvault.queue import kombu_redis
 from recvault.queue.app import ARCHIVE_TASK
+from recvault.queue.broker import broker_client
 
 # The namespace makes task ids stable per (RecordingSid, status): logs and retries line up.
 TASK_ID_NAMESPACE = uuid.UUID("6f3c1e52-61a4-4a8e-9d1c-5b0f3b8f2a10")
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+
+
+class NotReplicated(redis.RedisError):
+    """Fewer replicas than required acknowledged a batch in time: a failover could lose it."""
 
 
 @dataclass(frozen=True)
@@ -88,26 +101,28 @@ class QueueWriter:
     """Runs the enqueue-once script for batches of messages; blocking, so called off the loop."""
 
     def __init__(self, client: redis.Redis, keys: kombu_redis.RedisKeys, routing_key: str,
-                 dedup_ttl: int) -> None:
+                 dedup_ttl: int, *, replicas: int = 0, replica_timeout_ms: int = 0) -> None:
         self._client = client
         self._keys = keys
         self._routing_key = json.dumps(routing_key)
         self._ttl = str(dedup_ttl)
+        self._replicas = replicas
+        self._replica_timeout_ms = replica_timeout_ms
         self._sha: str | None = None  # loaded on first use, so constructing never touches Redis
 
     @classmethod
     def for_app(cls, app: Celery, queue: str, dedup_ttl: int, *, timeout: float,
-                connect_timeout: float) -> QueueWriter:
+                connect_timeout: float, replicas: int = 0) -> QueueWriter:
         """A writer for `queue` of the broker `app` is configured with, keyed as its transport keys it."""
-        keys = kombu_redis.RedisKeys.for_queue(queue, app.conf.broker_transport_options or {})
-        client = redis.Redis.from_url(
-            app.conf.broker_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=connect_timeout,
-            # A failed batch goes to the spool at once; redis-py retrying would only add delay.
-            retry=None,
-        )
-        return cls(client, keys, queue, dedup_ttl)
+        options = app.conf.broker_transport_options or {}
+        keys = kombu_redis.RedisKeys.for_queue(queue, options)
+        # A failed batch goes to the spool at once; redis-py retrying would only add delay.
+        client = broker_client(app.conf.broker_url, options, socket_timeout=timeout,
+                               socket_connect_timeout=connect_timeout, fail_fast=True)
+        # WAIT blocks the connection until replicas acknowledge: half the socket timeout leaves
+        # the other half for the batch itself.
+        return cls(client, keys, queue, dedup_ttl, replicas=replicas,
+                   replica_timeout_ms=max(1, int(timeout * 1000 / 2)))
 
     @property
     def client(self) -> redis.Redis:
@@ -135,6 +150,11 @@ class QueueWriter:
             tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
             pipe.evalsha(self._sha, 4, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
                          keys.unacked_index, self._ttl, item.message, stamp, tag, pending, self._routing_key)
+        if self._replicas:
+            # WAIT counts replicas holding this connection's last write; the fence makes that
+            # write come after every earlier one, including a repeat that wrote nothing.
+            pipe.incr(keys.fence)
+            pipe.wait(self._replicas, self._replica_timeout_ms)
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:
@@ -142,6 +162,12 @@ class QueueWriter:
             # (the script's dedup key makes the repeat harmless).
             self._sha = None
             return self.enqueue(batch)
+        if self._replicas:
+            acknowledged = results[-1]
+            if acknowledged < self._replicas:
+                raise NotReplicated(f"{acknowledged} of {self._replicas} replica(s) acknowledged the batch "
+                                    f"within {self._replica_timeout_ms} ms")
+            results = results[:len(batch)]
         return [bool(result) for result in results]
 
     def ping(self) -> bool:

@@ -35,6 +35,8 @@ def test_an_unknown_subcommand_is_a_usage_error() -> None:
     ({"RECVAULT_BROKER_TRANSPORT_OPTIONS": "master_name=x"}, "RECVAULT_BROKER_TRANSPORT_OPTIONS: not valid JSON"),
     ({"RECVAULT_TWILIO_SUBACCOUNT_TOKENS": "{"}, "RECVAULT_TWILIO_SUBACCOUNT_TOKENS: not valid JSON"),
     ({"RECVAULT_VISIBILITY_TIMEOUT": "soon"}, "RECVAULT_VISIBILITY_TIMEOUT:"),
+    ({"RECVAULT_BROKER_URL": "sentinel://127.0.0.1:26379;sentinel://127.0.0.1:26380"},
+     "RECVAULT_BROKER_URL: sentinel:// needs the master's name"),
 ])
 def test_a_bad_setting_is_one_line_naming_it_for_any_command(variables: dict[str, str], expected: str) -> None:
     result = recvault("dlq", "list", **variables)

@@ -21,9 +21,11 @@ import redis
 
 from recvault.launch.process import Component
 from recvault.launch.services import RedisServer, SeaweedFS, free_port
+from recvault.queue.broker import broker_client
 from recvault.simulator.recordings import SimState, new_sid
 from recvault.workers.dlq import DLQ_KEY
 from tests.faults.archive_view import ArchiveView
+from tests.faults.ledger import QueueLedger
 from tests.faults.peers import ForeignHost, WitnessedSim
 from tests.faults.witness import DeletionWitness, expected_media
 from tests.faults.worker_pool import WorkerPool
@@ -72,7 +74,7 @@ class Stack:
     def start(self) -> Stack:
         # Workers killed mid-download make the simulator log every cut connection: expected here.
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-        self.redis.start()
+        self.start_broker()
         self.s3.start()
         self.sim.start_in_thread()
         self.sim.state.add_account(self.account_sid, self.token)
@@ -99,6 +101,12 @@ class Stack:
         self.sim.stop()
         self.foreign.stop()
         self.s3.stop()
+        self.stop_broker()
+
+    def start_broker(self) -> None:
+        self.redis.start()
+
+    def stop_broker(self) -> None:
         self.redis.stop()
 
     def __enter__(self) -> Stack:
@@ -123,6 +131,7 @@ class Stack:
             "RECVAULT_TWILIO_API_KEY_SID": self.api_key_sid,
             "RECVAULT_TWILIO_API_KEY_SECRET": self.api_key_secret,
             "RECVAULT_BROKER_URL": self.broker_url,
+            "RECVAULT_BROKER_TRANSPORT_OPTIONS": json.dumps(self.transport_options),
             "RECVAULT_QUEUE": self.queue,
             "RECVAULT_S3_BUCKET": self.bucket,
             "RECVAULT_S3_ENDPOINT_URL": self.s3.s3_url,
@@ -150,6 +159,10 @@ class Stack:
         return f"{self.redis.url}/0"
 
     @property
+    def transport_options(self) -> dict[str, str]:
+        return {}
+
+    @property
     def ingest_url(self) -> str:
         return f"http://127.0.0.1:{self.ingest_port}"
 
@@ -169,7 +182,10 @@ class Stack:
     def log_files(self) -> list[Path]:
         """Every log the stack's processes wrote."""
         files = sorted((self.dir / "logs").glob("*.log"))
-        return files + [self.redis.log_path, self.s3.log_path]
+        return files + self.broker_log_files() + [self.s3.log_path]
+
+    def broker_log_files(self) -> list[Path]:
+        return [self.redis.log_path] if self.redis.log_path else []
 
     def secrets(self) -> dict[str, str]:
         """Secrets that must never appear in a log line, by name (raw and as Basic credentials)."""
@@ -191,7 +207,12 @@ class Stack:
 
     # --- state --------------------------------------------------------------------
     def redis_client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.broker_url, socket_connect_timeout=2, socket_timeout=5)
+        """A client for the broker (the current master, with Sentinel)."""
+        return broker_client(self.broker_url, self.transport_options, socket_timeout=5, socket_connect_timeout=2)
+
+    def ledger(self) -> QueueLedger:
+        """How many times ingest queued each event, from the broker's append-only file."""
+        return QueueLedger.read(self.redis.dir, self.queue)
 
     def dead_letters(self) -> dict[str, dict]:
         """The dead-letter store, by letter id ("RE…:completed")."""

@@ -73,7 +73,7 @@ def judge(stack: Stack, result: ScenarioResult, accepted: set[Event], *, signed:
     valid signature, and messages a scenario put on the queue itself.
     """
     snap = stack.view.snapshot()
-    ledger = QueueLedger.read(stack.redis.dir, stack.queue)
+    ledger = stack.ledger()
     letters = letters_by_event(stack)
     verified = _verify_media(stack, snap, {sid for sid, status in accepted if status == "completed"})
     result.accepted = len(accepted)

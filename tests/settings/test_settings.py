@@ -64,6 +64,15 @@ def test_the_broker_must_be_redis(monkeypatch) -> None:
     assert refusal(monkeypatch, BROKER_URL="amqp://guest@localhost//").startswith("RECVAULT_BROKER_URL:")
 
 
+def test_ingest_waits_for_a_replica_by_default_only_with_sentinel() -> None:
+    assert Settings().enqueue_replicas == 0
+    assert Settings(broker_url="rediss://cache.example:6379/0").enqueue_replicas == 0
+    sentinel = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379"
+    assert Settings(broker_url=sentinel).enqueue_replicas == 1
+    assert Settings(broker_url=sentinel, broker_wait_replicas=0).enqueue_replicas == 0
+    assert Settings(broker_wait_replicas=2).enqueue_replicas == 2
+
+
 def test_transport_options_are_json(monkeypatch) -> None:
     assert "RECVAULT_BROKER_TRANSPORT_OPTIONS" in refusal(monkeypatch, BROKER_TRANSPORT_OPTIONS="master_name=x")
     monkeypatch.setenv("RECVAULT_BROKER_TRANSPORT_OPTIONS", '{"master_name": "mymaster"}')

@@ -12,9 +12,10 @@ from tests.faults.scenarios import (
     ingest_kills,
     redis_outage,
     s3_outage,
+    sentinel_failover,
     twilio_faults,
     worker_kills,
 )
 
 SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
-                               attacks, disk_full, hostile]
+                               attacks, disk_full, hostile, sentinel_failover]
