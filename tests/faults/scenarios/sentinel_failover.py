@@ -41,7 +41,7 @@ FULL = Size(recordings=200, failovers=2, down_seconds=5, gap_seconds=5)
 def run(workdir: Path, size: Size, seed: int = 9) -> ScenarioResult:
     rng = random.Random(seed)
     result = ScenarioResult(NAME, f"{size.failovers} master kill -9")
-    with SentinelStack(workdir, StackOptions(visibility_timeout=10)) as stack:
+    with SentinelStack(workdir, StackOptions()) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings)
         for rec in rng.sample(recs, int(len(recs) * THROTTLED_SHARE)):
             rec.faults.rate_limited, rec.faults.retry_after_seconds = 2, 1
