@@ -83,19 +83,42 @@ class WorkerPool:
     @staticmethod
     def kill_pool_process(worker: Component) -> bool:
         """SIGKILL one pool process of a prefork worker; False when it has none right now."""
-        if worker.pid is None:
-            return False
-        try:
-            children = (Path("/proc") / str(worker.pid) / "task" / str(worker.pid) / "children").read_text().split()
-        except OSError:
-            return False
+        children = WorkerPool._pool_pids(worker)
         if not children:
             return False
         try:
-            os.kill(int(secrets.choice(children)), signal.SIGKILL)
+            os.kill(secrets.choice(children), signal.SIGKILL)
         except ProcessLookupError:
             return False
         return True
+
+    @staticmethod
+    def kill_pool_processes(worker: Component) -> bool:
+        """SIGKILL every pool process of a prefork worker; False when it has none right now."""
+        children = WorkerPool._pool_pids(worker)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return bool(children)
+
+    @staticmethod
+    def _pool_pids(worker: Component) -> list[int]:
+        if worker.pid is None:
+            return []
+        try:
+            return [int(pid) for pid in (Path("/proc") / str(worker.pid) / "task" / str(worker.pid) / "children")
+                    .read_text().split()]
+        except OSError:
+            return []
+
+    @staticmethod
+    def received_count(worker: Component, task_id: str) -> int:
+        """How many times the worker's log (all runs) says it received this task."""
+        if worker.log_path is None or not worker.log_path.exists():
+            return 0
+        return worker.log_path.read_bytes().count(f"Task recvault.archive_event[{task_id}] received".encode())
 
     def in_flight(self, worker: Component) -> set[str]:
         """Task ids this run of the worker has received and not finished (running or held)."""

@@ -10,6 +10,7 @@ from tests.faults.scenarios import (
     disk_full,
     hostile,
     ingest_kills,
+    poison,
     redis_outage,
     s3_outage,
     sentinel_failover,
@@ -18,4 +19,5 @@ from tests.faults.scenarios import (
 )
 
 SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
-                               attacks, disk_full, hostile, sentinel_failover]
+                               attacks, disk_full, hostile, sentinel_failover,
+                               poison]

@@ -1,0 +1,89 @@
+"""Scenario 11: a recording whose archive kills its pool process every time, among ordinary ones.
+
+Each time a worker starts on the poison recording, the scenario SIGKILLs that worker's pool
+processes (as an OOM kill would). recvault must dead-letter it after a bounded number of
+deliveries, with the reason, and archive everything else — never cycle forever.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from recvault.queue.writer import TASK_ID_NAMESPACE
+from recvault.simulator.callbacks import CallbackSender
+from recvault.simulator.recordings import Faults
+from recvault.workers.delivery import MAX_DELIVERIES
+from tests.faults.harness import Stack, StackOptions
+from tests.faults.result import ScenarioResult
+from tests.faults.traffic import Traffic, interleave, lifecycle, stream_during
+from tests.faults.verdict import judge, settle
+from tests.faults.workload import recordings
+
+NAME = "11 poison message"
+
+
+@dataclass(frozen=True)
+class Size:
+    recordings: int
+    poison: int
+
+
+QUICK = Size(recordings=20, poison=1)
+FULL = Size(recordings=100, poison=2)
+
+
+def run(workdir: Path, size: Size, seed: int = 11) -> ScenarioResult:
+    rng = random.Random(seed)
+    result = ScenarioResult(NAME, f"{size.poison} poison")
+    with Stack(workdir, StackOptions()) as stack:
+        recs = recordings(stack.sim.state, rng, size.recordings)
+        poison = rng.sample([rec for rec in recs if rec.status == "completed"], size.poison)
+        for rec in poison:
+            # Slow enough that a delivery is still running when its pool process is killed.
+            rec.faults = Faults(bytes_per_second=20_000)
+        signer = CallbackSender(stack.callback_url, auth_token=stack.token)
+        prepared = interleave(lifecycle(signer, recs, stack.sim.base_url))
+        targets = {str(uuid.uuid5(TASK_ID_NAMESPACE, f"{rec.sid}:completed")): rec for rec in poison}
+        kills: list[str] = []
+        traffic = Traffic()
+        traffic.record(stream_during(stack.callback_url, stack.token, prepared, 5,
+                                     lambda: kill_poison(stack, targets, kills, deadline=time.monotonic() + 240)))
+        settle(stack, traffic.accepted, timeout=240)
+        expected = {(rec.sid, "completed") for rec in poison}
+        judge(stack, result, traffic.accepted, signed={(p.recording_sid, p.status) for p in prepared},
+              expect_dead=expected)
+        letters = stack.dead_letters()
+        for rec in poison:
+            letter = letters.get(f"{rec.sid}:completed")
+            if letter is None or letter["error"] != "PoisonMessage":
+                result.problems.append(f"poison {rec.sid} not dead-lettered as PoisonMessage: {letter}")
+        result.server_errors = traffic.server_errors
+        result.injected = f"{len(kills)} pool-process kills on {size.poison} poison recording(s)"
+        result.notes.append(f"callbacks {traffic.summary()}; dead-lettered after {MAX_DELIVERIES} deliveries "
+                            "ended by a kill")
+    return result
+
+
+def kill_poison(stack: Stack, targets: dict, kills: list[str], *, deadline: float) -> None:
+    """Each time a worker receives a poison task again, kill its pool processes once it downloads."""
+    letters_needed = {f"{rec.sid}:completed" for rec in targets.values()}
+    deliveries: dict[tuple[str, str], int] = {}  # (worker, task id) → deliveries seen in its log
+    while time.monotonic() < deadline and not letters_needed <= set(stack.dead_letters()):
+        for worker in stack.workers:
+            for task_id, rec in targets.items():
+                count = stack.pool.received_count(worker, task_id)
+                if count <= deliveries.get((worker.name, task_id), 0):
+                    continue
+                # This worker just took another delivery: kill it once the download is under way.
+                started = rec.media_requests
+                wait_until = time.monotonic() + 10
+                while rec.media_requests == started and time.monotonic() < wait_until:
+                    time.sleep(0.05)
+                deliveries[(worker.name, task_id)] = count
+                if stack.pool.kill_pool_processes(worker):
+                    kills.append(task_id)
+        time.sleep(0.1)
