@@ -83,6 +83,10 @@ class ArchiveView:
         pages = self._client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
         return [(upload["Key"], upload["UploadId"]) for page in pages for upload in page.get("Uploads") or []]
 
+    def put(self, key: str, body: bytes, *, metadata: dict[str, str] | None = None) -> None:
+        """Write an object as someone other than recvault would (no Object Lock, no checksum)."""
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata or {})
+
     def list_keys(self, prefix: str) -> list[str]:
         """Keys of current objects under `prefix`."""
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
