@@ -37,6 +37,9 @@ class StoredObject:
 class ObjectStore(Protocol):
     """Create-only, checksummed, streaming object storage."""
 
+    # Known once ensure_bucket() has run: whether the bucket keeps Object Lock retention.
+    object_lock_enabled: bool | None
+
     def ensure_bucket(self, *, create: bool) -> None:
         """Check the bucket is usable; create it with Object Lock when `create` is true."""
 

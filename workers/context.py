@@ -72,14 +72,14 @@ def queue_writer(settings: Settings, app: Celery) -> QueueWriter:
                                timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout)
 
 
-def dead_letter_store(settings: Settings) -> DeadLetters:
+def dead_letter_store(settings: Settings, store: ObjectStore | None = None) -> DeadLetters:
     """Dead letters in Redis and, under the policy's default retention, in the archive bucket."""
     try:
         retention = Policy.load(settings.policy_file).default_retention()
     except ConfigurationError:
         retention = None  # the policy is what failed: keep the letters anyway, unlocked
     return DeadLetters.connect(settings.broker_url, settings.broker_transport_options,
-                               timeout=settings.redis_socket_timeout, store=S3Store.from_settings(settings),
+                               timeout=settings.redis_socket_timeout, store=store or S3Store.from_settings(settings),
                                prefix=settings.s3_prefix, retention=retention)
 
 
@@ -93,18 +93,25 @@ class ProcessContext:
         self._build = build
         self._context: WorkerContext | None = None
         self._error: Exception | None = None
-        # Needs only the broker and the bucket: available even when the rest of the context is not.
-        self.dead_letters = dead_letter_store(settings)
+        self._dead_letters: DeadLetters | None = None
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter store: the context's S3 client when there is a context (one client
+        per process: each costs ~13 MB), a client of its own when the context failed."""
+        if self._dead_letters is None:
+            store = self._context.store if self._context is not None else None
+            self._dead_letters = dead_letter_store(self.settings, store)
+        return self._dead_letters
 
     def build(self) -> WorkerContext:
         """Build the context now; raises what the build raised (ConfigurationError and the like)."""
-        self._context, self._error = None, None
+        self._context, self._error, self._dead_letters = None, None, None
         self._context = self._build(self.settings, self.app)
         return self._context
 
     def build_after_fork(self) -> None:
         """In a new pool child: fresh clients; a failure is kept for the tasks to report."""
-        self.dead_letters = dead_letter_store(self.settings)
         try:
             self.build()
         except Exception as error:

@@ -23,7 +23,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.errors import ConfigurationError
     from recvault.logs import configure_logging
     from recvault.queue.app import create_celery
-    from recvault.storage.s3 import S3Store
     from recvault.workers.context import ProcessContext
     from recvault.workers.tasks import register_tasks
 
@@ -33,7 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     app = create_celery(settings)
     process = ProcessContext(settings, app)
     context = process.build()
-    store = S3Store.from_settings(settings)
+    store = context.store  # one S3 client in the main process, inherited by every pool child
     store.ensure_bucket(create=settings.s3_create_bucket)
     locking = context.policy.rules_that_lock()
     if not store.object_lock_enabled and locking:
