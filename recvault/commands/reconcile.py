@@ -25,6 +25,14 @@ def _day(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _page_size(value: str) -> int:
+    from recvault.workers.reconcile import MAX_PAGE_SIZE
+
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a page size from 1 to {MAX_PAGE_SIZE}")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", "--since", dest="date_from", required=True, type=_day, metavar="D",
                         help="recordings created on or after this day (YYYY-MM-DD, UTC)")
@@ -34,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "every subaccount in RECVAULT_TWILIO_SUBACCOUNT_TOKENS)")
     parser.add_argument("--enqueue", action="store_true", help="queue the missing recordings for archiving")
     parser.add_argument("--json", action="store_true", help="the gap report as one JSON object")
-    parser.add_argument("--page-size", type=int, default=1000, choices=range(1, 1001), metavar="N",
+    parser.add_argument("--page-size", type=_page_size, default=1000, metavar="N",
                         help="recordings per Twilio list page (default and most: 1000)")
 
 

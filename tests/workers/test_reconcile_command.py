@@ -8,6 +8,7 @@ import pty
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import redis
@@ -93,7 +94,7 @@ def test_the_text_report_and_a_progress_line_on_a_terminal(env, sim) -> None:
         os.close(master)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == f"missing {gone.sid} {docs_rfc2822(gone.start_time)}  4 s  1 ch  DialVerb"
+    assert lines[0] == f"missing {gone.sid} {rfc2822(gone.start_time)}  4 s  1 ch  DialVerb"
     assert lines[1].endswith("2026-03-01 to 2026-03-03: 1 listed at Twilio in 1 page(s) (0 listed twice), "
                              "0 not completed, 0 archived, 1 missing")
     assert f"\r\x1b[Kreconcile {gone.account_sid}: page 1, 1 listed, 0 archived, 1 missing" in shown
@@ -105,11 +106,13 @@ def test_a_reversed_window_or_a_malformed_day_is_refused(env, capsys) -> None:
     with pytest.raises(SystemExit) as refused:
         main(["reconcile", "--from", "20260302"])
     assert refused.value.code == 2 and "not a day written YYYY-MM-DD" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["reconcile", "--from", "2026-03-02", "--page-size", "1001"])
+    assert refused.value.code == 2 and "not a page size from 1 to 1000" in capsys.readouterr().err
 
 
-def docs_rfc2822(moment: datetime) -> str:
-    from email.utils import format_datetime
-
+def rfc2822(moment: datetime) -> str:
+    """Twilio's way of writing a time, as the simulator lists it."""
     return format_datetime(moment)
 
 
