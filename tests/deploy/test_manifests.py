@@ -4,6 +4,7 @@ file, the IAM policies against the S3 calls recvault makes, and every setting an
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import shutil
@@ -67,8 +68,9 @@ OBJECT_ACTIONS = {"s3:PutObject", "s3:PutObjectRetention", "s3:PutObjectLegalHol
                   "s3:GetObjectLegalHold"}
 
 
+@functools.cache
 def manifests() -> list[tuple[str, dict[str, Any]]]:
-    """(file name, document) of every Kubernetes manifest in deploy/kubernetes."""
+    """(file name, document) of every Kubernetes manifest in deploy/kubernetes (parsed once; copy to change)."""
     found = [(path.name, doc) for path in sorted(KUBERNETES.glob("*.y*ml"))
              for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
     assert len(found) > 10
