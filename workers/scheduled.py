@@ -40,8 +40,10 @@ def _days(values: list[object]) -> list[str]:
     days = []
     for value in values:
         try:
-            days.append(day(value))  # type: ignore[arg-type]  # anything else is refused here
-        except (TypeError, ValueError):
+            if not isinstance(value, str):
+                raise ValueError(value)
+            days.append(day(value))
+        except ValueError:
             raise InvalidSchedule(f"{value!r} is not a day written YYYY-MM-DD") from None
     return days
 
