@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 
 from recvault.ingest import views
 from recvault.ingest.context import INGEST, IngestContext
+from recvault.ingest.graceful import IN_FLIGHT, InFlight
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.spool import Spool
@@ -38,7 +39,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 def create_app(settings: Settings) -> web.Application:
     """Build the ingest app; connections open when it starts, close when it stops."""
     require_tokens(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    in_flight = InFlight()  # outermost, so it counts every request, refusals included
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[in_flight.middleware, json_errors])
+    app[IN_FLIGHT] = in_flight
     celery = create_celery(settings)  # refuses broker options ingest cannot honour, at start
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

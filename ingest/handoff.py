@@ -39,6 +39,8 @@ class Outcome(enum.Enum):
     SPOOLED = "spooled"
 
 
+# Seconds close() waits for the events submitted before it to reach Redis or the spool.
+CLOSE_SECONDS = 10.0
 # One submitted event and the future its handler awaits.
 Pending = tuple[Outgoing, asyncio.Future[Outcome]]
 
@@ -75,10 +77,12 @@ class Handoff:
         self._loop = loop
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Deliver everything submitted so far (to Redis or the spool), then stop the thread."""
+        self._inbox.put(None)  # behind every event already submitted
+        self._thread.join(timeout)
         self._stopping.set()
-        self._inbox.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout)
         self._writer.close()
         self._spool.close()
 
@@ -104,11 +108,12 @@ class Handoff:
 
     # --- the hand-off thread --------------------------------------------------
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        closing = False
+        while not closing and not self._stopping.is_set():
             batch: list[Pending] = []
             try:
-                batch = self._take_batch()
-                if self.spool_depth and time.monotonic() >= self._next_drain:
+                batch, closing = self._take_batch()
+                if self.spool_depth and time.monotonic() >= self._next_drain and not closing:
                     self._drain()
                 if batch:
                     self._deliver(batch)
@@ -119,21 +124,25 @@ class Handoff:
                 self._resolve(batch, error=error)
                 self._stopping.wait(self._retry_interval)
 
-    def _take_batch(self) -> list[Pending]:
+    def _take_batch(self) -> tuple[list[Pending], bool]:
+        """What has been submitted meanwhile, and whether close() asked to stop after it."""
         try:
             first = self._inbox.get(timeout=self._retry_interval)
         except queue.Empty:
             self._refresh_depth()
-            return []
-        batch = [first] if first is not None else []
+            return [], False
+        if first is None:
+            return [], True
+        batch = [first]
         while len(batch) < self._batch_max:
             try:
                 entry = self._inbox.get_nowait()
             except queue.Empty:
                 break
-            if entry is not None:
-                batch.append(entry)
-        return batch
+            if entry is None:
+                return batch, True
+            batch.append(entry)
+        return batch, False
 
     def _deliver(self, batch: list[Pending]) -> None:
         items = [item for item, _ in batch]

@@ -25,3 +25,6 @@ BODY_READ_SECONDS = 5.0
 # Seconds aiohttp keeps reading (and discarding) a body left unread after an early answer
 # (403, 408, 413), so the client reads the answer instead of a reset; aiohttp's default is 10.
 LINGER_SECONDS = 2.0
+# Seconds a request in flight when ingest is told to stop (SIGTERM) gets to finish before its
+# connection is closed: Twilio waits 15 s for an answer, so one still running after that is lost anyway.
+SHUTDOWN_GRACE_SECONDS = 15.0

@@ -34,7 +34,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit status."""
+    """Serve until SIGTERM/SIGINT, then stop gracefully (ingest/graceful.py); returns the exit status."""
     try:
         sock = _listen(host, port)
     except OSError as error:
@@ -66,19 +66,21 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _serve_forever(settings: Settings, sock: socket.socket) -> None:
-    from aiohttp import web
-
     from recvault.ingest.app import create_app
-    from recvault.ingest.server import quiet_parser_refusals, server_options
+    from recvault.ingest.graceful import serve
+    from recvault.ingest.server import quiet_parser_refusals
 
     quiet_parser_refusals()
-    web.run_app(create_app(settings), sock=sock, print=None, access_log=None,
-                handle_signals=True, loop=event_loop(), backlog=BACKLOG, **server_options(settings))
+    with asyncio.Runner(loop_factory=event_loop) as runner:
+        runner.run(serve(create_app(settings), sock, settings, backlog=BACKLOG))
 
 
 def _supervise(settings: Settings, sock: socket.socket, processes: int) -> int:
     """Fork the servers, forward SIGTERM/SIGINT, and stop all when one dies."""
     children = [_fork(settings, sock) for _ in range(processes)]
+    # The servers hold the socket now. Were the parent to keep its copy open, the port would
+    # still take connections (into the backlog, never answered) after the servers stop accepting.
+    sock.close()
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:

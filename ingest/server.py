@@ -7,7 +7,13 @@ from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from recvault.ingest.limits import LINGER_SECONDS, MAX_HEADER_FIELD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE_BYTES
+from recvault.ingest.limits import (
+    LINGER_SECONDS,
+    MAX_HEADER_FIELD_BYTES,
+    MAX_HEADERS,
+    MAX_REQUEST_LINE_BYTES,
+    SHUTDOWN_GRACE_SECONDS,
+)
 from recvault.settings import Settings
 
 # aiohttp's logger for requests it fails before the app sees them.
@@ -15,7 +21,7 @@ SERVER_LOGGER = "aiohttp.server"
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `web.run_app` / `AppRunner`: every bound set here, none left to defaults."""
+    """Keyword arguments for `web.AppRunner`: every bound set here, none left to defaults."""
     return {
         # aiohttp closes a connection whose request headers are not complete this long after it
         # opened or after the previous answer: the bound on slow headers and on idle keep-alive.
@@ -24,6 +30,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "max_field_size": MAX_HEADER_FIELD_BYTES,
         "max_headers": MAX_HEADERS,
         "lingering_time": LINGER_SECONDS,
+        # How long a handler still running when the runner cleans up may take (see graceful.py).
+        "shutdown_timeout": SHUTDOWN_GRACE_SECONDS,
     }
 
 

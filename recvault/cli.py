@@ -10,15 +10,15 @@ from types import ModuleType
 from recvault.errors import ConfigurationError, RecvaultError
 from recvault.settings import load_settings
 
-# Subcommand names; the module recvault.commands.<name> gives HELP, add_arguments(parser)
-# and run(args, settings). Modules keep their heavy imports inside run(), so building the
-# parser stays cheap.
-COMMANDS = ("serve", "worker", "up", "simulate", "dlq", "audit", "reconcile")
+# Subcommand names; the module recvault.commands.<name> (with "_" for "-") gives HELP,
+# add_arguments(parser) and run(args, settings). Modules keep their heavy imports inside
+# run(), so building the parser stays cheap.
+COMMANDS = ("serve", "worker", "beat", "up", "simulate", "dlq", "audit", "reconcile", "init-bucket")
 
 
 def command_module(name: str) -> ModuleType:
     """The module that implements subcommand `name`."""
-    return importlib.import_module(f"recvault.commands.{name}")
+    return importlib.import_module(f"recvault.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:

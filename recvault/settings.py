@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_part_size_mib: int = Field(default=8, ge=5, le=512)
     s3_create_bucket: bool = False
+    s3_kms_key_id: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias) `init-bucket` makes the bucket's default encryption; "
+        "unset: SSE-S3 (AES256).",
+    )
 
     # --- policy and local state ----------------------------------------------
     policy_file: Path | None = None

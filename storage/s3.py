@@ -24,6 +24,7 @@ from recvault.storage.multipart import (
 from recvault.storage.s3_bucket import ensure_bucket
 from recvault.storage.s3_errors import NOT_FOUND, s3_errors
 from recvault.storage.s3_params import retention_from_head, write_params
+from recvault.storage.s3_setup import BucketSetup, SetupStep, init_bucket
 from recvault.storage.tags import tag_set
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ class S3Store:
     def ensure_bucket(self, *, create: bool) -> None:
         """Use the bucket as it is; create it with Object Lock only when `create` is true."""
         self.object_lock_enabled = ensure_bucket(self._client, self.bucket, create=create)
+
+    def init_bucket(self, setup: BucketSetup, *, apply: bool = True) -> list[SetupStep]:
+        """Create or check the bucket as the archive needs it (`recvault init-bucket`); see s3_setup."""
+        return init_bucket(self._client, self.bucket, setup, apply=apply)
 
     # --- writes ---------------------------------------------------------------
     def put_bytes(

@@ -108,6 +108,15 @@ class Policy:
         return [rule.name for rule in [self.default, *self.rules]
                 if rule.legal_hold or (self._mode(rule) not in (None, "NONE") and self._days(rule))]
 
+    def default_lock(self) -> tuple[str, int] | None:
+        """The default rule's Object Lock as (mode, days): the bucket's default retention; None if it locks nothing."""
+        mode, days = self.default.mode, self.default.retention_days
+        return (mode, days) if mode in ("COMPLIANCE", "GOVERNANCE") and days else None
+
+    def rules_that_lock_nothing(self) -> list[str]:
+        """Names of the rules whose recordings get no Object Lock of their own."""
+        return [rule.name for rule in self.rules if not rule.legal_hold and self._mode(rule) in (None, "NONE")]
+
     def _mode(self, rule: Rule) -> Mode | None:
         return rule.mode if rule.mode is not None else self.default.mode
 

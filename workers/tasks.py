@@ -15,6 +15,7 @@ from recvault.workers.archive import archive_event, utcnow
 from recvault.workers.context import ProcessContext, WorkerContext
 from recvault.workers.delivery import backoff, dead_letter, guarded, publish_follow_up
 from recvault.workers.refresh import RefreshTarget, refresh_recording
+from recvault.workers.scheduled import register_scheduled_tasks
 
 log = logging.getLogger("recvault.worker")
 
@@ -97,6 +98,8 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         dead_letter(process, task, letter_id, payload, error)
         log.error("dead-lettered", extra={**extra, "error": str(error), "kind": type(error).__name__})
         return "dead-lettered"
+
+    register_scheduled_tasks(app, process)
 
 
 def _first(params: object, name: str) -> str | None:

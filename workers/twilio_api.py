@@ -95,11 +95,11 @@ class TwilioApi:
         with self._request("DELETE", recording_url + ".json", account_sid):
             return
 
-    def list_recordings(
+    def list_recording_pages(
         self, account_sid: str, *, created_after: str | None = None,
         created_before: str | None = None, page_size: int = 1000,
-    ) -> Iterator[dict]:
-        """Every recording of the account in a DateCreated window (YYYY-MM-DD), all pages."""
+    ) -> Iterator[list[dict]]:
+        """Each page of an account's recordings in a DateCreated window (YYYY-MM-DD, inclusive)."""
         query = [("PageSize", str(page_size))]
         if created_after:
             query.append(("DateCreated>", created_after))
@@ -110,7 +110,7 @@ class TwilioApi:
         while url:
             with self._request("GET", url, account_sid, params=params) as response:
                 page = _json(response)
-            yield from page.get("recordings", [])
+            yield list(page.get("recordings", []))
             next_uri = page.get("next_page_uri")
             url = urljoin(self.base_url + "/", next_uri) if next_uri else None
             params = None

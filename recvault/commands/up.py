@@ -94,6 +94,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"recvault: {error}", file=sys.stderr)
         return 1
     finally:
+        # A second SIGTERM or Ctrl-C while stopping must not cut it short and leave children running.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for child in reversed(started):
             child.stop(timeout=15)
 

@@ -11,6 +11,9 @@ from recvault.settings import Settings
 ARCHIVE_TASK = "recvault.archive_event"
 RESTORE_SWEEP_SECONDS = 5
 REFRESH_TASK = "recvault.refresh_recording"
+# Scheduled by `recvault beat`: reconcile a window of days, and one more price refresh for the unpriced.
+RECONCILE_TASK = "recvault.reconcile_days"
+PRICE_SWEEP_TASK = "recvault.sweep_prices"
 
 
 def create_celery(settings: Settings) -> Celery:

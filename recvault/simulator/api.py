@@ -115,7 +115,7 @@ async def list_recordings(request: web.Request) -> web.Response:
     body = res.list_page(
         res.filter_recordings(mine, filters), account_sid=account, api_base=api_base(request),
         filters={key: query[key] for key in DATE_FILTERS if key in query},
-        page=page, page_size=page_size, token=query.get("PageToken"),
+        page=page, page_size=page_size, token=query.get("PageToken"), overlap=state.list_page_overlap,
     )
     return web.json_response(body)
 

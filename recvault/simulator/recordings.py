@@ -162,6 +162,9 @@ class SimState:
         self._api_keys: dict[str, tuple[str, str]] = {}
         self.recordings: dict[str, SimRecording] = {}
         self.requests: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_LIMIT)
+        # Each list page after the first repeats this many recordings of the page before, as
+        # Twilio's do when recordings are created while a client pages through a list.
+        self.list_page_overlap = 0
 
     def __repr__(self) -> str:
         return f"SimState(accounts={len(self._tokens)}, recordings={len(self.recordings)})"
@@ -240,3 +243,4 @@ class SimState:
         with self._lock:
             self.recordings.clear()
             self.requests.clear()
+            self.list_page_overlap = 0

@@ -101,13 +101,17 @@ def filter_recordings(recordings: list[SimRecording], filters: dict[str, date | 
 
 def list_page(
     items: list[SimRecording], *, account_sid: str, api_base: str, filters: dict[str, str],
-    page: int, page_size: int, token: str | None,
+    page: int, page_size: int, token: str | None, overlap: int = 0,
 ) -> dict:
-    """One page in Twilio's list shape; PageToken 'PA'+sid continues after that recording."""
+    """One page in Twilio's list shape; PageToken 'PA'+sid continues after that recording.
+
+    `overlap` makes a continued page start that many recordings early, repeating them.
+    """
     start = page * page_size
     if token and token.startswith("PA"):
         after = token[2:]
         start = next((i + 1 for i, r in enumerate(items) if r.sid == after), len(items))
+        start = max(0, start - min(overlap, page_size - 1))  # every page still moves on
     elif token and token.startswith("PB"):
         before = token[2:]
         end_index = next((i for i, r in enumerate(items) if r.sid == before), 0)

@@ -8,7 +8,7 @@ from recvault.events import RecordingStatusEvent
 from recvault.workers import documents as docs
 from recvault.workers.audit import audit_archive
 from recvault.workers.policy import Policy
-from recvault.workers.reconcile import callback_params, missing_recordings
+from recvault.workers.reconcile import callback_params, reconcile
 
 
 def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim) -> None:
@@ -39,9 +39,12 @@ def test_reconcile_lists_only_completed_recordings_missing_from_the_archive(arch
     archive_env.archive(archived)
     missing = sim.create_recording(duration=3)
     sim.create_recording(status="absent")
-    found = list(missing_recordings(archive_env.twilio, archive_env.store, "", sim_account.sid,
-                                    since="2000-01-01", until=None))
-    assert [r["sid"] for r in found] == [missing.sid]
-    params = callback_params(found[0], archive_env.twilio.recording_url(sim_account.sid, missing.sid))
+    report = reconcile(archive_env.twilio, archive_env.store, "", sim_account.sid, date_from="2000-01-01",
+                       date_to=None)
+    assert [gap.sid for gap in report.missing] == [missing.sid]
+    assert (report.listed, report.not_completed, report.archived) == (3, 1, 1)
+    listed = archive_env.twilio.fetch_recording(archive_env.twilio.recording_url(sim_account.sid, missing.sid),
+                                                sim_account.sid)
+    params = callback_params(listed, archive_env.twilio.recording_url(sim_account.sid, missing.sid))
     event = RecordingStatusEvent.from_params(params)  # what reconcile queues is a valid callback
     assert event.recording_status == "completed" and event.recording_sid == missing.sid

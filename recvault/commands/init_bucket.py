@@ -1,0 +1,41 @@
+"""`recvault init-bucket`: create or check the archive bucket, and say what changed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from recvault.settings import Settings
+
+HELP = ("create or check the archive bucket: Object Lock with the policy's default retention, encryption, "
+        "no public access, cleanup of unfinished uploads")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; report what would change and exit 1 if anything would")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.storage.s3 import S3Store
+    from recvault.storage.s3_setup import BucketSetup
+    from recvault.workers.policy import Policy
+
+    policy = Policy.load(settings.policy_file)
+    setup = BucketSetup(default_retention=policy.default_lock(), kms_key_id=settings.s3_kms_key_id)
+    steps = S3Store.from_settings(settings).init_bucket(setup, apply=not args.check)
+    for step in steps:
+        print(step.line())
+    unlocked = policy.rules_that_lock_nothing()
+    if setup.default_retention and unlocked:
+        print(f"note: policy rule(s) {', '.join(repr(name) for name in unlocked)} lock nothing themselves, "
+              "but the bucket's default retention locks every object written without a lock of its own")
+    changed = [step for step in steps if step.state in ("created", "changed", "would change")]
+    verb = "would change" if args.check else "changed"
+    print(f"bucket {settings.s3_bucket}: {len(changed)} setting(s) {verb}", file=sys.stderr)
+    lock = next((step for step in steps if step.feature == "object lock"), None)
+    if lock is not None and lock.state == "not supported" and policy.rules_that_lock():
+        print("recvault: init-bucket: this store cannot lock objects, but the policy asks for retention",
+              file=sys.stderr)
+        return 1
+    return 1 if args.check and changed else 0
