@@ -24,6 +24,9 @@ from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from tests.fixtures.worker import wait_for
 
+# A worker process, an ingest, three Celery CLI runs: about 15 s, so the system tier.
+pytestmark = pytest.mark.system
+
 
 def promtool_problems(exposition: str) -> str:
     """What `promtool check metrics` says about an exposition ('' when nothing)."""
