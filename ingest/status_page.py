@@ -6,8 +6,10 @@ from datetime import datetime
 from html import escape
 
 from recvault.ingest.charts import bar_chart
-from recvault.ops.status import FIGURES_SECONDS, WINDOW_DAYS, WINDOW_HOURS, Recent, StatusFigures
+from recvault.ops.status import WINDOW_DAYS, WINDOW_HOURS, Recent, StatusFigures
 
+# The page reloads itself this often (the figures behind it are at most FIGURES_SECONDS old).
+REFRESH_SECONDS = 30
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2329}
 header{background:#1d2f45;color:#fff;padding:12px 24px}header h1{font-size:20px;margin:0}
@@ -83,9 +85,10 @@ def render_status(figures: StatusFigures, *, spool_depth: int, broker_up: bool, 
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         f"<title>recvault status</title><style>{STYLE}</style></head><body>"
         f"<header><h1>recvault status</h1><p>generated {_time(f.generated_at)} UTC · "
-        f"figures refresh every {FIGURES_SECONDS:g} s · {escape(coverage)}{who}</p></header>"
+        f"reloads every {REFRESH_SECONDS} s · {escape(coverage)}{who}</p></header>"
         f"<main>{banner}{''.join(body)}</main></body></html>"
     )
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recvault import layout
-from recvault.errors import RecvaultError
 from recvault.ops.cache import Expiring, Lru
 from recvault.ops.entries import Entry
 from recvault.storage.base import ListedObject, ObjectStore
@@ -118,10 +117,10 @@ class ArchiveView:
         return [(item, held.get(item.key)) for item in listed[:covered]], covered == len(listed)
 
     def document(self, key: str) -> dict[str, Any] | None:
-        """One JSON document, or None when it is missing or not JSON."""
+        """One JSON document, or None when it is not a JSON object (S3 failures propagate)."""
         try:
             value = json.loads(self.store.get_bytes(key))
-        except (RecvaultError, ValueError):
+        except ValueError:
             return None
         return value if isinstance(value, dict) else None
 

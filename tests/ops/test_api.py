@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -217,3 +218,15 @@ async def test_people_sign_in_with_a_form_and_get_a_strict_cookie(ops_client, ar
     forged = value[:-1] + ("0" if value[-1] != "0" else "1")
     response = await ops_client.get("/status", headers={"Cookie": f"recvault_ops={forged}"})
     assert response.status == 401 and "/status/login" in (await response.json())["error"]
+
+
+async def test_an_archive_that_cannot_be_read_is_503_with_the_reason_never_500(redis_url, tmp_path,
+                                                                                s3_store) -> None:
+    settings = ops_settings(redis_url, tmp_path, s3_store, s3_bucket=f"missing-{uuid.uuid4().hex[:12]}")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        for path in ("/api/recordings", "/api/recordings/RE" + "1" * 32, "/api/recordings/RE" + "1" * 32 + "/media"):
+            response = await client.get(path, headers=bearer(), allow_redirects=False)
+            assert response.status == 503, path
+            assert "NoSuchBucket" in (await response.json())["error"]
+        page = await client.get("/status", headers=bearer())
+        assert page.status == 200 and "archive unreadable" in await page.text()
