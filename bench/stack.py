@@ -62,6 +62,7 @@ class Stack:
             "RECVAULT_TWILIO_AUTH_TOKENS": self.auth_token,
             "RECVAULT_TWILIO_API_BASE_URL": self.sim_url,
             "RECVAULT_BROKER_URL": self.broker_url,
+            "RECVAULT_WORKER_METRICS_PORT": "0",
             "RECVAULT_QUEUE": QUEUE,
             "RECVAULT_S3_ENDPOINT_URL": self.s3.s3_url,
             "RECVAULT_S3_BUCKET": BUCKET,

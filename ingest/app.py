@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recvault.ingest import views
+from recvault.ingest import ops_views, views
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.graceful import IN_FLIGHT, InFlight
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
+from recvault.ingest.operations import Operations
 from recvault.ingest.spool import Spool
 from recvault.queue.app import create_celery
 from recvault.queue.writer import QueueWriter
@@ -57,8 +58,11 @@ def create_app(settings: Settings) -> web.Application:
         spool = Spool(settings.spool_dir / "callbacks.sqlite3", max_bytes=settings.spool_max_bytes)
         handoff = Handoff(writer, spool, metrics)
         handoff.start(asyncio.get_running_loop())
-        app[INGEST] = IngestContext(settings, celery, metrics, handoff)
+        ops = Operations.open(settings, celery) if settings.api_token.get_secret_value() else None
+        app[INGEST] = IngestContext(settings, celery, metrics, handoff, ops)
         yield
+        if ops is not None:
+            ops.close()
         await asyncio.get_running_loop().run_in_executor(None, handoff.close)
 
     app.cleanup_ctx.append(resources)
@@ -67,4 +71,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)
+    ops_views.add_routes(app)
     return app

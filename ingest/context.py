@@ -1,4 +1,4 @@
-"""What the ingest handlers share: settings, Celery app, hand-off and metrics."""
+"""What the ingest handlers share: settings, Celery app, hand-off, metrics and the operations read models."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from celery import Celery
 
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
+from recvault.ingest.operations import Operations
 from recvault.settings import Settings
 
 
@@ -20,6 +21,8 @@ class IngestContext:
     celery: Celery
     metrics: IngestMetrics
     handoff: Handoff
+    # The operations routes' read models; None while RECVAULT_API_TOKEN is empty (they answer 404).
+    ops: Operations | None = None
 
 
 INGEST = web.AppKey("ingest", IngestContext)

@@ -29,6 +29,8 @@ REGION_API_HOSTS = {
     "au1": "api.sydney.au1.twilio.com",
 }
 # Values people paste from docs or templates instead of a real secret.
+# Shortest operations API token accepted: 16 random characters are beyond guessing online.
+MIN_API_TOKEN_LENGTH = 16
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
 
@@ -85,7 +87,17 @@ class Settings(BaseSettings):
     )
     metrics_dir: Path | None = Field(
         default=None,
-        description="Shared Prometheus directory; `serve --processes N` sets it for its servers.",
+        description="Shared Prometheus directory; `serve --processes N` and `worker` set it for their processes.",
+    )
+
+    # --- operations routes (/status, /api/…) -----------------------------------
+    api_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token of the operations routes; empty: they answer 404.",
+    )
+    media_playback: bool = Field(
+        default=True,
+        description="Whether /api/recordings/{sid}/media hands out presigned URLs (else 403).",
     )
 
     # --- Twilio API -----------------------------------------------------------
@@ -136,6 +148,14 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=12, ge=0)
     retry_backoff_max: int = Field(default=600, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
+    worker_metrics_port: int = Field(
+        default=9808, ge=0, le=65535,
+        description="Port of each worker host's Prometheus /metrics listener; 0 turns it off.",
+    )
+    worker_metrics_host: str = Field(default="0.0.0.0", description="Address the worker's /metrics listens on.")
+    task_events: bool = Field(
+        default=True, description="Workers send Celery task events (for `celery events` and Flower)."
+    )
 
     # --- S3 -------------------------------------------------------------------
     s3_bucket: str = "recvault"
@@ -183,6 +203,16 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens_are_real(cls, tokens: list[SecretStr]) -> list[SecretStr]:
         return [_reject_placeholder(t, "RECVAULT_TWILIO_AUTH_TOKENS") for t in tokens]
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token_is_real(cls, token: SecretStr) -> SecretStr:
+        if not token.get_secret_value():
+            return token  # off
+        _reject_placeholder(token, "RECVAULT_API_TOKEN")
+        if len(token.get_secret_value()) < MIN_API_TOKEN_LENGTH:
+            raise ValueError(f"RECVAULT_API_TOKEN must be at least {MIN_API_TOKEN_LENGTH} characters")
+        return token
 
     @field_validator("twilio_account_sid")
     @classmethod

@@ -34,6 +34,16 @@ class StoredObject:
     retention: Retention | None = None
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """One entry of a listing: enough to tell whether a cached copy is still current."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
 class ObjectStore(Protocol):
     """Create-only, checksummed, streaming object storage."""
 
@@ -79,6 +89,16 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under `prefix`, in key order."""
+
+    def list_objects(self, prefix: str, *, start_after: str | None = None) -> Iterator[ListedObject]:
+        """Every object under `prefix` (after `start_after`, when given), in key order."""
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The immediate sub-folders of `prefix` (keys up to the next '/'), in key order."""
+
+    def presigned_get(self, key: str, *, version_id: str | None, expires_seconds: int,
+                      filename: str | None = None) -> str:
+        """A URL that reads this object (this version) without credentials until it expires."""
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         """Replace the tags of the current version at `key`."""

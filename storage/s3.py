@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from recvault.errors import AlreadyExists, IntegrityFailed
-from recvault.storage.base import Retention, StoredObject
+from recvault.storage.base import ListedObject, Retention, StoredObject
 from recvault.storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
 from recvault.storage.multipart import (
     MAX_PART_SIZE,
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # 8 MiB parts: objects up to 78 GiB within S3's 10,000 parts, about 24 MiB of memory in use.
 DEFAULT_PART_SIZE = 8 * MiB
+# (operation, HTTP status) pairs that answer a check rather than fail: a HEAD finding nothing,
+# a create-only write (If-None-Match: *) finding the key taken.
+EXPECTED_ANSWERS = frozenset({("HeadObject", 404), ("PutObject", 412), ("CompleteMultipartUpload", 412)})
 # A placeholder key pair for a local S3 endpoint when the AWS chain finds no credentials.
 LOCAL_ACCESS_KEY = ("recvault-local", "recvault-local-secret")
 
@@ -70,6 +73,8 @@ class S3Store:
         config = Config(
             # Custom endpoints (SeaweedFS, MinIO) serve buckets by path, not by subdomain.
             s3={"addressing_style": "path"} if self.endpoint_url else {},
+            # SigV4 for presigned URLs too (boto3 may presign with the retired SigV2 otherwise).
+            signature_version="s3v4",
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"mode": "standard", "max_attempts": max_attempts},
@@ -265,6 +270,53 @@ class S3Store:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield item["Key"]
+
+    def list_objects(self, prefix: str, *, start_after: str | None = None) -> Iterator[ListedObject]:
+        """Every object under `prefix` (after `start_after`, when given), in key order."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
+        with s3_errors(f"list {prefix!r}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
+                for item in page.get("Contents", []):
+                    yield ListedObject(item["Key"], item["Size"], item.get("ETag", ""), item["LastModified"])
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The immediate sub-folders of `prefix` (keys up to the next '/'), in key order."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        with s3_errors(f"list folders under {prefix!r}"):
+            return [
+                folder["Prefix"]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+                for folder in page.get("CommonPrefixes") or []
+            ]
+
+    def presigned_get(self, key: str, *, version_id: str | None, expires_seconds: int,
+                      filename: str | None = None) -> str:
+        """A URL that reads this object (this version) without credentials until it expires."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        if filename:
+            params["ResponseContentDisposition"] = f'inline; filename="{filename}"'
+        with s3_errors(f"presign {key}"):
+            return str(self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds))
+
+    def observe_errors(self, observer: Callable[[str, int], None]) -> None:
+        """Call `observer(operation, http_status)` for each S3 call that fails (status 0: no answer).
+
+        Answers that are a check's expected result are not failures: 404 to a HEAD (nothing
+        there yet) and 412 to a create-only write (already there).
+        """
+        def after_call(http_response: Any, model: Any, **_: Any) -> None:
+            status = http_response.status_code
+            if status >= 400 and (model.name, status) not in EXPECTED_ANSWERS:
+                observer(model.name, status)
+
+        def after_error(model: Any, **_: Any) -> None:
+            observer(model.name, 0)
+
+        self._client.meta.events.register("after-call.s3", after_call)
+        self._client.meta.events.register("after-call-error.s3", after_error)
 
     # --- unfinished uploads ---------------------------------------------------
     def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:

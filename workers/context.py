@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from celery import Celery
 
@@ -24,6 +25,7 @@ from recvault.storage.base import ObjectStore
 from recvault.storage.s3 import S3Store
 from recvault.workers.archive import ArchiveOptions
 from recvault.workers.dlq import DeadLetters
+from recvault.workers.metrics import WorkerMetrics
 from recvault.workers.policy import Policy
 from recvault.workers.twilio_api import TwilioApi
 
@@ -43,18 +45,22 @@ class WorkerContext:
     publisher: QueueWriter
 
     @classmethod
-    def build(cls, settings: Settings, app: Celery) -> WorkerContext:
+    def build(cls, settings: Settings, app: Celery, metrics: WorkerMetrics | None = None) -> WorkerContext:
         """Everything a task needs; ConfigurationError names the setting or policy rule."""
         if settings.twilio_account_sid:
             settings.download_credentials(settings.twilio_account_sid)  # fails now, not per task
+        store = S3Store.from_settings(settings)
+        if metrics is not None:
+            store.observe_errors(metrics.s3_error)
         return cls(
             settings=settings,
             twilio=TwilioApi(
                 base_url=str(settings.twilio_api_base_url),
                 allowed_hosts=settings.allowed_media_hosts,
                 credentials=settings.download_credentials,
+                on_error=metrics.twilio_error if metrics is not None else None,
             ),
-            store=S3Store.from_settings(settings),
+            store=store,
             policy=Policy.load(settings.policy_file),
             options=ArchiveOptions(
                 prefix=settings.s3_prefix,
@@ -87,10 +93,13 @@ class ProcessContext:
     """The worker context of this process, and the dead-letter store that outlives its failure."""
 
     def __init__(self, settings: Settings, app: Celery,
-                 build: Callable[[Settings, Celery], WorkerContext] = WorkerContext.build) -> None:
+                 build: Callable[[Settings, Celery], WorkerContext] | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.app = app
-        self._build = build
+        # Made before the pool forks: every child counts into the same metrics (multiprocess files).
+        self.metrics = metrics or WorkerMetrics()
+        self._build = build or partial(WorkerContext.build, metrics=self.metrics)
         self._context: WorkerContext | None = None
         self._error: Exception | None = None
         self._dead_letters: DeadLetters | None = None

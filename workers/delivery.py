@@ -97,3 +97,4 @@ def dead_letter(process: ProcessContext, task: Task, letter_id: str, payload: ob
     except redis.RedisError:
         # Without a durable record the event must not be acknowledged: hand it back.
         raise Reject("dead-letter store unreachable", requeue=True) from None
+    process.metrics.dead_letters.labels(type(error).__name__).inc()

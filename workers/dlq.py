@@ -28,13 +28,13 @@ from typing import Any
 import redis
 
 from recvault.errors import RecvaultError
+from recvault.layout import DEAD_LETTERS, DLQ_KEY
 from recvault.queue.broker import broker_client
 from recvault.storage.base import ObjectStore, Retention
 
 log = logging.getLogger("recvault.worker")
 
-DLQ_KEY = "recvault:dlq"
-S3_FOLDER = "dead-letters/"
+S3_FOLDER = DEAD_LETTERS
 # Deletes the hash entry only while it still holds the letter that was resolved (same
 # failed_at), never a newer failure of the same event written meanwhile.
 _REMOVE_IF_SAME = """

@@ -1,24 +1,20 @@
-"""Where things are stored and what the metadata documents say.
-
-Layout under the configured prefix (Hive-style `date=` partitions for Athena/DuckDB)::
-
-    media/date=2026-11-24/AC…/RE….wav         the recording, create-only, Object Lock
-    metadata/date=2026-11-24/RE….json         one JSON line: the Recording resource + archive facts
-    events/date=2026-11-24/RE…-absent.json    non-completed callbacks (in-progress, absent, failed, …)
-    audit/date=2026-11-24/RE…/<time>-<action>.json   one record per action taken
-
-Keys are deterministic from the RecordingSid and the recording's start date, so a
-redelivered task finds its own earlier work.
-"""
+"""What the metadata documents say; where they are stored is `recvault.layout`."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from recvault import __version__
+
+# Keys and the line format live with the layout; named here too for the modules that build documents.
+from recvault.layout import audit_key as audit_key
+from recvault.layout import event_key as event_key
+from recvault.layout import json_line as json_line
+from recvault.layout import media_key as media_key
+from recvault.layout import metadata_key as metadata_key
+from recvault.layout import retention_fields
 from recvault.storage.base import Retention
 
 # The Recording resource's fields as Twilio names them; every document carries them all.
@@ -41,23 +37,6 @@ def recording_date(start_time: str | None, fallback: datetime) -> str:
     return fallback.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def media_key(prefix: str, date: str, account_sid: str, recording_sid: str, fmt: str) -> str:
-    return f"{prefix}media/date={date}/{account_sid}/{recording_sid}.{fmt}"
-
-
-def metadata_key(prefix: str, date: str, recording_sid: str) -> str:
-    return f"{prefix}metadata/date={date}/{recording_sid}.json"
-
-
-def event_key(prefix: str, date: str, recording_sid: str, status: str) -> str:
-    return f"{prefix}events/date={date}/{recording_sid}-{status}.json"
-
-
-def audit_key(prefix: str, recording_sid: str, action: str, when: datetime) -> str:
-    stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
-    return f"{prefix}audit/date={when:%Y-%m-%d}/{recording_sid}/{stamp}-{action}.json"
-
-
 def metadata_document(recording: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
     """Every Recording resource field (null when Twilio omitted it) plus the archive facts."""
     document = {name: recording.get(name) for name in RECORDING_FIELDS}
@@ -68,18 +47,8 @@ def metadata_document(recording: dict[str, Any], archive: dict[str, Any]) -> dic
 
 def retention_of(document: dict[str, Any]) -> Retention:
     """The Object Lock a recording's document records, for every later object of that recording."""
-    until = document.get("retain_until")
-    mode = document.get("retention_mode")
-    return Retention(
-        mode=mode if mode in ("COMPLIANCE", "GOVERNANCE") and until else None,
-        until=datetime.fromisoformat(until) if until else None,
-        legal_hold=bool(document.get("legal_hold")),
-    )
-
-
-def json_line(document: dict[str, Any]) -> bytes:
-    """One JSON object on one line, as Athena and DuckDB read it."""
-    return (json.dumps(document, separators=(",", ":"), sort_keys=True, default=str) + "\n").encode()
+    mode, until, legal_hold = retention_fields(document)
+    return Retention(mode=mode, until=until, legal_hold=legal_hold)
 
 
 def s3_user_metadata(recording: dict[str, Any]) -> dict[str, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from celery import Celery, Task
@@ -23,6 +25,7 @@ log = logging.getLogger("recvault.worker")
 def register_tasks(app: Celery, process: ProcessContext) -> None:
     """Attach recvault's tasks to `app`; they run with the context `process` built at start."""
     settings = process.settings
+    metrics = process.metrics
     install_keeper(app, lambda held: UnackedKeeper.for_writer(process.writer(), settings, held=held))
 
     def follow_up(ctx: WorkerContext, task: str, payload: dict, dedup_key: str, *, task_id: str | None = None,
@@ -37,7 +40,17 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         params = payload.get("params") if isinstance(payload, dict) else None
         sid = _first(params, "RecordingSid")
         letter_id = f"{sid}:{_first(params, 'RecordingStatus')}" if sid else f"unparseable:{self.request.id}"
-        return guarded(self, process, letter_id, payload, lambda ctx: _archive(self, ctx, payload))
+        return _measured(ARCHIVE_TASK, lambda: guarded(self, process, letter_id, payload,
+                                                       lambda ctx: _archive(self, ctx, payload)))
+
+    def _measured(name: str, run: Callable[[], str]) -> str:
+        started, outcome = time.perf_counter(), "handed-back"  # unless run() returns
+        try:
+            outcome = run()
+            return outcome
+        finally:
+            metrics.task_seconds.labels(name).observe(time.perf_counter() - started)
+            metrics.tasks.labels(name, outcome).inc()
 
     def _archive(task: Task, ctx: WorkerContext, payload: dict) -> str:
         try:
@@ -47,13 +60,21 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
             return "dead-lettered"
         extra = {"recording_sid": event.recording_sid, "status": event.recording_status,
                  "task_id": task.request.id}
+        received_at = _received_at(payload)
+        metrics.in_flight.inc()
         try:
             result = archive_event(
-                event, received_at=_received_at(payload), twilio=ctx.twilio, store=ctx.store,
+                event, received_at=received_at, twilio=ctx.twilio, store=ctx.store,
                 policy=ctx.policy, options=ctx.options,
             )
         except Exception as error:
             return _failed(task, ctx, event.dedup_key, payload, error, extra)
+        finally:
+            metrics.in_flight.dec()
+        if result.outcome == "archived" and result.media is not None:
+            metrics.archived.inc()
+            metrics.archived_bytes.inc(result.media.size)
+            metrics.callback_to_archive.observe(max(0.0, (utcnow() - received_at).total_seconds()))
         if result.price_pending:
             target = RefreshTarget.for_document(event.account_sid, event.recording_sid, result.key)
             follow_up(ctx, REFRESH_TASK, target.payload(attempt=1), f"{event.recording_sid}:refresh:1",
@@ -64,7 +85,8 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
     @app.task(name=REFRESH_TASK, bind=True, max_retries=None, shared=False)
     def refresh_recording_task(self: Task, payload: dict) -> str:
         letter_id = f"{payload.get('recording_sid') if isinstance(payload, dict) else None}:refresh"
-        return guarded(self, process, letter_id, payload, lambda ctx: _refresh(self, ctx, payload))
+        return _measured(REFRESH_TASK, lambda: guarded(self, process, letter_id, payload,
+                                                       lambda ctx: _refresh(self, ctx, payload)))
 
     def _refresh(task: Task, ctx: WorkerContext, payload: dict) -> str:
         attempt = int(payload.get("attempt", 1))
@@ -90,6 +112,7 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         retries = task.request.retries
         if not isinstance(error, PermanentError) and retries < settings.max_retries:
             delay = backoff(retries, cap=settings.retry_backoff_max, retry_after=getattr(error, "retry_after", None))
+            metrics.retries.labels(type(error).__name__).inc()
             log.warning("retrying", extra={**extra, "error": str(error), "kind": type(error).__name__,
                                            "retry_in": round(delay, 1), "retries": retries})
             follow_up(ctx, task.name, payload, f"{letter_id}:{task.request.id}:retry:{retries + 1}",

@@ -62,6 +62,7 @@ class TwilioApi:
         credentials: Callable[[str], tuple[str, str]],
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        on_error: Callable[[int], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._targets = CredentialTargets(allowed_hosts, origin_as_sent(_prepared_url(self.base_url)))
@@ -70,6 +71,8 @@ class TwilioApi:
         self._timeout = (connect_timeout, read_timeout)
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "recvault"
+        # Told the HTTP status of every answer of 400 or more, and 0 for a request that got none.
+        self._on_error = on_error or (lambda status: None)
 
     def close(self) -> None:
         self._session.close()
@@ -148,11 +151,14 @@ class TwilioApi:
                 if not stream:
                     _ = response.content  # read here, where a cut body is TwilioUnavailable
             except requests.RequestException as error:
+                self._on_error(0)
                 raise TwilioUnavailable(f"{method} {_path(url)}: {type(error).__name__}") from None
             if response.is_redirect:
                 response.close()
                 url, params = _redirect_target(url, response.headers["Location"]), None
                 continue
+            if response.status_code >= 400:
+                self._on_error(response.status_code)
             try:
                 _raise_for(response, method, url, dual=dual)
                 yield response

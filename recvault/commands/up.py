@@ -81,6 +81,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         started.append(Component("worker", ["worker"], env).start())
         callback = f"{base}/twilio/recording-status"
         print(f"\nrecvault is up. Recording Status Callback URL: {callback}", flush=True)
+        if settings.api_token.get_secret_value():
+            print(f"Status page: {base}/status (sign in at {base}/status/login)", flush=True)
+        if settings.worker_metrics_port:
+            print(f"Worker metrics: http://127.0.0.1:{settings.worker_metrics_port}/metrics", flush=True)
         if simulate and not args.no_demo:
             _demo(callback, env, settings.model_copy(update={"s3_endpoint_url": s3_url}))
         if args.demo_only:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from recvault.settings import Settings
 
@@ -17,13 +19,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hostname", "-n", default="recvault@%h", help="worker node name")
 
 
+# The variable prometheus-client reads, at import, to keep values in files shared by processes.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_directory(settings: Settings) -> Path:
+    """The pool's shared metrics directory, emptied of a previous run's files.
+
+    Set for prometheus-client before anything imports it (it reads the variable only then);
+    recvault itself takes the directory from settings.metrics_dir.
+    """
+    directory = (settings.metrics_dir or settings.data_dir / "worker-metrics").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIR_ENV] = str(directory)
+    return directory
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.worker_metrics_port:
+        settings = settings.model_copy(update={"metrics_dir": metrics_directory(settings)})
     from celery.signals import celeryd_init, worker_process_init
 
     from recvault.errors import ConfigurationError
     from recvault.logs import configure_logging
     from recvault.queue.app import create_celery
     from recvault.workers.context import ProcessContext
+    from recvault.workers.metrics import serve_metrics
     from recvault.workers.tasks import register_tasks
 
     configure_logging(settings.log_level, settings.log_format)
@@ -43,14 +66,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             'created with Object Lock, or set mode = "none" in those rules'
         )
     register_tasks(app, process)
+    if settings.worker_metrics_port and settings.metrics_dir is not None:
+        serve_metrics(settings.metrics_dir, settings.worker_metrics_host, settings.worker_metrics_port)
     # Each prefork pool child builds its own clients after the fork.
     worker_process_init.connect(lambda **_: process.build_after_fork(), weak=False)
     argv = [
         "worker", "-Q", settings.queue, "-P", args.pool,
         "-c", str(args.concurrency or settings.worker_concurrency),
         "-n", args.hostname, "--loglevel", settings.log_level,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--without-gossip", "--without-mingle",
     ]
+    if not settings.task_events:
+        argv.append("--without-heartbeat")  # worker heartbeats are events too: only for those who listen
     # Celery's worker_main() drops the worker's exit status; keep it, so that a worker that
     # stops on an unrecoverable error (a broker connection lost at the wrong moment can do
     # that) exits non-zero and its supervisor starts it again.

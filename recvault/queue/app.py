@@ -54,7 +54,8 @@ def create_celery(settings: Settings) -> Celery:
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=max(settings.task_time_limit - 60, 1),
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Task events (received, started, succeeded, …) for `celery events` and Flower.
+        worker_send_task_events=settings.task_events,
         timezone="UTC",
         enable_utc=True,
     )

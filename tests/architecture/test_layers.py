@@ -16,8 +16,9 @@ PACKAGE_DIRS = {"recvault": "recvault", "ingest": "recvault.ingest", "workers": 
 # tier; never a sibling of its own tier, never a higher tier.
 TIERS: list[dict[str, tuple[str, ...]]] = [
     {"core": ("recvault", "recvault.settings", "recvault.errors", "recvault.events", "recvault.sids",
-              "recvault.wav", "recvault.logs")},
+              "recvault.wav", "recvault.logs", "recvault.layout")},
     {"queue": ("recvault.queue",), "storage": ("recvault.storage",)},
+    {"ops": ("recvault.ops",)},
     {"ingest": ("recvault.ingest",), "workers": ("recvault.workers",)},
     {"launch": ("recvault.launch",), "simulator": ("recvault.simulator",)},
     {"commands": ("recvault.cli", "recvault.commands")},
@@ -127,5 +128,7 @@ def test_the_checks_catch_what_they_guard_against() -> None:
     assert violations("recvault.storage.s3", "from storage.base import Retention\n")
     assert not violations("recvault.workers.tasks", "from recvault.queue.app import ARCHIVE_TASK\n")
     assert not violations("recvault.storage.s3", "from .base import Retention\n")
+    assert violations("recvault.ops.view", "from recvault.workers.dlq import DeadLetters\n")
+    assert not violations("recvault.ingest.operations", "from recvault.ops.view import ArchiveView\n")
     assert list(environment_reads(ast.parse("import os\nx = os.environ.get('A')\n"))) == [2]
     assert list(environment_reads(ast.parse("import os\nos.environ['A'] = 'b'\n"))) == []

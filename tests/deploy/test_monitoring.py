@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from recvault.ingest.metrics import IngestMetrics
+from recvault.workers.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -20,13 +21,13 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "recvault.json"
 # The workers' metrics (name: type, label names), as `recvault worker` exports them.
 WORKER_METRICS = {
-    "recvault_archived_total": ("counter", set()),
+    "recvault_archived_recordings_total": ("counter", set()),
     "recvault_archived_bytes_total": ("counter", set()),
-    "recvault_archive_task_seconds": ("histogram", set()),
-    "recvault_retries_total": ("counter", {"error"}),
+    "recvault_task_seconds": ("histogram", {"task"}),
+    "recvault_task_retries_total": ("counter", {"error"}),
     "recvault_dead_letters_total": ("counter", {"error"}),
     "recvault_twilio_errors_total": ("counter", {"status"}),
-    "recvault_s3_errors_total": ("counter", {"status"}),
+    "recvault_s3_errors_total": ("counter", {"operation", "status"}),
     "recvault_archives_in_flight": ("gauge", set()),
     "recvault_callback_to_archive_seconds": ("histogram", set()),
 }
@@ -48,6 +49,13 @@ def promtool() -> str:
 
 def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([promtool(), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_worker_metrics_listed_here_are_the_ones_workers_export() -> None:
+    exported = {family.name: family.type for family in WorkerMetrics().registry.collect()}
+    listed = {(base.removesuffix("_total") if kind == "counter" else base): kind
+              for base, (kind, _) in WORKER_METRICS.items()}
+    assert listed.items() <= exported.items()
 
 
 def series_names(base: str, kind: str) -> set[str]:

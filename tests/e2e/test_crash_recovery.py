@@ -30,7 +30,8 @@ def test_a_worker_killed_mid_upload_is_replaced_within_a_minute(redis_url, s3_st
                                                                 tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
     # Only what locates the services: every delivery setting is recvault's default.
-    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_S3_ENDPOINT_URL=s3_store.endpoint_url,
+    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_WORKER_METRICS_PORT="0",
+               RECVAULT_S3_ENDPOINT_URL=s3_store.endpoint_url,
                RECVAULT_S3_BUCKET=s3_store.bucket, RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token,
                RECVAULT_TWILIO_API_BASE_URL=sim.base_url, RECVAULT_S3_PART_SIZE_MIB="5", PYTHONUNBUFFERED="1")
     # 600 s of mono WAV is 9.6 MB: two parts, streamed at 2 MB/s, so the upload is under way for seconds.

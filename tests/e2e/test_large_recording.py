@@ -30,7 +30,7 @@ def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
     env = {**os.environ, "RECVAULT_BROKER_URL": redis_url, "RECVAULT_TWILIO_AUTH_TOKENS": sim_account.token,
            "RECVAULT_TWILIO_API_BASE_URL": sim.base_url, "RECVAULT_S3_BUCKET": s3_store.bucket,
            "RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_DATA_DIR": str(tmp_path),
-           "RECVAULT_QUEUE": f"large-{free_port()}"}
+           "RECVAULT_WORKER_METRICS_PORT": "0", "RECVAULT_QUEUE": f"large-{free_port()}"}
     settings = Settings(_env_file=None, broker_url=redis_url, queue=env["RECVAULT_QUEUE"])
     worker = Component("worker", ["worker", "-c", "1"], env, log_path=tmp_path / "worker.log")
     url = sim.recording_url(rec)

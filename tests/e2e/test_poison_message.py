@@ -26,7 +26,8 @@ pytestmark = pytest.mark.system
 def test_a_recording_that_kills_its_worker_is_dead_lettered_not_retried_forever(
         redis_url, s3_store, sim, sim_account, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
-    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_S3_ENDPOINT_URL=s3_store.endpoint_url,
+    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_WORKER_METRICS_PORT="0",
+               RECVAULT_S3_ENDPOINT_URL=s3_store.endpoint_url,
                RECVAULT_S3_BUCKET=s3_store.bucket, RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token,
                RECVAULT_TWILIO_API_BASE_URL=sim.base_url, PYTHONUNBUFFERED="1")
     # A slow download: each delivery is still running when its pool process is killed (an OOM kill).

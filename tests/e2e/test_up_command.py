@@ -17,7 +17,7 @@ pytestmark = pytest.mark.system
 def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
     env.update({"RECVAULT_DATA_DIR": str(tmp_path / "data"), "RECVAULT_BROKER_URL": redis_url,
-                "RECVAULT_LOG_LEVEL": "WARNING"})
+                "RECVAULT_WORKER_METRICS_PORT": "0", "RECVAULT_LOG_LEVEL": "WARNING"})
     ports = [str(free_port()) for _ in range(3)]
     result = subprocess.run(
         [sys.executable, "-m", "recvault.cli", "up", "--demo-only",

@@ -131,6 +131,8 @@ class Stack:
             "RECVAULT_TWILIO_API_KEY_SID": self.api_key_sid,
             "RECVAULT_TWILIO_API_KEY_SECRET": self.api_key_secret,
             "RECVAULT_BROKER_URL": self.broker_url,
+            # Several workers share this host: none of them serves /metrics.
+            "RECVAULT_WORKER_METRICS_PORT": "0",
             "RECVAULT_BROKER_TRANSPORT_OPTIONS": json.dumps(self.transport_options),
             "RECVAULT_QUEUE": self.queue,
             "RECVAULT_S3_BUCKET": self.bucket,

@@ -119,3 +119,21 @@ def test_an_explicit_api_base_keeps_the_regions_hosts_allowed(monkeypatch) -> No
 
 def test_an_unknown_region_is_refused_by_name(monkeypatch) -> None:
     assert refusal(monkeypatch, TWILIO_REGION="eu2").startswith("RECVAULT_TWILIO_REGION:")
+
+
+@pytest.mark.parametrize("token", ["changeme", "short-token", "x" * 20])
+def test_an_api_token_must_be_long_and_real(monkeypatch, token: str) -> None:
+    message = refusal(monkeypatch, API_TOKEN=token)
+    assert "RECVAULT_API_TOKEN" in message and token not in message
+
+
+def test_the_operations_routes_are_off_until_a_token_is_set() -> None:
+    assert Settings().api_token.get_secret_value() == ""
+    assert Settings(api_token="a-long-random-token-1234").api_token.get_secret_value() == "a-long-random-token-1234"
+    assert "a-long-random" not in repr(Settings(api_token="a-long-random-token-1234"))
+
+
+def test_worker_operations_defaults(monkeypatch) -> None:
+    settings = load_settings()
+    assert (settings.worker_metrics_port, settings.task_events, settings.media_playback) == (9808, True, True)
+    assert "RECVAULT_WORKER_METRICS_PORT" in refusal(monkeypatch, WORKER_METRICS_PORT="70000")

@@ -369,3 +369,16 @@ def test_put_stream_memory_stays_bounded(s3_store: S3Store) -> None:
     assert head is not None and head.size == total
     # SeaweedFS drops a deleted bucket's volume files at once: give the disk space back.
     s3_store._client.delete_bucket(Bucket=s3_store.bucket)
+
+
+def test_failed_calls_are_reported_but_a_checks_expected_answer_is_not(s3_store: S3Store) -> None:
+    seen: list[tuple[str, int]] = []
+    s3_store.observe_errors(lambda operation, status: seen.append((operation, status)))
+    assert s3_store.head("nothing-here") is None  # 404 to a HEAD: the answer to "is it there?"
+    s3_store.put_bytes("once", b"x", content_type="text/plain")
+    with pytest.raises(AlreadyExists):  # 412 to a create-only write: "already there"
+        s3_store.put_bytes("once", b"y", content_type="text/plain")
+    assert seen == []
+    with pytest.raises(StorageRejected):
+        s3_store.get_bytes("nothing-here")
+    assert seen == [("GetObject", 404)]

@@ -21,7 +21,8 @@ def test_a_worker_that_stops_on_a_broker_error_exits_non_zero(private_redis, s3_
                                                                 tmp_path) -> None:
     broker = f"{private_redis.url}/0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
-    env.update(RECVAULT_BROKER_URL=broker, RECVAULT_S3_ENDPOINT_URL=s3_endpoint, RECVAULT_S3_CREATE_BUCKET="true",
+    env.update(RECVAULT_BROKER_URL=broker, RECVAULT_WORKER_METRICS_PORT="0",
+               RECVAULT_S3_ENDPOINT_URL=s3_endpoint, RECVAULT_S3_CREATE_BUCKET="true",
                RECVAULT_S3_BUCKET="worker-exit", RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token,
                RECVAULT_TWILIO_API_BASE_URL=sim.base_url, PYTHONUNBUFFERED="1")
     log = tmp_path / "worker.log"
@@ -51,7 +52,8 @@ def test_a_worker_keeps_consuming_after_redis_restarts_under_it(private_redis, s
     broker = f"{private_redis.url}/0"
     bucket = "worker-redis-restart"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
-    env.update(RECVAULT_BROKER_URL=broker, RECVAULT_S3_ENDPOINT_URL=s3_endpoint, RECVAULT_S3_CREATE_BUCKET="true",
+    env.update(RECVAULT_BROKER_URL=broker, RECVAULT_WORKER_METRICS_PORT="0",
+               RECVAULT_S3_ENDPOINT_URL=s3_endpoint, RECVAULT_S3_CREATE_BUCKET="true",
                RECVAULT_S3_BUCKET=bucket, RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token,
                RECVAULT_TWILIO_API_BASE_URL=sim.base_url, PYTHONUNBUFFERED="1")
     log = tmp_path / "worker.log"

@@ -29,7 +29,7 @@ BROKEN_POLICY = GOOD_POLICY + '[[rule]]\nname = "finance-7y"\nsource = ["DialVer
 
 def _env(redis_url: str, s3_endpoint: str, sim, sim_account, policy: Path, bucket: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
-    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_S3_ENDPOINT_URL=s3_endpoint,
+    env.update(RECVAULT_BROKER_URL=redis_url, RECVAULT_WORKER_METRICS_PORT="0", RECVAULT_S3_ENDPOINT_URL=s3_endpoint,
                RECVAULT_S3_CREATE_BUCKET="true", RECVAULT_S3_BUCKET=bucket,
                RECVAULT_TWILIO_AUTH_TOKENS=sim_account.token, RECVAULT_TWILIO_API_BASE_URL=sim.base_url,
                RECVAULT_POLICY_FILE=str(policy), RECVAULT_LOG_FORMAT="text", PYTHONUNBUFFERED="1")
