@@ -48,6 +48,8 @@ S3_ACTIONS = {
     "abort_multipart_upload": {"s3:AbortMultipartUpload"},
     "put_object_tagging": {"s3:PutObjectTagging"},
     "get_object": {"s3:GetObject", "s3:GetObjectVersion"},
+    # Signed locally; the browser's request it authorises needs what get_object needs.
+    "generate_presigned_url": {"s3:GetObject", "s3:GetObjectVersion"},
     # HEAD shows an object's retention and legal hold only to those allowed to read them.
     "head_object": {"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"},
     # A bucket created with Object Lock is versioned and gets a lock configuration.
