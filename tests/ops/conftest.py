@@ -42,11 +42,11 @@ class Archived:
         return [d for d in self.documents.values() if d["media_key"].split("/")[1] == f"date={day}"]
 
 
-@pytest.fixture(scope="module")
-def archive_env(s3_endpoint: str, request: pytest.FixtureRequest) -> Iterator[ArchiveEnv]:
-    """The worker's archive functions, the simulator and a bucket, shared by one test module."""
+@pytest.fixture(scope="package")
+def archive_env(s3_endpoint: str) -> Iterator[ArchiveEnv]:
+    """The worker's archive functions, the simulator and a bucket, shared by the tests of this package."""
     account = new_sid("AC"), secrets.token_hex(16)
-    store = S3Store(unique_bucket(request.module.__name__), endpoint_url=s3_endpoint, part_size=MIN_PART_SIZE)
+    store = S3Store(unique_bucket("ops-archive"), endpoint_url=s3_endpoint, part_size=MIN_PART_SIZE)
     store.ensure_bucket(create=True)
     sim = SimServer()
     sim.state.add_account(*account)
@@ -62,9 +62,9 @@ def s3_store(archive_env: ArchiveEnv) -> S3Store:
     return archive_env.store
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def archive(archive_env: ArchiveEnv) -> Archived:
-    """Six archived recordings over three days (two DialVerb) and one absent, once per module."""
+    """Six archived recordings over three days (two DialVerb) and one absent, once per test run."""
     sim = archive_env.sim
     now = datetime.now(UTC)
     plan = [
@@ -90,7 +90,7 @@ def archive(archive_env: ArchiveEnv) -> Archived:
 
 @pytest.fixture
 def archived(archive: Archived, redis_url: str) -> Archived:
-    """The module's archive, and one dead letter in this test's Redis database."""
+    """The shared archive, and one dead letter in this test's Redis database."""
     letters = DeadLetters.connect(redis_url)
     lost = "RE" + secrets.token_hex(16)
     letters.add(f"{lost}:completed", "recvault.archive_event", {"params": {"RecordingSid": lost}},
