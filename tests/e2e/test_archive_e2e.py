@@ -78,6 +78,7 @@ async def test_every_kind_of_recording_is_archived_once_with_matching_sha256(
     assert s3_store.incomplete_uploads() == []
 
 
+@pytest.mark.system  # covered again by the fault suite; kept out of the fast tier
 @pytest.mark.parametrize(
     ("faults", "outcome"),
     [

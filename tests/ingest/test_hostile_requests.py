@@ -200,6 +200,7 @@ def test_an_unsigned_request_is_refused_before_its_body_is_read(served: Served) 
     assert first.startswith(b"HTTP/1.1 403 ") and b"X-Twilio-Signature" in first, first
 
 
+@pytest.mark.system  # covered again by the fault suite; kept out of the fast tier
 async def test_slow_clients_are_cut_off_while_callbacks_are_answered(served: Served) -> None:
     slow_headers = f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".encode()
     slow_body = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"

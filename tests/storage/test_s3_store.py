@@ -289,6 +289,7 @@ def test_from_settings(s3_endpoint: str) -> None:
     assert store.get_bytes("k") == b"v"
 
 
+@pytest.mark.system  # covered again by the fault suite; kept out of the fast tier
 def test_outage_is_unavailable_then_recovers(tmp_path: Path) -> None:
     server = SeaweedFS(tmp_path / "weed")
     start_or_fail(server)

@@ -19,7 +19,7 @@ def _dlq(redis_url: str, *args: str, **variables: str) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=60)
 
 
-def test_list_show_replay_and_drop(redis_url) -> None:
+def test_list_show_replay_and_drop(redis_url, s3_store) -> None:
     letters = DeadLetters.connect(redis_url)
     payload = {"params": {"RecordingSid": "RE" + "1" * 32}, "received_at": "2026-11-24T00:00:00+00:00"}
     letters.add("RE" + "1" * 32 + ":completed", ARCHIVE_TASK, payload, reason="403 from Twilio",
@@ -27,24 +27,26 @@ def test_list_show_replay_and_drop(redis_url) -> None:
     letters.add("RE" + "2" * 32 + ":completed", ARCHIVE_TASK, payload, reason="gone",
                 error="RecordingGone", attempts=1)
 
-    listing = _dlq(redis_url, "list")
+    # The archive bucket is missing here: listing says so and shows what Redis holds.
+    nowhere = {"RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_S3_BUCKET": "no-such-archive"}
+    listing = _dlq(redis_url, "list", **nowhere)
     assert listing.returncode == 0
     assert "listing Redis only" in listing.stderr  # no S3 configured: said, not hidden
     assert "TwilioAuthFailed" in listing.stdout and "403 from Twilio" in listing.stdout
     assert len(listing.stdout.splitlines()) == 2
-    shown = json.loads(_dlq(redis_url, "show", "RE" + "1" * 32 + ":completed").stdout)
+    shown = json.loads(_dlq(redis_url, "show", "RE" + "1" * 32 + ":completed", **nowhere).stdout)
     assert shown["payload"] == payload
 
-    replay = _dlq(redis_url, "replay", "RE" + "1" * 32 + ":completed")
+    replay = _dlq(redis_url, "replay", "RE" + "1" * 32 + ":completed", **nowhere)
     assert replay.returncode == 0 and "replayed 1" in replay.stdout
     queued = redis.Redis.from_url(redis_url).lrange("recvault", 0, -1)
     assert len(queued) == 1 and json.loads(queued[0])["headers"]["task"] == ARCHIVE_TASK
 
-    assert _dlq(redis_url, "drop", "RE" + "2" * 32 + ":completed").returncode == 0
+    assert _dlq(redis_url, "drop", "RE" + "2" * 32 + ":completed", **nowhere).returncode == 0
     assert letters.list() == []
-    missing = _dlq(redis_url, "show", "nope")
+    missing = _dlq(redis_url, "show", "nope", **nowhere)
     assert missing.returncode == 1 and "no dead letter" in missing.stderr
-    assert _dlq(redis_url, "replay").returncode == 2
+    assert _dlq(redis_url, "replay", **nowhere).returncode == 2
 
 
 def test_dead_letters_outlive_a_redis_that_forgets_them(redis_url, s3_store) -> None:

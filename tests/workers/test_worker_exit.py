@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 import redis
 
 from recvault.launch.process import Component
@@ -15,6 +16,9 @@ from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
 from recvault.storage.s3 import S3Store
 from tests.fixtures.worker import wait_for
+
+# Real worker processes under Redis restarts: the system tier (the fault suite repeats it at scale).
+pytestmark = pytest.mark.system
 
 
 def test_a_worker_that_stops_on_a_broker_error_exits_non_zero(private_redis, s3_endpoint, sim, sim_account,
