@@ -6,6 +6,7 @@ System tier (`make test-system`): every scenario at its quick size, then at its 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +21,10 @@ pytestmark = pytest.mark.system
 def assert_clean(result: ScenarioResult) -> None:
     """Every figure and check of a scenario, with its table row as the failure message."""
     report = markdown_table([result])
+    # RECVAULT_FAULTS_REPORT=FILE collects every row and its notes, as `python -m tests.faults` prints them.
+    if os.environ.get("RECVAULT_FAULTS_REPORT"):
+        with open(os.environ["RECVAULT_FAULTS_REPORT"], "a") as out:
+            out.write(report + "\n" + "\n".join(f"  - {note}" for note in result.notes) + "\n\n")
     assert result.accepted > 0, report
     assert result.lost == 0, report
     assert result.duplicated == 0, report
