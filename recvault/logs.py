@@ -31,8 +31,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route every logger to stderr in the chosen format; safe to call more than once."""
+    """Route every logger to stderr in the chosen format; safe to call more than once.
+
+    `auto` writes lines for people on a terminal and JSON lines anywhere else (files, pipes,
+    log collectors)."""
     handler = logging.StreamHandler(sys.stderr)
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -174,7 +174,8 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     data_dir: Path = Path(".recvault")
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["json", "text", "auto"] = Field(
+        default="auto", description="json, text, or auto: text on a terminal, JSON otherwise.")
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         S3Store.from_settings(settings.model_copy(update={"s3_endpoint_url": s3_url})).ensure_bucket(create=True)
         env = {**os.environ, "RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
                "RECVAULT_DATA_DIR": str(data), "RECVAULT_S3_CREATE_BUCKET": "true"}
+        # The status page and API need a token: embedded mode makes one, kept with its data.
+        api_token = settings.api_token.get_secret_value() or _embedded_secret(data / "embedded-api-token")
+        env["RECVAULT_API_TOKEN"] = api_token
         simulate = not settings.twilio_auth_tokens
         if simulate:
             identity = _embedded_identity(data)
@@ -81,12 +85,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         started.append(Component("worker", ["worker"], env).start())
         callback = f"{base}/twilio/recording-status"
         print(f"\nrecvault is up. Recording Status Callback URL: {callback}", flush=True)
-        if settings.api_token.get_secret_value():
-            print(f"Status page: {base}/status (sign in at {base}/status/login)", flush=True)
+        print(f"Status page: {base}/status (sign in at {base}/status/login with the API token)", flush=True)
+        if not settings.api_token.get_secret_value():
+            print(f"API token (embedded mode, kept in {data / 'embedded-api-token'}): {api_token}", flush=True)
         if settings.worker_metrics_port:
             print(f"Worker metrics: http://127.0.0.1:{settings.worker_metrics_port}/metrics", flush=True)
         if simulate and not args.no_demo:
             _demo(callback, env, settings.model_copy(update={"s3_endpoint_url": s3_url}))
+            _show_on_status_page(base, api_token)
         if args.demo_only:
             return 0
         print("Ctrl-C stops everything.", flush=True)
@@ -128,6 +134,30 @@ def _redis(settings: Settings, data: Path, started: list[ChildProcess], RedisSer
     started.append(server)
     print(f"started redis-server (AOF) at {server.url}, data in {data / 'redis'}", flush=True)
     return server.url + (parts.path if parts.path not in ("", "/") else "/0")
+
+
+def _embedded_secret(path: Path) -> str:
+    """A random secret kept in `path` (mode 0600), made on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_hex(24)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def _show_on_status_page(base: str, token: str) -> None:
+    """What the recordings API (the status page's source) says of the demo's recordings."""
+    request = urllib.request.Request(f"{base}/api/recordings", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            listed = json.loads(response.read())
+    except (OSError, ValueError) as error:
+        print(f"recvault: the recordings API did not answer: {error}", file=sys.stderr)
+        return
+    count = len(listed.get("items", []))
+    print(f"status page and API: {count} recording(s) listed at {base}/status and {base}/api/recordings",
+          flush=True)
 
 
 def _embedded_identity(data: Path) -> dict[str, str]:

@@ -33,6 +33,11 @@ def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None
     # 20 s mono, 45 s dual and 30 s mono WAV at 8 kHz 16-bit, plus 44-byte headers.
     assert sorted(int(size) for _, size in media) == [320044, 480044, 1440044]
     assert len(re.findall(r"events/date=\S+-in-progress\.json", out)) == 3
+    assert f"Status page: http://127.0.0.1:{ports[0]}/status" in out
+    listed = re.search(r"status page and API: (\d+) recording\(s\) listed", out)
+    assert listed is not None and int(listed[1]) >= 3, out[-2000:]
+    api_token = (tmp_path / "data" / "embedded-api-token").read_text().strip()
+    assert "API token (embedded mode" in out and api_token in out
     identity = tmp_path / "data" / "embedded-twilio.json"
     assert oct(identity.stat().st_mode & 0o777) == "0o600"
     token = __import__("json").loads(identity.read_text())["auth_token"]
