@@ -95,6 +95,7 @@ def test_tls_without_the_servers_ca_is_refused_by_ingest_and_workers(tls_redis: 
     writer.close()
 
 
+@pytest.mark.system  # a real failover: beside the Sentinel scenario
 def test_sentinel_broker_follows_a_failover_and_waits_for_a_replica(sentinel_setup: SentinelSetup) -> None:
     settings = Settings(broker_url=sentinel_setup.url, broker_transport_options=sentinel_setup.transport_options,
                         queue="q")

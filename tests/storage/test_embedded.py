@@ -36,6 +36,7 @@ def test_free_ports_are_distinct_and_bindable() -> None:
         sock.bind(("127.0.0.1", ports.pop()))
 
 
+@pytest.mark.system  # two more SeaweedFS servers
 def test_two_seaweedfs_side_by_side(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
     with SeaweedFS(tmp_path / "second") as second:
         assert set(second.ports.values()).isdisjoint(seaweedfs.ports.values())

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import redis
 
 from recvault.queue.app import ARCHIVE_TASK
@@ -19,6 +20,7 @@ def _dlq(redis_url: str, *args: str, **variables: str) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.system  # seven command processes
 def test_list_show_replay_and_drop(redis_url, s3_store) -> None:
     letters = DeadLetters.connect(redis_url)
     payload = {"params": {"RecordingSid": "RE" + "1" * 32}, "received_at": "2026-11-24T00:00:00+00:00"}

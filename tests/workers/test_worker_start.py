@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import psutil
+import pytest
 import redis
 
 from recvault.launch.process import Component
@@ -98,6 +99,7 @@ def _plain_bucket(s3_endpoint: str, name: str) -> None:
                  aws_secret_access_key="any").create_bucket(Bucket=name)
 
 
+@pytest.mark.system  # real worker processes
 def test_a_bucket_without_object_lock_stops_a_worker_whose_policy_locks(redis_url, s3_endpoint, sim, sim_account,
                                                                          tmp_path) -> None:
     bucket = f"plain-{uuid.uuid4().hex[:12]}"
@@ -113,6 +115,7 @@ def test_a_bucket_without_object_lock_stops_a_worker_whose_policy_locks(redis_ur
     assert "'default'" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.system  # real worker processes
 def test_without_retention_in_the_policy_a_plain_bucket_is_fine(redis_url, s3_endpoint, sim, sim_account,
                                                                tmp_path) -> None:
     bucket = f"plain-{uuid.uuid4().hex[:12]}"
@@ -130,6 +133,7 @@ def test_without_retention_in_the_policy_a_plain_bucket_is_fine(redis_url, s3_en
         worker.stop()
 
 
+@pytest.mark.system  # real worker processes
 def test_a_missing_bucket_is_one_line_not_a_traceback(redis_url, s3_endpoint, sim, sim_account, tmp_path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(GOOD_POLICY)
