@@ -224,16 +224,16 @@ def forged(draw: st.DrawFn, target: Target) -> Probe:
 
 
 def _changed(draw: st.DrawFn, pairs: Pairs, trick: str) -> Pairs:
+    # Only a parameter given once is removed or changed: with a repeated name, a JSON body
+    # (where the last value wins) can come out byte for byte the honest one — no forgery.
+    names = [name for name, _ in pairs]
+    unique = [index for index, (name, _) in enumerate(pairs) if names.count(name) == 1] or list(range(len(pairs)))
     if trick == "removed-after":
-        # A name given once: dropping one of a repeated name's values can leave a JSON body
-        # (where the last value wins) byte for byte the honest one, which is no forgery.
-        names = [name for name, _ in pairs]
-        unique = [pair for pair in pairs if names.count(pair[0]) == 1]
-        drop = draw(st.sampled_from(unique or pairs))
+        drop = pairs[draw(st.sampled_from(unique))]
         return [p for p in pairs if p != drop]
     if trick == "added-after":
         return pairs + [("Injected" + secrets.token_hex(3), draw(st.text(max_size=10)))]
-    index = draw(st.integers(0, len(pairs) - 1))
+    index = draw(st.sampled_from(unique))
     name, value = pairs[index]
     return pairs[:index] + [(name, value + "x")] + pairs[index + 1:]
 
