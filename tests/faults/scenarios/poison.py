@@ -43,8 +43,9 @@ def run(workdir: Path, size: Size, seed: int = 11) -> ScenarioResult:
         recs = recordings(stack.sim.state, rng, size.recordings)
         poison = rng.sample([rec for rec in recs if rec.status == "completed"], size.poison)
         for rec in poison:
-            # Slow enough that a delivery is still running when its pool process is killed.
-            rec.faults = Faults(bytes_per_second=20_000)
+            # Two minutes of audio at 20 kB/s: every delivery is still downloading when the
+            # scenario gets round to killing it, whatever else it is watching.
+            rec.duration, rec.faults = 120, Faults(bytes_per_second=20_000)
         signer = CallbackSender(stack.callback_url, auth_token=stack.token)
         prepared = interleave(lifecycle(signer, recs, stack.sim.base_url))
         targets = {str(uuid.uuid5(TASK_ID_NAMESPACE, f"{rec.sid}:completed")): rec for rec in poison}
