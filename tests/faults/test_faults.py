@@ -39,6 +39,7 @@ def test_scenario_at_quick_size(scenario: ModuleType, tmp_path: Path) -> None:
     assert_clean(scenario.run(tmp_path, scenario.QUICK))
 
 
+@pytest.mark.full
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.NAME)
 def test_scenario_at_full_size(scenario: ModuleType, tmp_path: Path) -> None:
