@@ -16,7 +16,8 @@ from recvault.queue.kombu_redis import RedisKeys
 # Unresolved dead letters read per look (HSCAN); the total always comes from HLEN.
 LETTERS_READ = 2000
 # SIDs in a reason make every reason unique; grouping replaces them with their kind.
-_SID = re.compile(r"\b(RE|CA|AC|CF|SK)[0-9a-fA-F]{32}\b")
+_SID = re.compile(r"\b(" + "|".join((sids.RECORDING, sids.CALL, sids.ACCOUNT, sids.CONFERENCE, sids.API_KEY))
+                  + r")[0-9a-fA-F]{32}\b")
 
 
 @dataclass(frozen=True)
