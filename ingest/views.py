@@ -10,6 +10,7 @@ from aiohttp import web
 from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from recvault import labels as label_rules
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.parsing import Rejected, decode, informational, parse_form, parse_json_object, read_body
@@ -40,6 +41,7 @@ async def recording_status(request: web.Request) -> web.Response:
 
     payload = {
         "params": event.params,
+        "labels": event.labels,
         "received_at": datetime.now(UTC).isoformat(),
         # Not signed and only kept for the record: a value Twilio could not have sent is left out.
         "idempotency_token": informational(request.headers.get("I-Twilio-Idempotency-Token")),
@@ -98,8 +100,14 @@ async def _verified_event(request: web.Request, ctx: IngestContext) -> Recording
     if not is_valid(url, signed, signature, tokens):
         raise _forged()
 
+    # Signed with the URL, so trusted from here on (recvault.labels says which are labels).
+    query = params if request.method == "GET" else parse_form(raw_query, too_many=414)
     try:
-        event = RecordingStatusEvent.from_params(_plain(params))
+        labels = label_rules.from_query(list(query.items()), shared_with_twilio=request.method == "GET")
+    except label_rules.InvalidLabels as error:
+        raise Rejected(400, str(error), "label") from None
+    try:
+        event = RecordingStatusEvent.from_params(_plain(params), labels)
     except InvalidCallback as error:
         raise Rejected(400, str(error), "invalid") from None
     host = event.media_host

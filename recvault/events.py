@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from recvault import labels as label_rules
 from recvault import sids
 
 # The SID kind each callback parameter carries.
@@ -89,15 +90,17 @@ class RecordingStatusEvent(BaseModel):
     error_code: int | None = Field(default=None, alias="ErrorCode")
     encryption_details: dict[str, Any] | None = Field(default=None, alias="EncryptionDetails")
     params: Params = Field(default_factory=dict)
+    # From the signed callback URL's query string (recvault.labels); not part of the dedup key.
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: Params) -> RecordingStatusEvent:
+    def from_params(cls, params: Params, labels: dict[str, str] | None = None) -> RecordingStatusEvent:
         """Parse raw callback parameters; raise InvalidCallback with a readable reason."""
         from pydantic import ValidationError
 
         fields = {alias: first(params, alias) for alias in _ALIASES if first(params, alias)}
         try:
-            return cls.model_validate({**fields, "params": params})
+            return cls.model_validate({**fields, "params": params, "labels": labels or {}})
         except ValidationError as error:
             reasons = []
             for problem in error.errors():
@@ -113,6 +116,14 @@ class RecordingStatusEvent(BaseModel):
         if value is not None and not sids.is_sid(value, SID_PREFIXES[alias]):
             raise ValueError(f"not a valid {alias}")
         return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_shape(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            return label_rules.validate(value)
+        except label_rules.InvalidLabels as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("recording_start_time", mode="before")
     @classmethod
@@ -172,5 +183,5 @@ class RecordingStatusEvent(BaseModel):
 
 
 _ALIASES = tuple(
-    f.alias for name, f in RecordingStatusEvent.model_fields.items() if f.alias and name != "params"
+    f.alias for name, f in RecordingStatusEvent.model_fields.items() if f.alias and name not in ("params", "labels")
 )

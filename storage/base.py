@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from recvault.storage.placement import Placement
+
 
 @dataclass(frozen=True)
 class Retention:
@@ -66,6 +68,7 @@ class ObjectStore(Protocol):
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
         create_only: bool = True,
+        placement: Placement | None = None,
     ) -> StoredObject:
         """Write a small object with a SHA-256 checksum; raise AlreadyExists when create-only."""
 
@@ -78,6 +81,7 @@ class ObjectStore(Protocol):
         metadata: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
+        placement: Placement | None = None,
     ) -> StoredObject:
         """Create-only streaming write in bounded memory, verified before it returns."""
 

@@ -21,6 +21,7 @@ from recvault.storage.multipart import (
     cut_parts,
     upload_parts,
 )
+from recvault.storage.placement import Placement
 from recvault.storage.s3_bucket import ensure_bucket
 from recvault.storage.s3_errors import NOT_FOUND, s3_errors
 from recvault.storage.s3_params import retention_from_head, write_params
@@ -114,11 +115,12 @@ class S3Store:
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
         create_only: bool = True,
+        placement: Placement | None = None,
     ) -> StoredObject:
         """Write a small object with a SHA-256 checksum; raise AlreadyExists when create-only."""
         return self._put_object(key, data, b64_sha256(data), content_type=content_type,
                                 metadata=metadata, tags=tags, retention=retention,
-                                create_only=create_only)
+                                create_only=create_only, placement=placement)
 
     def _put_object(
         self,
@@ -131,9 +133,10 @@ class S3Store:
         tags: dict[str, str] | None,
         retention: Retention | None,
         create_only: bool,
+        placement: Placement | None = None,
     ) -> StoredObject:
         """One PutObject of `data`, whose base64 SHA-256 the caller already knows."""
-        params = write_params(content_type, metadata, tags, retention)
+        params = write_params(content_type, metadata, tags, retention, placement)
         if create_only:
             params["IfNoneMatch"] = "*"
         with s3_errors(f"put {key}"):
@@ -166,9 +169,10 @@ class S3Store:
         metadata: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
+        placement: Placement | None = None,
     ) -> StoredObject:
         """Create-only streaming write in bounded memory, verified before it returns."""
-        params = write_params(content_type, metadata, tags, retention)
+        params = write_params(content_type, metadata, tags, retention, placement)
         tally = StreamTally()
         parts = cut_parts(tally.count(chunks), self.part_size)
         first = next(parts, bytearray())
@@ -177,7 +181,7 @@ class S3Store:
             # and the buffer goes out as it is, uncopied.
             return self._put_object(
                 key, first, b64_digest(tally.sha256.digest()), content_type=content_type,
-                metadata=metadata, tags=tags, retention=retention, create_only=True,
+                metadata=metadata, tags=tags, retention=retention, create_only=True, placement=placement,
             )  # fmt: skip
         parts = itertools.chain([first], parts)
         del first  # held from here on only until it is uploaded

@@ -6,6 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from recvault.storage.base import Retention
+from recvault.storage.placement import Placement
 from recvault.storage.tags import encode_tagging
 
 # S3 caps user metadata (x-amz-meta-* names and values, UTF-8) at 2 KB per object.
@@ -17,6 +18,7 @@ def write_params(
     metadata: dict[str, str] | None,
     tags: dict[str, str] | None,
     retention: Retention | None,
+    placement: Placement | None = None,
 ) -> dict[str, Any]:
     """Parameters shared by PutObject and CreateMultipartUpload."""
     metadata = dict(metadata or {})
@@ -34,6 +36,8 @@ def write_params(
             params["ObjectLockRetainUntilDate"] = retention.until.astimezone(UTC)
         if retention.legal_hold:
             params["ObjectLockLegalHoldStatus"] = "ON"
+    if placement is not None:
+        params.update(placement.params())
     return params
 
 

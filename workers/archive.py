@@ -18,7 +18,7 @@ from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, Recor
 from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
 from recvault.workers import documents as docs
-from recvault.workers.deletion import delete_verified
+from recvault.workers.deletion import delete_verified, may_delete_from_twilio
 from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.policy import Decision, Policy
 from recvault.workers.trail import write_audit
@@ -91,7 +91,7 @@ def archive_recording(
     recording = _fetch_recording(twilio, event, received_at, now(), options.not_found_grace)
     date = docs.recording_date(recording.get("start_time"), received_at)
     meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
-    decision = policy.decide(recording, now=now())
+    decision = policy.decide(recording, labels=event.labels, now=now())
 
     if meta_key != callback_key and store.head(meta_key) is not None:
         return _already_archived(twilio, store, event, meta_key, options, now)
@@ -118,7 +118,7 @@ def archive_recording(
         "archived_at": now().isoformat(),
         "received_at": received_at.isoformat(),
         "callback": event.params,
-        "policy": decision.rule,
+        **docs.policy_fields(decision, event.labels),
         "retention_mode": decision.retention.mode,
         "retain_until": decision.retention.until.isoformat() if decision.retention.until else None,
         "legal_hold": decision.retention.legal_hold,
@@ -128,21 +128,22 @@ def archive_recording(
     document = docs.metadata_document(recording, archive)
     try:
         store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
-                        retention=decision.retention)
+                        retention=decision.retention, placement=decision.placement)
     except AlreadyExists:
         # A duplicate delivery running alongside finished first: its document and its audit
         # record describe the same object, and a second "archived" record would be false.
         return _already_archived(twilio, store, event, meta_key, options, now)
     write_audit(store, options.prefix, event.recording_sid, "archived",
                 {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size, "media_source": source,
-                 "media_check": document.get("media_check")}, decision.retention, now())
+                 "media_check": document.get("media_check"), "labels": event.labels, "policy": decision.rule,
+                 "policy_version": decision.policy_version}, decision.retention, now())
     log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,
                                 "bytes": stored.size, "sha256": stored.sha256_hex})
 
     price_pending = recording.get("price") is None
     deleted = False
     # With the price still unknown, deletion waits for the refresh that fills it in.
-    if options.delete_after_archive and not price_pending:
+    if options.delete_after_archive and decision.delete_from_twilio and not price_pending:
         delete_verified(twilio, store, event.account_sid, event.recording_sid, meta_key, options.prefix, now)
         deleted = True
     return ArchiveResult("archived", meta_key, stored, price_pending, deleted)
@@ -156,7 +157,8 @@ def _already_archived(twilio: TwilioApi, store: ObjectStore, event: RecordingSta
     price_pending = document.get("price") is None
     deleted = False
     # An earlier attempt may have stopped between its document and its Twilio delete.
-    if options.delete_after_archive and not price_pending and not document.get("twilio_deleted_at"):
+    if (options.delete_after_archive and may_delete_from_twilio(document) and not price_pending
+            and not document.get("twilio_deleted_at")):
         delete_verified(twilio, store, event.account_sid, event.recording_sid, meta_key, options.prefix, now)
         deleted = True
     return ArchiveResult("already-archived", meta_key, price_pending=price_pending, deleted_from_twilio=deleted)
@@ -182,14 +184,18 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
         "received_at": received_at.isoformat(), "recorded_at": now().isoformat(),
         "callback": event.params, "pipeline_version": docs.PIPELINE_VERSION,
     }
-    # Locked like the recording the policy would decide for these facts.
-    retention = policy.decide({
+    # Locked and placed like the recording the policy would decide for these facts.
+    decision = policy.decide({
         "account_sid": event.account_sid, "source": event.recording_source, "channels": event.recording_channels,
         "track": event.recording_track, "duration": event.recording_duration,
+        "conference_sid": event.conference_sid, "status": event.recording_status, "error_code": event.error_code,
         "encryption_details": event.encryption_details,
-    }, now=now()).retention
+    }, labels=event.labels, now=now())
+    retention = decision.retention
+    document.update(docs.policy_fields(decision, event.labels))
     try:
-        store.put_bytes(key, docs.json_line(document), content_type="application/json", retention=retention)
+        store.put_bytes(key, docs.json_line(document), content_type="application/json", retention=retention,
+                        placement=decision.placement)
     except AlreadyExists:
         return ArchiveResult("already-archived", key)
     write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
@@ -268,7 +274,8 @@ def _upload(
                 probe = HeaderProbe(media.chunks)
                 metadata = {**docs.s3_user_metadata(recording), "requested-channels": str(attempt_channels)}
                 stored = store.put_stream(key, probe, content_type=docs.CONTENT_TYPES[fmt],
-                                          metadata=metadata, tags=decision.tags, retention=decision.retention)
+                                          metadata=metadata, tags=decision.tags, retention=decision.retention,
+                                          placement=decision.placement)
                 return stored, probe.header, attempt_channels
         except DualUnavailable:
             # Twilio's own "no dual version" (error 16113): mono is all there is. The document

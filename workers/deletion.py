@@ -45,6 +45,11 @@ def delete_blockers(document: dict[str, Any], recording: dict[str, Any]) -> list
     return blockers
 
 
+def may_delete_from_twilio(document: dict[str, Any]) -> bool:
+    """Whether the policy let this recording be deleted at Twilio (documents older than the permission: yes)."""
+    return document.get("delete_from_twilio") is not False
+
+
 def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, recording_sid: str, meta_key: str,
                     prefix: str, now: Callable[[], datetime]) -> None:
     """Delete the recording at Twilio after every check above; IntegrityFailed (Twilio copy kept) if any fails."""
@@ -69,7 +74,7 @@ def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, rec
             pass
     document["twilio_deleted_at"] = now().isoformat()
     store.put_bytes(meta_key, docs.json_line(document), content_type="application/json", create_only=False,
-                    retention=docs.retention_of(document))
+                    retention=docs.retention_of(document), placement=docs.placement_of(document))
     write_audit(store, prefix, recording_sid, "deleted-from-twilio",
                 {"media_key": document["media_key"], "verified_size": check.media.size,
                  "verified_sha256": document.get("media_sha256")}, docs.retention_of(document), now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recvault import __version__
 
@@ -16,6 +16,10 @@ from recvault.layout import media_key as media_key
 from recvault.layout import metadata_key as metadata_key
 from recvault.layout import retention_fields
 from recvault.storage.base import Retention
+from recvault.storage.placement import Placement
+
+if TYPE_CHECKING:
+    from recvault.workers.policy import Decision
 
 # The Recording resource's fields as Twilio names them; every document carries them all.
 RECORDING_FIELDS = (
@@ -49,6 +53,20 @@ def retention_of(document: dict[str, Any]) -> Retention:
     """The Object Lock a recording's document records, for every later object of that recording."""
     mode, until, legal_hold = retention_fields(document)
     return Retention(mode=mode, until=until, legal_hold=legal_hold)
+
+
+def policy_fields(decision: Decision, labels: dict[str, str]) -> dict[str, Any]:
+    """What a document records of the policy's decision: the rule, the policy's version, where it is kept."""
+    return {
+        "labels": labels, "policy": decision.rule, "policy_version": decision.policy_version,
+        "storage_class": decision.storage_class, "kms_key_id": decision.kms_key_id,
+        "delete_from_twilio": decision.delete_from_twilio,
+    }
+
+
+def placement_of(document: dict[str, Any]) -> Placement:
+    """The storage class and KMS key a document records, for rewriting it the same way."""
+    return Placement(storage_class=document.get("storage_class"), kms_key_id=document.get("kms_key_id"))
 
 
 def s3_user_metadata(recording: dict[str, Any]) -> dict[str, str]:

@@ -1,45 +1,57 @@
-"""Retention and compliance tags, decided per recording from a TOML policy.
+"""Retention, tags, storage and Twilio deletion, decided per recording from a TOML policy.
 
-A policy is a default plus ordered rules; the first rule whose every condition matches
-wins. Example (`RECVAULT_POLICY_FILE`)::
+A policy is ordered rules plus a required default; the first rule whose every condition
+holds wins, and whatever it leaves out it takes from the default. Without a policy file
+the built-in default applies: 365 days of GOVERNANCE retention. Example
+(`RECVAULT_POLICY_FILE`; a fuller one is deploy/policy.example.toml)::
 
     [default]
-    retention_days = 365
+    retention_days = 90
     mode = "GOVERNANCE"            # COMPLIANCE, GOVERNANCE or "none"
     tags = { classification = "call-recording" }
 
     [[rule]]
-    name = "conference-7y"
-    source = ["Conference", "StartConferenceRecordingAPI"]
-    min_duration = 60
-    retention_days = 2555
+    name = "finance-7y"
+    labels = { tenant = "acme-securities" }
+    retention_days = 2557
     mode = "COMPLIANCE"
-    legal_hold = false
-    tags = { retention-class = "7y" }
+    storage_class = "STANDARD_IA"
+    delete_from_twilio = true
+
+Rules match on the Recording's facts (account_sid, source, channels, track, min_duration,
+max_duration, conference, status, error_code, encrypted) and on the callback URL's
+labels; the field models and their checks are in policy_rules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from recvault.errors import ConfigurationError
 from recvault.storage.base import Retention
-from recvault.storage.tags import MAX_TAGS, validate_tags
+from recvault.storage.placement import Placement
+from recvault.workers.policy_rules import (
+    POLICY_TAGS,
+    SYSTEM_TAGS,
+    Decides,
+    PolicyError,
+    Rule,
+    parse_default,
+    parse_rule,
+)
 
-# Tags recvault itself sets on every media object (the rest of the 10 are the policy's).
-SYSTEM_TAGS = ("recvault-policy", "recvault-retain-until")
-MATCH_KEYS = {"account_sid", "source", "channels", "track", "min_duration", "max_duration", "encrypted"}
-# A rule's Object Lock mode as written in the policy (upper-cased); NONE means no lock.
-Mode = Literal["COMPLIANCE", "GOVERNANCE", "NONE"]
-MODES: dict[str, Mode] = {"COMPLIANCE": "COMPLIANCE", "GOVERNANCE": "GOVERNANCE", "NONE": "NONE"}
+__all__ = ["SYSTEM_TAGS", "Decision", "Policy", "PolicyError", "Rule"]
 
-
-class PolicyError(ConfigurationError):
-    """The policy file is malformed; the message names the rule and the field."""
+# Without a policy file, and for what a file's [default] leaves out.
+BUILTIN_DEFAULT: dict[str, Any] = {"retention_days": 365, "mode": "GOVERNANCE"}
+# Policy versions are this many hex digits of the file's SHA-256: enough to tell files apart.
+VERSION_CHARS = 16
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
 @dataclass(frozen=True)
@@ -49,122 +61,138 @@ class Decision:
     rule: str
     retention: Retention
     tags: dict[str, str]
+    storage_class: str | None = None
+    kms_key_id: str | None = None
+    # Whether the policy lets Twilio's copy be deleted once the archive is verified.
+    delete_from_twilio: bool = True
+    policy_version: str = ""
 
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    retention_days: int | None
-    mode: Mode | None
-    legal_hold: bool
-    tags: dict[str, str]
-    conditions: dict[str, Any] = field(default_factory=dict)
-
-    def matches(self, facts: dict[str, Any]) -> bool:
-        for key, wanted in self.conditions.items():
-            if key == "min_duration":
-                if facts["duration"] < wanted:
-                    return False
-            elif key == "max_duration":
-                if facts["duration"] > wanted:
-                    return False
-            elif isinstance(wanted, list):
-                if facts[key] not in wanted:
-                    return False
-            elif facts[key] != wanted:
-                return False
-        return True
+    @property
+    def placement(self) -> Placement:
+        return Placement(storage_class=self.storage_class, kms_key_id=self.kms_key_id)
 
 
 class Policy:
     """Ordered rules and a default; `decide()` is pure."""
 
-    def __init__(self, default: Rule, rules: list[Rule]) -> None:
+    def __init__(self, default: Decides, rules: list[Rule], version: str) -> None:
         self.default = default
         self.rules = rules
+        self.version = version
+        names = [rule.name for rule in rules]
+        for rule in rules:
+            if names.count(rule.name) > 1:
+                raise PolicyError(f"policy rule {rule.name!r}: name: used by more than one rule")
+            if len({**default.tags, **rule.tags}) > POLICY_TAGS:
+                raise PolicyError(f"policy rule {rule.name!r}: tags: with the default's, more than {POLICY_TAGS} tags")
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:
+        """The policy in `path`, or the built-in default when no file is configured."""
         if path is None:
-            return cls.from_dict({})
+            return cls.builtin()
         try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as error:
+            raw = Path(path).read_bytes()
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise PolicyError(f"RECVAULT_POLICY_FILE {path}: {error}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, version=_digest(raw))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Policy:
-        default = _rule("default", {"retention_days": 365, "mode": "GOVERNANCE", **data.get("default", {})})
-        rules = [_rule(raw.get("name", f"rule-{i + 1}"), raw) for i, raw in enumerate(data.get("rule", []))]
-        return cls(default, rules)
+    def builtin(cls) -> Policy:
+        return cls.from_dict({"default": {}})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, version: str | None = None) -> Policy:
+        """A policy from parsed TOML; `version` defaults to a hash of the data itself."""
+        unknown = sorted(set(data) - {"default", "rule"})
+        if unknown:
+            raise PolicyError(f"policy: unknown section(s) {unknown}; a policy has [default] and [[rule]]s")
+        if "default" not in data:
+            raise PolicyError("policy rule 'default': a [default] table is required")
+        raw_default = data["default"]
+        default = parse_default({**BUILTIN_DEFAULT, **raw_default} if isinstance(raw_default, dict) else raw_default)
+        raw_rules = data.get("rule", [])
+        if not isinstance(raw_rules, list):
+            raise PolicyError("policy: rules are written as [[rule]] tables")
+        rules = [parse_rule(raw, position) for position, raw in enumerate(raw_rules, start=1)]
+        if version is None:
+            version = _digest(json.dumps(data, sort_keys=True, default=str).encode())
+        return cls(default, rules, version)
+
+    # --- what each rule amounts to, its gaps filled from the default ---------------
+    def all_rules(self) -> list[Decides]:
+        """The rules in order, then the default."""
+        return [*self.rules, self.default]
+
+    def effective_days(self, rule: Decides) -> int | None:
+        return rule.retention_days if rule.retention_days is not None else self.default.retention_days
+
+    def effective_mode(self, rule: Decides) -> LockMode | None:
+        mode = rule.mode if rule.mode is not None else self.default.mode
+        return None if mode in (None, "NONE") else mode  # type: ignore[return-value]
+
+    def effective_legal_hold(self, rule: Decides) -> bool:
+        return bool(rule.legal_hold if rule.legal_hold is not None else self.default.legal_hold)
+
+    def effective_delete(self, rule: Decides) -> bool:
+        allowed = rule.delete_from_twilio if rule.delete_from_twilio is not None else self.default.delete_from_twilio
+        return allowed is not False
 
     def default_retention(self, now: datetime | None = None) -> Retention:
         """The lock the default rule gives, for records that belong to no one recording."""
-        return self.decide({}, now=now).retention
+        return self._decision(self.default, now or datetime.now(UTC)).retention
 
     def rules_that_lock(self) -> list[str]:
         """Names of the rules (default included) that ask for Object Lock retention or a legal hold."""
         return [rule.name for rule in [self.default, *self.rules]
-                if rule.legal_hold or (self._mode(rule) not in (None, "NONE") and self._days(rule))]
+                if self.effective_legal_hold(rule) or (self.effective_mode(rule) and self.effective_days(rule))]
 
     def default_lock(self) -> tuple[str, int] | None:
         """The default rule's Object Lock as (mode, days): the bucket's default retention; None if it locks nothing."""
-        mode, days = self.default.mode, self.default.retention_days
-        return (mode, days) if mode in ("COMPLIANCE", "GOVERNANCE") and days else None
+        mode, days = self.effective_mode(self.default), self.default.retention_days
+        return (mode, days) if mode and days else None
 
     def rules_that_lock_nothing(self) -> list[str]:
         """Names of the rules whose recordings get no Object Lock of their own."""
-        return [rule.name for rule in self.rules if not rule.legal_hold and self._mode(rule) in (None, "NONE")]
+        return [rule.name for rule in self.rules
+                if not self.effective_legal_hold(rule) and self.effective_mode(rule) is None]
 
-    def _mode(self, rule: Rule) -> Mode | None:
-        return rule.mode if rule.mode is not None else self.default.mode
-
-    def _days(self, rule: Rule) -> int | None:
-        return rule.retention_days if rule.retention_days is not None else self.default.retention_days
-
-    def decide(self, recording: dict[str, Any], *, now: datetime | None = None) -> Decision:
-        """Retention and tags for a Recording resource (Twilio's snake_case fields)."""
+    # --- deciding ----------------------------------------------------------------
+    def match(self, recording: dict[str, Any], labels: dict[str, str] | None = None) -> Decides:
+        """The first rule that matches a Recording resource (Twilio's snake_case fields), else the default."""
         facts = {
             "account_sid": recording.get("account_sid"),
             "source": recording.get("source"),
             "channels": int(recording.get("channels") or 1),
             "track": recording.get("track"),
             "duration": int(recording.get("duration") or 0),
+            "conference": bool(recording.get("conference_sid")),
+            "status": recording.get("status") or "completed",
+            "error_code": int(recording.get("error_code") or 0),
             "encrypted": bool(recording.get("encryption_details")),
         }
-        rule = next((r for r in self.rules if r.matches(facts)), self.default)
-        days = self._days(rule)
-        mode = self._mode(rule)
-        lock = None if mode is None or mode == "NONE" else mode
-        now = now or datetime.now(UTC)
+        return next((rule for rule in self.rules if rule.matches(facts, labels or {})), self.default)
+
+    def decide(self, recording: dict[str, Any], *, labels: dict[str, str] | None = None,
+               now: datetime | None = None) -> Decision:
+        """Everything the policy decides for one recording and its callback's labels."""
+        return self._decision(self.match(recording, labels), now or datetime.now(UTC))
+
+    def _decision(self, rule: Decides, now: datetime) -> Decision:
+        days, lock = self.effective_days(rule), self.effective_mode(rule)
         until = now + timedelta(days=days) if days and lock else None
         tags = {**self.default.tags, **rule.tags, "recvault-policy": rule.name}
         if until:
             tags["recvault-retain-until"] = until.strftime("%Y-%m-%d")
-        retention = Retention(mode=lock if until else None, until=until, legal_hold=rule.legal_hold)
-        return Decision(rule=rule.name, retention=retention, tags=tags)
+        retention = Retention(mode=lock if until else None, until=until, legal_hold=self.effective_legal_hold(rule))
+        return Decision(
+            rule=rule.name, retention=retention, tags=tags,
+            storage_class=rule.storage_class or self.default.storage_class,
+            kms_key_id=rule.kms_key_id or self.default.kms_key_id,
+            delete_from_twilio=self.effective_delete(rule), policy_version=self.version,
+        )
 
 
-def _rule(name: str, raw: dict[str, Any]) -> Rule:
-    where = f"policy rule {name!r}"
-    unknown = set(raw) - MATCH_KEYS - {"name", "retention_days", "mode", "legal_hold", "tags"}
-    if unknown:
-        raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}")
-    mode: Mode | None = None
-    if raw.get("mode") is not None:
-        mode = MODES.get(str(raw["mode"]).upper())
-        if mode is None:
-            raise PolicyError(f"{where}: mode must be COMPLIANCE, GOVERNANCE or none")
-    days = raw.get("retention_days")
-    if days is not None and (not isinstance(days, int) or days < 0):
-        raise PolicyError(f"{where}: retention_days must be a whole number ≥ 0")
-    tags = {str(k): str(v) for k, v in raw.get("tags", {}).items()}
-    if len(tags) > MAX_TAGS - len(SYSTEM_TAGS):
-        raise PolicyError(f"{where}: at most {MAX_TAGS - len(SYSTEM_TAGS)} tags")
-    try:
-        validate_tags(tags)
-    except ConfigurationError as error:
-        raise PolicyError(f"{where}: {error}") from None
-    conditions = {k: raw[k] for k in MATCH_KEYS if k in raw}
-    return Rule(name, days, mode, bool(raw.get("legal_hold", False)), tags, conditions)
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:VERSION_CHARS]

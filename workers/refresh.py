@@ -13,7 +13,7 @@ from recvault import sids
 from recvault.errors import PermanentError
 from recvault.storage.base import ObjectStore
 from recvault.workers import documents as docs
-from recvault.workers.deletion import delete_verified
+from recvault.workers.deletion import delete_verified, may_delete_from_twilio
 from recvault.workers.trail import write_audit
 from recvault.workers.twilio_api import TwilioApi
 
@@ -79,9 +79,9 @@ def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: Object
             document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
             document["price_updated_at"] = now().isoformat()
             store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
-                            create_only=False, retention=retention)
+                            create_only=False, retention=retention, placement=docs.placement_of(document))
             write_audit(store, prefix, target.recording_sid, "price-updated",
                         {"price": document["price"], "price_unit": document["price_unit"]}, retention, now())
-    if delete_after_archive and not document.get("twilio_deleted_at"):
+    if delete_after_archive and may_delete_from_twilio(document) and not document.get("twilio_deleted_at"):
         delete_verified(twilio, store, target.account_sid, target.recording_sid, meta_key, prefix, now)
     return True

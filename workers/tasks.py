@@ -54,7 +54,8 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
 
     def _archive(task: Task, ctx: WorkerContext, payload: dict) -> str:
         try:
-            event = RecordingStatusEvent.from_params(payload["params"])
+            # Messages queued before labels existed carry none.
+            event = RecordingStatusEvent.from_params(payload["params"], payload.get("labels"))
         except (InvalidCallback, KeyError, TypeError) as error:
             dead_letter(process, task, f"unparseable:{task.request.id}", payload, error)
             return "dead-lettered"

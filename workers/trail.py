@@ -14,3 +14,9 @@ def write_audit(store: ObjectStore, prefix: str, recording_sid: str, action: str
     """Append one create-only audit record; the key's timestamp makes it unique."""
     key, body = audit_record(prefix, recording_sid, action, details, when)
     store.put_bytes(key, body, content_type="application/json", retention=retention)
+
+
+def write_system_audit(store: ObjectStore, prefix: str, action: str, details: dict[str, Any], when: datetime, *,
+                       actor: str | None = None, retention: Retention | None = None) -> None:
+    """Append an audit record for an action that belongs to no one recording (policy loaded, …)."""
+    write_audit(store, prefix, "system", action, {**details, "actor": actor}, retention, when)

@@ -25,9 +25,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from recvault.logs import configure_logging
     from recvault.queue.app import create_celery
+    from recvault.workers.policy import Policy
     from recvault.workers.schedule import beat_schedule
 
     configure_logging(settings.log_level, settings.log_format)
+    # Beat schedules jobs the workers run under the policy: a broken one stops it here too (exit 2).
+    Policy.load(settings.policy_file)
     app = create_celery(settings)
     app.conf.beat_schedule = beat_schedule()
     schedule_file = args.schedule_file or str(settings.data_dir / "beat-schedule")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recvault.settings import Settings
+
+if TYPE_CHECKING:
+    from recvault.storage.base import ObjectStore
+    from recvault.workers.policy import Policy
 
 HELP = "run an archive worker (Celery) on recvault's queue"
 
@@ -37,6 +43,18 @@ def metrics_directory(settings: Settings) -> Path:
     return directory
 
 
+def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings, *, actor: str) -> None:
+    """One audit record per worker start: which policy (by version) it archives under."""
+    from datetime import UTC, datetime
+
+    from recvault.workers.trail import write_system_audit
+
+    details = {"policy_version": policy.version, "policy_file": str(settings.policy_file or "built-in"),
+               "rules": [rule.name for rule in policy.all_rules()]}
+    write_system_audit(store, settings.s3_prefix, "policy-loaded", details, datetime.now(UTC), actor=actor,
+                       retention=policy.default_retention())
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.worker_metrics_port:
         settings = settings.model_copy(update={"metrics_dir": metrics_directory(settings)})
@@ -65,6 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(repr(name) for name in locking)} ask for retention or a legal hold; use a bucket "
             'created with Object Lock, or set mode = "none" in those rules'
         )
+    record_policy_loaded(context.policy, store, settings, actor=args.hostname.replace("%h", socket.gethostname()))
     register_tasks(app, process)
     if settings.worker_metrics_port and settings.metrics_dir is not None:
         serve_metrics(settings.metrics_dir, settings.worker_metrics_host, settings.worker_metrics_port)
