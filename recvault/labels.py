@@ -7,7 +7,7 @@ refuses a bad label with a 400), the event model and the policy loader.
 
 Label names start with a lowercase letter, Twilio's parameter names with a capital: on a
 GET callback, where Twilio's parameters and the labels share one query string, that is
-how the two are told apart, and a parameter Twilio adds later is never taken for a label.
+how the two are told apart.
 """
 
 from __future__ import annotations
@@ -54,21 +54,26 @@ def validate(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-def is_label_name(name: str) -> bool:
-    """Whether a GET callback's query parameter is a label rather than one of Twilio's."""
-    return name[:1].islower() and name not in SIGNATURE_PARAMETERS
-
-
 def from_query(pairs: list[tuple[str, str]], *, shared_with_twilio: bool) -> dict[str, str]:
     """Labels from a callback URL's query (name, value) pairs, validated.
 
-    `shared_with_twilio`: the query also carries Twilio's parameters (a GET callback), so only
-    names that begin with a lowercase letter are labels; otherwise (POST) every parameter is,
-    except the JSON body's signature hash.
+    POST (`shared_with_twilio` false): every query parameter but the JSON body's signature hash
+    is a label, and a malformed one raises InvalidLabels. GET: Twilio's parameters share the
+    query, and a callback is never refused for a parameter Twilio might add one day, so a
+    label is a parameter whose name begins with a lowercase letter, given once, with a valid
+    name and value; anything else stays a callback parameter only.
     """
+    if shared_with_twilio:
+        counts: dict[str, int] = {}
+        for name, _ in pairs:
+            counts[name] = counts.get(name, 0) + 1
+        found = {name: value for name, value in pairs
+                 if name[:1].islower() and counts[name] == 1 and name not in SIGNATURE_PARAMETERS
+                 and NAME.fullmatch(name) and VALUE.fullmatch(value)}
+        return dict(list(found.items())[:MAX_LABELS])
     labels: dict[str, str] = {}
     for name, value in pairs:
-        if name in SIGNATURE_PARAMETERS or (shared_with_twilio and not is_label_name(name)):
+        if name in SIGNATURE_PARAMETERS:
             continue
         if name in labels:
             raise InvalidLabels(f"label {name[:80]!r} given more than once")

@@ -274,6 +274,13 @@ async def test_public_url_behind_a_proxy(redis_url, tmp_path, queue) -> None:
             "/twilio/recording-status?x=it's+%2B1", data=urlencode(params),
             headers={"Content-Type": "application/x-www-form-urlencoded",
                      "X-Twilio-Signature": sign(public, params)})
+        # Signed as received ("'" and "+" not re-encoded): refused for the label's "'", not as forged.
+        assert response.status == 400 and "label 'x'" in (await response.json())["error"]
+        public = "https://callbacks.example.com/twilio/recording-status?x=it+%2B1"
+        response = await client.post(
+            "/twilio/recording-status?x=it+%2B1", data=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "X-Twilio-Signature": sign(public, params)})
         assert response.status == 204
         local = callback_url(client, "x=it's+%2B1")
         response = await client.post(
