@@ -108,3 +108,12 @@ def test_explain_a_recording_from_its_metadata_document(env, s3_store, capsys) -
     assert "archived under:     rule finance-7y, policy version 0123456789abcdef, COMPLIANCE until 2033-03-01" in out
     assert main(["policy", "explain", "--recording", "RE" + "6" * 32]) == 2
     assert "no metadata document in the archive" in capsys.readouterr().err
+
+
+def test_beat_refuses_to_start_with_an_invalid_policy(env, tmp_path, capsys) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\n[[rule]]\nname = "finance-7y"\nmode = "FOREVER"\n')
+    env.setenv("RECVAULT_POLICY_FILE", str(path))
+    env.setenv("RECVAULT_DATA_DIR", str(tmp_path))
+    assert main(["beat"]) == 2
+    assert "policy rule 'finance-7y': mode:" in capsys.readouterr().err
