@@ -45,14 +45,22 @@ def metrics_directory(settings: Settings) -> Path:
 
 def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings, *, actor: str) -> None:
     """One audit record per worker start: which policy (by version) it archives under."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
+    from recvault.errors import AlreadyExists
     from recvault.workers.trail import write_system_audit
 
     details = {"policy_version": policy.version, "policy_file": str(settings.policy_file or "built-in"),
                "rules": [rule.name for rule in policy.all_rules()]}
-    write_system_audit(store, settings.s3_prefix, "policy-loaded", details, datetime.now(UTC), actor=actor,
-                       retention=policy.default_retention())
+    now = datetime.now(UTC)
+    for attempt in range(3):  # two workers starting in the same microsecond: the next one
+        try:
+            write_system_audit(store, settings.s3_prefix, "policy-loaded", details,
+                               now + timedelta(microseconds=attempt), actor=actor,
+                               retention=policy.default_retention(now))
+            return
+        except AlreadyExists:
+            continue
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,11 +15,12 @@ from botocore.config import Config
 DATE = r"date=\d{4}-\d{2}-\d{2}"
 SID = r"RE[0-9a-fA-F]{32}"
 # Every key recvault may write; anything else (a stray character, a path trick) is a finding.
+# Audit records of no one recording ("policy-loaded" at each worker start) sit under system/.
 KEY_LAYOUT = re.compile(
     rf"^(?:media/{DATE}/AC[0-9a-fA-F]{{32}}/(?P<media>{SID})\.(?:wav|mp3)"
     rf"|metadata/{DATE}/(?P<metadata>{SID})\.json"
     rf"|events/{DATE}/(?P<event>{SID})-(?P<status>[a-z-]+)\.json"
-    rf"|audit/{DATE}/(?P<audit>{SID})/\d{{8}}T\d{{6}}\.\d{{6}}Z-(?P<action>[a-z-]+)\.json"
+    rf"|audit/{DATE}/(?P<audit>{SID}|system)/\d{{8}}T\d{{6}}\.\d{{6}}Z-(?P<action>[a-z-]+)\.json"
     rf"|dead-letters/(?P<letter>[A-Za-z0-9:_.-]+)/\d{{4}}-\d{{2}}-\d{{2}}T\d{{6}}(?:\.\d{{6}})?Z(?:-resolved)?\.json)$"
 )
 
