@@ -117,6 +117,22 @@ class Policy:
         """Names of the rules whose recordings get no Object Lock of their own."""
         return [rule.name for rule in self.rules if not rule.legal_hold and self._mode(rule) in (None, "NONE")]
 
+    def all_rules(self) -> list[Rule]:
+        """The rules in order, then the default."""
+        return [*self.rules, self.default]
+
+    def rule_named(self, name: str) -> Rule | None:
+        return next((rule for rule in self.all_rules() if rule.name == name), None)
+
+    def effective_days(self, rule: Rule) -> int | None:
+        """Days a rule's recordings are kept (the default's when the rule says nothing)."""
+        return self._days(rule)
+
+    def effective_mode(self, rule: Rule) -> Literal["COMPLIANCE", "GOVERNANCE"] | None:
+        """The Object Lock mode a rule's recordings get (the default's when the rule says nothing)."""
+        mode = self._mode(rule)
+        return None if mode is None or mode == "NONE" else mode
+
     def _mode(self, rule: Rule) -> Mode | None:
         return rule.mode if rule.mode is not None else self.default.mode
 

@@ -1,0 +1,53 @@
+"""`recvault erase RE… --reason R`: a data-subject erasure, refused while retention or a hold applies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from recvault.commands.controls import actor_of, add_actor, reason
+from recvault.settings import Settings
+
+HELP = "erase recordings (every version) when no retention or legal hold protects them; else record and refuse"
+
+
+def _recording_sid(value: str) -> str:
+    from recvault import sids
+
+    if not sids.is_sid(value, sids.RECORDING):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE and 32 hex digits)")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recordings", nargs="+", type=_recording_sid, metavar="RE…")
+    parser.add_argument("--reason", required=True, type=reason, help="why (e.g. the request's reference)")
+    parser.add_argument("--requested-by", default=None, metavar="WHO",
+                        help="who asked for the erasure (default: the actor)")
+    parser.add_argument("--when-allowed", action="store_true",
+                        help="if refused now, queue the erasure; the scheduled task runs it once nothing protects it")
+    add_actor(parser)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.commands.controls import store_for
+    from recvault.workers.erasure import erase
+
+    store, actor = store_for(settings), actor_of(args)
+    refused = missing = 0
+    for sid in args.recordings:
+        outcome = erase(store, settings.s3_prefix, sid, reason=args.reason, requested_by=args.requested_by or actor,
+                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed)
+        if outcome.status == "erased":
+            print(f"erased {sid}: {outcome.objects} object version(s); tombstone kept")
+        elif outcome.status == "not-found":
+            missing += 1
+            print(f"recvault: erase: {sid} is not in the archive", file=sys.stderr)
+        else:
+            assert outcome.refusal is not None
+            refused += 1
+            queued = "; queued to run then" if outcome.status == "queued" else ""
+            print(f"refused {sid}: {'; '.join(outcome.refusal.reasons)}. "
+                  f"Possible {outcome.refusal.possible_from}{queued}", file=sys.stderr)
+    return 1 if refused or missing else 0

@@ -1,0 +1,148 @@
+"""Legal holds: set on every object of the selected recordings, kept in a registry, released with care.
+
+The registry is create-only records under `holds/<id>/` (`set.json`, then `released.json`),
+so `hold list` reads a handful of small objects, not the archive, and no record of a hold
+is ever rewritten. A hold lists the recordings it covered when it was set; releasing it
+turns S3's legal hold off only on recordings that no other active hold covers and whose
+policy did not itself ask for a hold.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from recvault import layout
+from recvault.errors import AlreadyExists, RecvaultError
+from recvault.storage.base import ObjectStore
+from recvault.workers.hold_selector import Selector
+from recvault.workers.recording_objects import Located, audit_keys, audit_retention, documents, locate
+from recvault.workers.trail import write_audit
+
+
+class HoldError(RecvaultError):
+    """A hold that does not exist, is already released, or whose id is taken."""
+
+
+@dataclass
+class Hold:
+    """One legal hold as the registry keeps it."""
+
+    hold_id: str
+    selector: dict[str, Any]
+    reason: str
+    actor: str
+    at: str
+    recordings: list[str]
+    released: dict[str, Any] | None = field(default=None)
+
+    @property
+    def active(self) -> bool:
+        return self.released is None
+
+    def record(self) -> dict[str, Any]:
+        return {"hold_id": self.hold_id, "selector": self.selector, "reason": self.reason, "actor": self.actor,
+                "at": self.at, "recordings": self.recordings}
+
+
+def new_hold_id(now: datetime) -> str:
+    """A hold id that sorts by time: `H20261202T0105-3f9a2c`."""
+    return f"H{now:%Y%m%dT%H%M}-{secrets.token_hex(3)}"
+
+
+def select(store: ObjectStore, prefix: str, selector: Selector) -> list[Located]:
+    """The recordings the selector names: looked up by RecordingSid, else read day by day in its range."""
+    if selector.recording_sids and not (selector.date_from or selector.date_to):
+        found = [locate(store, prefix, sid) for sid in selector.recording_sids]
+        return [r for r in found if r is not None and selector.matches(r.sid, r.date, r.document)]
+    return [r for r in documents(store, prefix, date_from=selector.date_from, date_to=selector.date_to)
+            if selector.matches(r.sid, r.date, r.document)]
+
+
+def recording_keys(store: ObjectStore, prefix: str, located: Located) -> list[str]:
+    """Every current object of a recording a hold covers: media, document, events, audit records."""
+    return [*located.keys, *audit_keys(store, prefix, located)]
+
+
+def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str, actor: str, now: datetime,
+             hold_id: str | None = None) -> tuple[Hold, list[Located]]:
+    """Register the hold, then turn S3 legal hold on for every object of every selected recording."""
+    chosen = select(store, prefix, selector)
+    hold = Hold(hold_id or new_hold_id(now), selector.as_dict(), reason, actor, now.isoformat(),
+                [r.sid for r in chosen])
+    try:
+        store.put_bytes(layout.hold_key(prefix, hold.hold_id, "set"), layout.json_line(hold.record()),
+                        content_type="application/json")
+    except AlreadyExists:
+        raise HoldError(f"hold {hold.hold_id} already exists; choose another --id") from None
+    for located in chosen:
+        for key in recording_keys(store, prefix, located):
+            store.set_legal_hold(key, True)
+        write_audit(store, prefix, located.sid, "held",
+                    {"hold_id": hold.hold_id, "reason": reason, "selector": hold.selector},
+                    audit_retention(located.document, now), now, actor=actor)
+    return hold, chosen
+
+
+def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, actor: str,
+                 now: datetime) -> tuple[Hold, list[str], dict[str, list[str]]]:
+    """Release a hold: (the hold, recordings released, recordings kept held → the holds keeping them)."""
+    holds = {h.hold_id: h for h in list_holds(store, prefix)}
+    hold = holds.get(hold_id)
+    if hold is None:
+        raise HoldError(f"no hold {hold_id!r}; `recvault hold list` shows the active ones")
+    if not hold.active:
+        raise HoldError(f"hold {hold_id} was already released at {hold.released and hold.released.get('at')}")
+    release = {"hold_id": hold_id, "reason": reason, "actor": actor, "at": now.isoformat()}
+    try:
+        store.put_bytes(layout.hold_key(prefix, hold_id, "released"), layout.json_line(release),
+                        content_type="application/json")
+    except AlreadyExists:
+        raise HoldError(f"hold {hold_id} is being released by someone else") from None
+    others = [h for h in holds.values() if h.active and h.hold_id != hold_id]
+    released: list[str] = []
+    kept: dict[str, list[str]] = {}
+    for sid in hold.recordings:
+        located = locate(store, prefix, sid)
+        if located is None:
+            continue  # erased or purged since: nothing left to release
+        keepers = [h.hold_id for h in others if sid in h.recordings]
+        if located.document and located.document.get("legal_hold"):
+            keepers.append(f"policy rule {located.document.get('policy')}")
+        if keepers:
+            kept[sid] = keepers
+        else:
+            for key in recording_keys(store, prefix, located):
+                store.set_legal_hold(key, False)
+            released.append(sid)
+        write_audit(store, prefix, sid, "released",
+                    {"hold_id": hold_id, "reason": reason, "selector": hold.selector, "legal_hold_kept_by": keepers},
+                    audit_retention(located.document, now), now, actor=actor)
+    hold.released = release
+    return hold, released, kept
+
+
+def list_holds(store: ObjectStore, prefix: str) -> list[Hold]:
+    """Every hold in the registry (active and released), oldest first."""
+    holds: dict[str, Hold] = {}
+    released: dict[str, dict[str, Any]] = {}
+    for key in store.list_keys(f"{prefix}{layout.HOLDS}"):
+        record = json.loads(store.get_bytes(key))
+        if key.endswith("/set.json"):
+            holds[record["hold_id"]] = Hold(record["hold_id"], record.get("selector", {}), record.get("reason", ""),
+                                            record.get("actor", ""), record.get("at", ""),
+                                            list(record.get("recordings", [])))
+        elif key.endswith("/released.json"):
+            released[record["hold_id"]] = record
+    for hold_id, record in released.items():
+        if hold_id in holds:
+            holds[hold_id].released = record
+    return sorted(holds.values(), key=lambda h: (h.at, h.hold_id))
+
+
+def holds_covering(holds: list[Hold], recording_sid: str) -> list[str]:
+    """Ids of the active holds that cover a recording. Pure."""
+    return [h.hold_id for h in holds if h.active and recording_sid in h.recordings]
