@@ -15,6 +15,8 @@ from recvault.storage.s3_params import retention_from_head
 
 # What S3 answers GetBucketLifecycleConfiguration on a bucket that has none.
 NO_LIFECYCLE = frozenset({"NoSuchLifecycleConfiguration"})
+# What S3 answers GetObjectLegalHold on a version that never had a legal hold set.
+NO_LEGAL_HOLD = frozenset({"NoSuchObjectLegalHold"})
 
 
 class S3LockControls:
@@ -33,7 +35,8 @@ class S3LockControls:
     def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
         """Whether one version (the current one by default) is under legal hold."""
         extra = {"VersionId": version_id} if version_id else {}
-        with s3_errors(f"get legal hold of {key}"):
+        answer: dict[str, Any] = {}
+        with s3_errors(f"get legal hold of {key}", ignore=NO_LEGAL_HOLD):
             answer = self._client.get_object_legal_hold(Bucket=self.bucket, Key=key, **extra)
         return bool(answer.get("LegalHold", {}).get("Status") == "ON")
 
