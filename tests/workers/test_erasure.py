@@ -1,0 +1,140 @@
+"""Erasure and the locks it yields to, on SeaweedFS with Object Lock: refused under retention or hold, done after."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from recvault import layout
+from recvault.errors import StorageRejected
+from recvault.storage.base import Retention
+from recvault.workers.erasure import WHEN_RELEASED, blockers, erase, pending, run_due
+from recvault.workers.hold_selector import Selector
+from recvault.workers.holds import release_hold, set_hold
+from tests.workers.compliance_seed import seed, soon
+
+
+def raw_client(store):
+    """A plain boto3 client on the same bucket: what anyone with S3 credentials could do."""
+    return boto3.client("s3", endpoint_url=store.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="insider", aws_secret_access_key="insider-secret",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+def versions_of(store, seeded) -> list:
+    return [v for key in seeded.keys for v in store.list_versions(key) if v.key == key]
+
+
+def audit_actions(store, recording_sid: str) -> list[str]:
+    """The actions of a recording's audit records (keys end `<time>Z-<action>.json`)."""
+    return sorted(key.split("Z-", 1)[1].removesuffix(".json")
+                  for key in store.list_keys(layout.AUDIT) if f"/{recording_sid}/" in key)
+
+
+def test_a_compliance_locked_recording_cannot_be_deleted_or_shortened_by_recvault_or_by_s3(s3_store) -> None:
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    seeded = seed(s3_store, lock=Retention("COMPLIANCE", until))
+    before = versions_of(s3_store, seeded)
+
+    outcome = erase(s3_store, "", seeded.sid, reason="GDPR request 42", requested_by="subject",
+                    actor="dana", now=datetime.now(UTC))
+
+    assert outcome.status == "refused" and outcome.refusal is not None
+    assert outcome.refusal.possible_from == until.isoformat()
+    assert any("retention" in reason for reason in outcome.refusal.reasons)
+    assert versions_of(s3_store, seeded) == before
+    assert {"erase-requested", "erase-refused"} <= set(audit_actions(s3_store, seeded.sid))
+    # recvault's store refuses a locked delete by itself too, whatever the caller checked.
+    with pytest.raises(StorageRejected):
+        s3_store.delete_version(seeded.media_key, before[0].version_id)
+    client = raw_client(s3_store)
+    for version in before:
+        with pytest.raises(ClientError, match="AccessDenied"):
+            client.delete_object(Bucket=s3_store.bucket, Key=version.key, VersionId=version.version_id)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            client.put_object_retention(Bucket=s3_store.bucket, Key=version.key, VersionId=version.version_id,
+                                        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until - timedelta(days=2)})
+    with pytest.raises(ClientError, match="AccessDenied"):
+        client.delete_object(Bucket=s3_store.bucket, Key=seeded.media_key, VersionId=before[0].version_id,
+                             BypassGovernanceRetention=True)
+    assert s3_store.lock_of(seeded.media_key, before[0].version_id).until == until
+
+
+def test_erase_is_refused_under_a_hold_and_works_once_released_leaving_a_tombstone_and_the_trail(s3_store) -> None:
+    seeded = seed(s3_store)
+    document = {**json.loads(s3_store.get_bytes(seeded.metadata_key)), "price": "-0.01"}
+    s3_store.put_bytes(seeded.metadata_key, layout.json_line(document), content_type="application/json",
+                       create_only=False)  # a second version of the document, as a price refresh writes
+    hold, _ = set_hold(s3_store, "", Selector((seeded.sid,)), reason="litigation", actor="legal",
+                       now=datetime.now(UTC))
+
+    refused = erase(s3_store, "", seeded.sid, reason="request 7", requested_by="subject", actor="dana",
+                    now=datetime.now(UTC))
+    assert refused.status == "refused" and refused.refusal is not None
+    assert refused.refusal.possible_from == WHEN_RELEASED
+    assert refused.refusal.reasons == [f"legal hold: {hold.hold_id}"]
+
+    release_hold(s3_store, "", hold.hold_id, reason="settled", actor="legal", now=datetime.now(UTC))
+    erased = erase(s3_store, "", seeded.sid, reason="request 7", requested_by="subject", actor="dana",
+                   now=datetime.now(UTC))
+
+    assert erased.status == "erased" and erased.objects == 4
+    assert versions_of(s3_store, seeded) == []
+    tombstone = json.loads(s3_store.get_bytes(layout.tombstone_key("", seeded.sid)))
+    assert (tombstone["recording_sid"], tombstone["requested_by"], tombstone["reason"], tombstone["policy_rule"]) == (
+        seeded.sid, "subject", "request 7", "default")
+    assert sorted(o["key"] for o in tombstone["objects"]) == sorted([*seeded.keys, seeded.metadata_key])
+    assert all(len(o["sha256"]) == 64 for o in tombstone["objects"])
+    assert seeded.call_sid not in json.dumps(tombstone)  # nothing about the call itself
+    actions = audit_actions(s3_store, seeded.sid)
+    assert {"archived", "held", "released", "erase-requested", "erase-refused", "erased"} <= set(actions)
+
+
+def test_erase_when_allowed_is_queued_and_run_by_the_scheduled_pass_once_the_hold_ends(s3_store) -> None:
+    seeded = seed(s3_store)
+    hold, _ = set_hold(s3_store, "", Selector((seeded.sid,)), reason="audit", actor="legal", now=datetime.now(UTC))
+
+    queued = erase(s3_store, "", seeded.sid, reason="request 9", requested_by="subject", actor="dana",
+                   now=datetime.now(UTC), when_allowed=True)
+    assert queued.status == "queued"
+    assert [r["recording_sid"] for r in pending(s3_store, "")] == [seeded.sid]
+    assert [o.status for o in run_due(s3_store, "", datetime.now(UTC))] == ["queued"]
+    assert versions_of(s3_store, seeded)
+
+    release_hold(s3_store, "", hold.hold_id, reason="over", actor="legal", now=datetime.now(UTC))
+    assert [o.status for o in run_due(s3_store, "", datetime.now(UTC))] == ["erased"]
+    assert versions_of(s3_store, seeded) == [] and pending(s3_store, "") == []
+    assert s3_store.head(layout.tombstone_key("", seeded.sid)) is not None
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
+def test_erase_is_refused_while_retained_and_works_once_retention_ends(s3_store, mode) -> None:
+    until = soon(3)
+    seeded = seed(s3_store, lock=Retention(mode, until))
+    refused = erase(s3_store, "", seeded.sid, reason="r", requested_by="s", actor="a", now=datetime.now(UTC))
+    assert refused.status == "refused" and refused.refusal is not None
+    assert refused.refusal.possible_from.startswith(until.isoformat()[:19])
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.2)
+    erased = erase(s3_store, "", seeded.sid, reason="r", requested_by="s", actor="a", now=datetime.now(UTC))
+    assert erased.status == "erased" and versions_of(s3_store, seeded) == []
+
+
+def test_blockers_name_the_latest_retain_until_and_holds_and_nothing_once_both_end() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    early, late = now + timedelta(days=1), now + timedelta(days=30)
+    locks = [Retention("GOVERNANCE", early), Retention("COMPLIANCE", late), None]
+    refusal = blockers(locks, [], now)
+    assert refusal is not None and refusal.possible_from == late.isoformat()
+    held = blockers([Retention("COMPLIANCE", late, legal_hold=True)], ["H1"], now)
+    assert held is not None and held.possible_from == f"{WHEN_RELEASED}, and not before {late.isoformat()}"
+    assert held.reasons[-1] == "legal hold: H1"
+    policy_hold = blockers([Retention(legal_hold=True)], [], now)
+    assert policy_hold is not None and policy_hold.possible_from == WHEN_RELEASED
+    assert blockers([Retention("COMPLIANCE", now - timedelta(seconds=1)), None], [], now) is None
