@@ -68,7 +68,8 @@ def test_releasing_one_of_two_holds_keeps_the_legal_hold_until_the_last_is_relea
     first, _ = set_hold(s3_store, "", Selector(labels={"case": "x"}), reason="case x", actor="a", now=datetime.now(UTC))
     second, _ = set_hold(s3_store, "", Selector((both.sid,)), reason="regulator", actor="b", now=datetime.now(UTC))
 
-    hold, released, kept = release_hold(s3_store, "", first.hold_id, reason="case closed", actor="c", now=datetime.now(UTC))
+    _, released, kept = release_hold(s3_store, "", first.hold_id, reason="case closed", actor="c",
+                                     now=datetime.now(UTC))
 
     assert released == [only_first.sid] and kept == {both.sid: [second.hold_id]}
     assert all(held_keys(s3_store, both).values())
