@@ -21,20 +21,34 @@ def _recording_sid(value: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recordings", nargs="+", type=_recording_sid, metavar="RE…")
-    parser.add_argument("--reason", required=True, type=reason, help="why (e.g. the request's reference)")
+    parser.add_argument("recordings", nargs="*", type=_recording_sid, metavar="RE…")
+    parser.add_argument("--reason", type=reason, help="why (e.g. the request's reference); required with RE…")
     parser.add_argument("--requested-by", default=None, metavar="WHO",
                         help="who asked for the erasure (default: the actor)")
     parser.add_argument("--when-allowed", action="store_true",
                         help="if refused now, queue the erasure; the scheduled task runs it once nothing protects it")
+    parser.add_argument("--run-due", action="store_true",
+                        help="run the queued erasures whose locks have ended (what beat's hourly task does)")
     add_actor(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.commands.controls import store_for
-    from recvault.workers.erasure import erase
+    from recvault.workers.erasure import erase, run_due
 
+    if bool(args.recordings) == args.run_due:
+        print("recvault: erase: name the recordings (RE…) or give --run-due", file=sys.stderr)
+        return 2
+    if args.recordings and not args.reason:
+        print("recvault: erase: --reason is required: say why (e.g. the request's reference)", file=sys.stderr)
+        return 2
     store, actor = store_for(settings), actor_of(args)
+    if args.run_due:
+        outcomes = run_due(store, settings.s3_prefix, datetime.now(UTC))
+        for outcome in outcomes:
+            waiting = f" (possible {outcome.refusal.possible_from})" if outcome.refusal else ""
+            print(f"{outcome.status} {outcome.recording_sid}{waiting}")
+        return 0
     refused = missing = 0
     for sid in args.recordings:
         outcome = erase(store, settings.s3_prefix, sid, reason=args.reason, requested_by=args.requested_by or actor,
