@@ -3,7 +3,7 @@
 The registry is create-only records under `holds/<id>/` (`set.json`, then `released.json`),
 so `hold list` reads a handful of small objects, not the archive, and no record of a hold
 is ever rewritten. A hold lists the recordings it covered when it was set; releasing it
-turns S3's legal hold off only on recordings that no other active hold covers and whose
+turns S3's legal hold off (on every version) only on recordings that no other active hold covers and whose
 policy did not itself ask for a hold.
 """
 
@@ -19,7 +19,7 @@ from recvault import layout
 from recvault.errors import AlreadyExists, RecvaultError
 from recvault.storage.base import ObjectStore
 from recvault.workers.hold_selector import Selector
-from recvault.workers.recording_objects import Located, audit_keys, audit_retention, documents, locate
+from recvault.workers.recording_objects import Located, audit_keys, audit_retention, documents, locate, versions
 from recvault.workers.trail import write_audit
 
 
@@ -63,8 +63,22 @@ def select(store: ObjectStore, prefix: str, selector: Selector) -> list[Located]
 
 
 def recording_keys(store: ObjectStore, prefix: str, located: Located) -> list[str]:
-    """Every current object of a recording a hold covers: media, document, events, audit records."""
+    """Every key of a recording a hold covers: media, document, events, audit records."""
     return [*located.keys, *audit_keys(store, prefix, located)]
+
+
+def set_legal_holds(store: ObjectStore, prefix: str, located: Located, on: bool) -> int:
+    """Turn legal hold on (off) for every version of every key of the recording; returns the versions changed.
+
+    Every version, not only the current one: an earlier version of a document (before a late
+    price was added) is part of the record too, and one left held would block erasure for ever.
+    """
+    changed = 0
+    for version in versions(store, recording_keys(store, prefix, located)):
+        if not version.is_delete_marker:
+            store.set_legal_hold(version.key, on, version_id=version.version_id)
+            changed += 1
+    return changed
 
 
 def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str, actor: str, now: datetime,
@@ -79,8 +93,7 @@ def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str
     except AlreadyExists:
         raise HoldError(f"hold {hold.hold_id} already exists; choose another --id") from None
     for located in chosen:
-        for key in recording_keys(store, prefix, located):
-            store.set_legal_hold(key, True)
+        set_legal_holds(store, prefix, located, True)
         write_audit(store, prefix, located.sid, "held",
                     {"hold_id": hold.hold_id, "reason": reason, "selector": hold.selector},
                     audit_retention(located.document, now), now, actor=actor)
@@ -115,8 +128,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
         if keepers:
             kept[sid] = keepers
         else:
-            for key in recording_keys(store, prefix, located):
-                store.set_legal_hold(key, False)
+            set_legal_holds(store, prefix, located, False)
             released.append(sid)
         write_audit(store, prefix, sid, "released",
                     {"hold_id": hold_id, "reason": reason, "selector": hold.selector, "legal_hold_kept_by": keepers},

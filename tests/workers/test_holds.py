@@ -45,6 +45,18 @@ def test_a_hold_by_recording_sid_holds_every_object_and_is_registered_and_audite
     assert record["selector"] == {"recording_sids": [one.sid]}
 
 
+def test_a_hold_covers_every_version_and_its_release_frees_every_version(s3_store) -> None:
+    seeded = seed(s3_store)
+    first = s3_store.head(seeded.metadata_key)
+    s3_store.put_bytes(seeded.metadata_key, s3_store.get_bytes(seeded.metadata_key), create_only=False,
+                       content_type="application/json")  # a later version, as a price refresh writes
+    hold, _ = set_hold(s3_store, "", Selector((seeded.sid,)), reason="r", actor="a", now=datetime.now(UTC))
+    assert s3_store.legal_hold(seeded.metadata_key, version_id=first.version_id)
+    release_hold(s3_store, "", hold.hold_id, reason="r", actor="a", now=datetime.now(UTC))
+    assert not s3_store.legal_hold(seeded.metadata_key, version_id=first.version_id)
+    assert not any(held_keys(s3_store, seeded).values())
+
+
 def test_holds_select_by_call_account_label_and_date_range(s3_store) -> None:
     account = sid("AC")
     by_call = seed(s3_store, date="2026-11-20")
