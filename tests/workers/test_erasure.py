@@ -17,6 +17,7 @@ from recvault.storage.base import Retention
 from recvault.workers.erasure import WHEN_RELEASED, blockers, erase, pending, run_due
 from recvault.workers.hold_selector import Selector
 from recvault.workers.holds import release_hold, set_hold
+from recvault.workers.policy import Policy
 from tests.workers.compliance_seed import seed, soon
 
 
@@ -138,3 +139,25 @@ def test_blockers_name_the_latest_retain_until_and_holds_and_nothing_once_both_e
     policy_hold = blockers([Retention(legal_hold=True)], [], now)
     assert policy_hold is not None and policy_hold.possible_from == WHEN_RELEASED
     assert blockers([Retention("COMPLIANCE", now - timedelta(seconds=1)), None], [], now) is None
+
+
+def test_an_archived_recording_is_erased_whole_and_its_remaining_trail_holds_no_call_details(archive_env, sim) -> None:
+    archive_env.policy = Policy.from_dict({"default": {"retention_days": 30, "mode": "none"}})
+    recording = sim.create_recording(duration=2)
+    result = archive_env.archive(recording)
+    archive_env.archive(recording, status="absent")  # an event document of the same recording too
+    store = archive_env.store
+
+    outcome = erase(store, "", recording.sid, reason="DSAR 11", requested_by="subject", actor="dana",
+                    now=datetime.now(UTC))
+
+    assert outcome.status == "erased"
+    assert result.media is not None and store.head(result.media.key) is None and store.head(result.key) is None
+    assert not [key for key in store.list_keys("") if recording.sid in key and not key.startswith(
+        (layout.AUDIT, layout.TOMBSTONES))]
+    tombstone = json.loads(store.get_bytes(layout.tombstone_key("", recording.sid)))
+    assert tombstone["media_sha256"] == result.media.sha256_hex
+    trail = [store.get_bytes(key).decode() for key in store.list_keys(layout.AUDIT) if recording.sid in key]
+    assert len(trail) >= 3
+    for text in [*trail, json.dumps(tombstone)]:
+        assert "+1" not in text and "From" not in text and "To\"" not in text  # no phone numbers, no parties
