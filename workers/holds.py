@@ -38,6 +38,8 @@ class Hold:
     at: str
     recordings: list[str]
     released: dict[str, Any] | None = field(default=None)
+    # Each recording's day, so a release finds it without searching every partition.
+    dates: dict[str, str] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -45,7 +47,7 @@ class Hold:
 
     def record(self) -> dict[str, Any]:
         return {"hold_id": self.hold_id, "selector": self.selector, "reason": self.reason, "actor": self.actor,
-                "at": self.at, "recordings": self.recordings}
+                "at": self.at, "recordings": self.recordings, "dates": self.dates}
 
 
 def new_hold_id(now: datetime) -> str:
@@ -86,7 +88,7 @@ def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str
     """Register the hold, then turn S3 legal hold on for every object of every selected recording."""
     chosen = select(store, prefix, selector)
     hold = Hold(hold_id or new_hold_id(now), selector.as_dict(), reason, actor, now.isoformat(),
-                [r.sid for r in chosen])
+                [r.sid for r in chosen], dates={r.sid: r.date for r in chosen})
     try:
         store.put_bytes(layout.hold_key(prefix, hold.hold_id, "set"), layout.json_line(hold.record()),
                         content_type="application/json")
@@ -119,7 +121,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
     released: list[str] = []
     kept: dict[str, list[str]] = {}
     for sid in hold.recordings:
-        located = locate(store, prefix, sid)
+        located = locate(store, prefix, sid, date=hold.dates.get(sid))
         if located is None:
             continue  # erased or purged since: nothing left to release
         keepers = [h.hold_id for h in others if sid in h.recordings]
@@ -146,7 +148,7 @@ def list_holds(store: ObjectStore, prefix: str) -> list[Hold]:
         if key.endswith("/set.json"):
             holds[record["hold_id"]] = Hold(record["hold_id"], record.get("selector", {}), record.get("reason", ""),
                                             record.get("actor", ""), record.get("at", ""),
-                                            list(record.get("recordings", [])))
+                                            list(record.get("recordings", [])), dates=record.get("dates", {}))
         elif key.endswith("/released.json"):
             released[record["hold_id"]] = record
     for hold_id, record in released.items():
