@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from recvault import layout
 from recvault.errors import AlreadyExists, RecvaultError
@@ -21,6 +23,12 @@ from recvault.storage.base import ObjectStore
 from recvault.workers.hold_selector import Selector
 from recvault.workers.recording_objects import Located, audit_keys, audit_retention, documents, locate, versions
 from recvault.workers.trail import write_audit
+
+# Recordings held or released at once: each costs a dozen S3 round trips (list versions, one
+# legal-hold call per version, the audit record), so a few in flight hide the latency.
+HOLD_CONCURRENCY = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class HoldError(RecvaultError):
@@ -94,11 +102,14 @@ def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str
                         content_type="application/json")
     except AlreadyExists:
         raise HoldError(f"hold {hold.hold_id} already exists; choose another --id") from None
-    for located in chosen:
+
+    def hold_one(located: Located) -> None:
         set_legal_holds(store, prefix, located, True)
         write_audit(store, prefix, located.sid, "held",
                     {"hold_id": hold.hold_id, "reason": reason, "selector": hold.selector},
                     audit_retention(located.document, now), now, actor=actor)
+
+    _each(hold_one, chosen)
     return hold, chosen
 
 
@@ -118,23 +129,30 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
     except AlreadyExists:
         raise HoldError(f"hold {hold_id} is being released by someone else") from None
     others = [h for h in holds.values() if h.active and h.hold_id != hold_id]
-    released: list[str] = []
-    kept: dict[str, list[str]] = {}
-    for sid in hold.recordings:
+
+    def release_one(sid: str) -> tuple[str, list[str]] | None:
         located = locate(store, prefix, sid, date=hold.dates.get(sid))
         if located is None:
-            continue  # erased or purged since: nothing left to release
+            return None  # erased or purged since: nothing left to release
         keepers = [h.hold_id for h in others if sid in h.recordings]
         if located.document and located.document.get("legal_hold"):
             keepers.append(f"policy rule {located.document.get('policy')}")
-        if keepers:
-            kept[sid] = keepers
-        else:
+        if not keepers:
             set_legal_holds(store, prefix, located, False)
-            released.append(sid)
         write_audit(store, prefix, sid, "released",
                     {"hold_id": hold_id, "reason": reason, "selector": hold.selector, "legal_hold_kept_by": keepers},
                     audit_retention(located.document, now), now, actor=actor)
+        return sid, keepers
+
+    done = [result for result in _each(release_one, hold.recordings) if result is not None]
+    released = [sid for sid, keepers in done if not keepers]
+    kept = {sid: keepers for sid, keepers in done if keepers}
+    # A hold set on one of these recordings while this release ran: put its legal hold back.
+    later = {sid for h in list_holds(store, prefix) if h.active and h.hold_id not in holds for sid in h.recordings}
+    for sid in set(released) & later:
+        located = locate(store, prefix, sid, date=hold.dates.get(sid))
+        if located is not None:
+            set_legal_holds(store, prefix, located, True)
     hold.released = release
     return hold, released, kept
 
@@ -155,6 +173,12 @@ def list_holds(store: ObjectStore, prefix: str) -> list[Hold]:
         if hold_id in holds:
             holds[hold_id].released = record
     return sorted(holds.values(), key=lambda h: (h.at, h.hold_id))
+
+
+def _each(work: Callable[[T], R], items: list[T]) -> list[R]:
+    """`work` on every item, HOLD_CONCURRENCY at a time (S3 round trips, not CPU, are the cost)."""
+    with ThreadPoolExecutor(max_workers=HOLD_CONCURRENCY) as pool:
+        return list(pool.map(work, items))
 
 
 def holds_covering(holds: list[Hold], recording_sid: str) -> list[str]:

@@ -50,10 +50,16 @@ def documents(store: ObjectStore, prefix: str, *, date_from: str | None = None,
               date_to: str | None = None) -> Iterator[Located]:
     """Every archived recording (one with a metadata document) in the date range, day by day."""
     for day in partition_dates(store, prefix, layout.METADATA, date_from=date_from, date_to=date_to):
+        events: dict[str, list[str]] = {}  # one listing of the day's events, not one per recording
+        for key in store.list_keys(layout.partition_prefix(prefix, layout.EVENTS, day)):
+            parsed_event = layout.parse_event_key(prefix, key)
+            if parsed_event is not None:
+                events.setdefault(parsed_event[1], []).append(key)
         for key in store.list_keys(layout.partition_prefix(prefix, layout.METADATA, day)):
             parsed = layout.parse_metadata_key(prefix, key)
             if parsed is not None:
-                yield _located(store, prefix, parsed[1], day, json.loads(store.get_bytes(key)))
+                yield _located(store, prefix, parsed[1], day, json.loads(store.get_bytes(key)),
+                               events.get(parsed[1], []))
 
 
 def locate(store: ObjectStore, prefix: str, recording_sid: str, *, date: str | None = None) -> Located | None:
@@ -70,10 +76,11 @@ def locate(store: ObjectStore, prefix: str, recording_sid: str, *, date: str | N
     return None
 
 
-def _located(store: ObjectStore, prefix: str, sid: str, day: str, document: dict[str, Any]) -> Located:
+def _located(store: ObjectStore, prefix: str, sid: str, day: str, document: dict[str, Any],
+             events: list[str] | None = None) -> Located:
     keys = [str(document["media_key"])] if document.get("media_key") else []
     keys.append(layout.metadata_key(prefix, day, sid))
-    keys += store.list_keys(_events_prefix(prefix, day, sid))
+    keys += store.list_keys(_events_prefix(prefix, day, sid)) if events is None else events
     return Located(sid, day, document, keys)
 
 
