@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recvault import layout
+from recvault.storage.base import Retention
 from recvault.workers.hold_selector import BadSelector, Selector, parse_label
 from recvault.workers.holds import HoldError, list_holds, release_hold, set_hold
 from recvault.workers.recording_objects import audit_keys, locate
@@ -113,3 +114,11 @@ def test_selectors_refuse_what_names_nothing_or_names_it_wrongly() -> None:
     assert not selector.matches("RE1", "2026-10-31", {"labels": {"tenant": "acme"}})
     assert not selector.matches("RE1", "2026-11-02", {})  # a document without labels (older archive)
     assert Selector.from_dict(selector.as_dict()) == selector
+
+
+def test_releasing_a_hold_leaves_the_legal_hold_the_policy_itself_decided(s3_store) -> None:
+    seeded = seed(s3_store, lock=Retention(legal_hold=True), rule="litigation-hold")
+    hold, _ = set_hold(s3_store, "", Selector((seeded.sid,)), reason="r", actor="a", now=datetime.now(UTC))
+    _, released, kept = release_hold(s3_store, "", hold.hold_id, reason="r", actor="a", now=datetime.now(UTC))
+    assert released == [] and kept == {seeded.sid: ["policy rule litigation-hold"]}
+    assert all(held_keys(s3_store, seeded).values())
