@@ -16,50 +16,52 @@ from tests.workers.compliance_seed import seed
 PAST = datetime.now(UTC) - timedelta(days=2)
 
 
-def remaining(store, seeded) -> int:
+def remaining(store, prefix, seeded) -> int:
     return sum(1 for key in seeded.keys for v in store.list_versions(key) if v.key == key)
 
 
-def system_records(store, action: str) -> list[dict]:
-    return [json.loads(store.get_bytes(key)) for key in store.list_keys(layout.AUDIT)
+def system_records(store, prefix, action: str) -> list[dict]:
+    return [json.loads(store.get_bytes(key)) for key in store.list_keys(prefix + layout.AUDIT)
             if f"/{layout.SYSTEM_SID}/" in key and key.endswith(f"-{action}.json")]
 
 
-def test_purge_deletes_the_expired_and_keeps_the_retained_the_held_and_the_still_locked(s3_store) -> None:
-    expired = seed(s3_store, recorded_until=PAST)
-    retained = seed(s3_store, lock=Retention("GOVERNANCE", datetime.now(UTC) + timedelta(days=5)))
-    held = seed(s3_store, recorded_until=PAST)
-    hold, _ = set_hold(s3_store, "", Selector((held.sid,)), reason="matter", actor="legal", now=datetime.now(UTC))
+def test_purge_deletes_the_expired_and_keeps_the_retained_the_held_and_the_still_locked(vault, prefix) -> None:
+    expired = seed(vault, prefix=prefix, recorded_until=PAST)
+    retained = seed(vault, prefix=prefix, lock=Retention("GOVERNANCE", datetime.now(UTC) + timedelta(days=5)))
+    held = seed(vault, prefix=prefix, recorded_until=PAST)
+    hold, _ = set_hold(vault, prefix, Selector((held.sid,)), reason="matter", actor="legal", now=datetime.now(UTC))
     # The document says "expired", the objects are still locked: purge looks at the objects, not the document.
-    locked = seed(s3_store, lock=Retention("COMPLIANCE", datetime.now(UTC) + timedelta(days=5)), recorded_until=PAST)
+    locked = seed(vault, prefix=prefix, lock=Retention("COMPLIANCE", datetime.now(UTC) + timedelta(days=5)),
+                  recorded_until=PAST)
 
-    dry = purge(s3_store, "", now=datetime.now(UTC), dry_run=True)
+    dry = purge(vault, prefix, now=datetime.now(UTC), dry_run=True)
     assert [(o.recording_sid, o.status) for o in dry.outcomes if o.status == "due"] == [(expired.sid, "due")]
-    assert remaining(s3_store, expired) == 3 and system_records(s3_store, "purge-run") == []
+    assert remaining(vault, prefix, expired) == 3 and system_records(vault, prefix, "purge-run") == []
 
-    report = purge(s3_store, "", now=datetime.now(UTC), actor="ops")
+    report = purge(vault, prefix, now=datetime.now(UTC), actor="ops")
 
     statuses = {o.recording_sid: o.status for o in report.outcomes}
     assert statuses == {expired.sid: "purged", held.sid: "refused", locked.sid: "refused"}
     assert report.not_due == 1 and report.examined == 4
-    assert remaining(s3_store, expired) == 0
-    assert remaining(s3_store, retained) == remaining(s3_store, held) == remaining(s3_store, locked) == 3
+    assert remaining(vault, prefix, expired) == 0
+    assert [remaining(vault, prefix, kept) for kept in (retained, held, locked)] == [3, 3, 3]
     refusals = {o.recording_sid: o.refusal for o in report.outcomes if o.refusal}
     assert refusals[held.sid].reasons == [f"legal hold: {hold.hold_id}"]
     assert "retention" in refusals[locked.sid].reasons[0]
-    tombstone = json.loads(s3_store.get_bytes(layout.tombstone_key("", expired.sid)))
+    tombstone = json.loads(vault.get_bytes(layout.tombstone_key(prefix, expired.sid)))
     assert (tombstone["action"], tombstone["requested_by"], tombstone["reason"]) == ("purged", "ops", "retention ended")
-    assert any(key.endswith("-purged.json") and f"/{expired.sid}/" in key for key in s3_store.list_keys(layout.AUDIT))
-    (summary,) = system_records(s3_store, "purge-run")
+    assert any(key.endswith("-purged.json") and f"/{expired.sid}/" in key
+               for key in vault.list_keys(prefix + layout.AUDIT))
+    (summary,) = system_records(vault, prefix, "purge-run")
     assert (summary["purged"], summary["kept"], summary["actor"]) == (1, 2, "ops")
 
 
-def test_purge_date_before_reaches_only_older_days(s3_store) -> None:
-    old, new = seed(s3_store, date="2026-01-10", recorded_until=PAST), seed(s3_store, date="2026-01-11",
-                                                                             recorded_until=PAST)
-    report = purge(s3_store, "", now=datetime.now(UTC), date_before="2026-01-11")
+def test_purge_date_before_reaches_only_older_days(vault, prefix) -> None:
+    old = seed(vault, prefix=prefix, date="2026-01-10", recorded_until=PAST)
+    new = seed(vault, prefix=prefix, date="2026-01-11", recorded_until=PAST)
+    report = purge(vault, prefix, now=datetime.now(UTC), date_before="2026-01-11")
     assert [o.recording_sid for o in report.outcomes] == [old.sid]
-    assert remaining(s3_store, new) == 3
+    assert remaining(vault, prefix, new) == 3
 
 
 def test_expiry_is_the_retain_until_else_the_archive_time_plus_the_rule_days() -> None:
