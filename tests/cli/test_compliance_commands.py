@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from recvault.cli import main
 from recvault.storage.base import Retention
+from recvault.storage.s3 import S3Store
+from tests.fixtures.services import unique_bucket
 from tests.workers.compliance_seed import seed
 
 
+@pytest.fixture(scope="module")
+def bucket(s3_endpoint: str) -> S3Store:
+    """One Object Lock bucket for the module; each test works under a prefix of its own."""
+    store = S3Store(unique_bucket("compliance-commands"), endpoint_url=s3_endpoint)
+    store.ensure_bucket(create=True)
+    return store
+
+
 @pytest.fixture
-def env(s3_store, s3_endpoint, tmp_path, monkeypatch):
-    for name, value in {"RECVAULT_S3_BUCKET": s3_store.bucket, "RECVAULT_S3_ENDPOINT_URL": s3_endpoint,
-                        "RECVAULT_DATA_DIR": str(tmp_path), "RECVAULT_LOG_LEVEL": "WARNING"}.items():
+def env(bucket, s3_endpoint, tmp_path, monkeypatch):
+    prefix = f"t-{uuid.uuid4().hex[:12]}/"
+    for name, value in {"RECVAULT_S3_BUCKET": bucket.bucket, "RECVAULT_S3_ENDPOINT_URL": s3_endpoint,
+                        "RECVAULT_S3_PREFIX": prefix, "RECVAULT_DATA_DIR": str(tmp_path),
+                        "RECVAULT_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    return s3_store
+    return functools.partial(seed, bucket, prefix=prefix)
 
 
 @pytest.mark.system  # four commands in a row: about 2 s
 def test_hold_set_list_and_release_from_the_command_line(env, capsys) -> None:
-    seeded = seed(env, labels={"tenant": "acme"})
+    seeded = env(labels={"tenant": "acme"})
     assert main(["hold", "set", "--label", "tenant=acme", "--reason", "SEC inquiry 12", "--id", "sec-12",
                  "--actor", "dana"]) == 0
     assert f"held {seeded.sid}" in capsys.readouterr().out
@@ -57,20 +71,20 @@ def test_hold_set_and_erase_require_a_reason(env, capsys) -> None:
 
 def test_erase_of_a_retained_recording_exits_1_naming_the_rule_and_the_date(env, capsys) -> None:
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    seeded = seed(env, lock=Retention("GOVERNANCE", until))
+    seeded = env(lock=Retention("GOVERNANCE", until))
     assert main(["erase", seeded.sid, "--reason", "DSAR 5", "--requested-by", "subject", "--when-allowed"]) == 1
     err = capsys.readouterr().err
     assert f"refused {seeded.sid}: retention: locked until {until.isoformat()}" in err
     assert f"Possible {until.isoformat()}; queued to run then" in err
 
 
-def test_lifecycle_writes_the_json_for_deploy_and_purge_dry_run_deletes_nothing(env, tmp_path, capsys) -> None:
+def test_lifecycle_writes_the_json_for_deploy_and_purge_dry_run_deletes_nothing(env, bucket, tmp_path, capsys) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('[default]\nretention_days = 30\nmode = "GOVERNANCE"\n')
     out = tmp_path / "lifecycle.json"
     assert main(["lifecycle", "--policy", str(policy), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["Rules"][0]["Expiration"] == {"Days": 30}
-    seeded = seed(env, recorded_until=datetime.now(UTC) - timedelta(days=1))
+    seeded = env(recorded_until=datetime.now(UTC) - timedelta(days=1))
     assert main(["purge", "--dry-run"]) == 0
     assert f"due {seeded.sid}" in capsys.readouterr().out
-    assert env.head(seeded.media_key) is not None
+    assert bucket.head(seeded.media_key) is not None
