@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +42,6 @@ class Outcome:
     refusal: Refusal | None = None
     tombstone: dict[str, Any] | None = None
     objects: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def blockers(locks: list[Retention | None], holds: list[str], now: datetime) -> Refusal | None:

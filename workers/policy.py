@@ -121,9 +121,6 @@ class Policy:
         """The rules in order, then the default."""
         return [*self.rules, self.default]
 
-    def rule_named(self, name: str) -> Rule | None:
-        return next((rule for rule in self.all_rules() if rule.name == name), None)
-
     def effective_days(self, rule: Rule) -> int | None:
         """Days a rule's recordings are kept (the default's when the rule says nothing)."""
         return self._days(rule)

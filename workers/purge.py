@@ -46,7 +46,8 @@ def expires_at(document: dict[str, Any], policy: Policy | None) -> datetime | No
     _, until, _ = retention_fields(document)
     if until is not None:
         return until
-    rule = policy.rule_named(str(document.get("policy"))) if policy else None
+    name = document.get("policy")
+    rule = next((r for r in policy.all_rules() if r.name == name), None) if policy else None
     days = policy.effective_days(rule) if policy and rule else None
     archived = document.get("archived_at")
     return datetime.fromisoformat(archived) + timedelta(days=days) if days and archived else None
