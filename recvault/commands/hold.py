@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import UTC, datetime
 
 from recvault.commands.controls import actor_of, add_actor, day, reason, store_for
 from recvault.settings import Settings
 
+# A hold id names a folder under holds/: letters, digits, '.', '_' and '-', at most 64.
+HOLD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
 HELP = "set, release or list legal holds (S3 Object Lock legal hold on every object of a recording)"
+
+
+def _hold_id(value: str) -> str:
+    if not HOLD_ID.fullmatch(value) or value.strip(".") == "":
+        raise argparse.ArgumentTypeError(f"{value!r}: a hold id is 1-64 letters, digits, '.', '_' or '-'")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     setting.add_argument("--from", dest="date_from", type=day, metavar="D", help="recordings of this day or later")
     setting.add_argument("--to", dest="date_to", type=day, metavar="D", help="recordings of this day or earlier")
     setting.add_argument("--reason", required=True, type=reason, help="why (matter, case or request number)")
-    setting.add_argument("--id", dest="hold_id", help="a name for the hold (default: made from the time)")
+    setting.add_argument("--id", dest="hold_id", type=_hold_id,
+                         help="a name for the hold (default: made from the time)")
     add_actor(setting)
     release = sub.add_parser("release", help="release one hold; recordings another hold covers stay held")
     release.add_argument("hold_id", metavar="HOLD")

@@ -64,6 +64,9 @@ def test_hold_set_and_erase_require_a_reason(env, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["hold", "set", "RE" + "0" * 32])
     assert exited.value.code == 2 and "--reason" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["hold", "set", "RE" + "0" * 32, "--reason", "r", "--id", "../x"])
+    assert exited.value.code == 2 and "a hold id is" in capsys.readouterr().err
     assert main(["erase", "RE" + "0" * 32]) == 2
     assert "--reason is required" in capsys.readouterr().err
     assert main(["erase"]) == 2 and "--run-due" in capsys.readouterr().err
