@@ -45,5 +45,5 @@ def test_apply_puts_the_rules_on_the_bucket_keeps_the_operators_rule_and_records
     assert {json.dumps(r, sort_keys=True) for r in rules} <= {json.dumps(r, sort_keys=True) for r in applied}
     (key,) = [k for k in s3_store.list_keys(layout.AUDIT) if k.endswith("-lifecycle-applied.json")]
     record = json.loads(s3_store.get_bytes(key))
-    assert (record["recording_sid"], record["actor"], record["policy_version"]) == (layout.SYSTEM_SID, "ops", "abc123")
+    assert (record["action"], record["actor"], record["policy_version"]) == ("lifecycle-applied", "ops", "abc123")
     assert record["rules"] == [r["ID"] for r in rules]
