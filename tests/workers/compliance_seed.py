@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,17 @@ def seed(store: S3Store, *, prefix: str = "", date: str = "2026-11-24", account_
                     content_type="application/json", retention=lock)
     write_audit(store, prefix, recording, "archived", {"media_key": media_key}, lock, now)
     return Seeded(recording, account, call, date, media_key, metadata_key, event_key)
+
+
+def audit_trail(store: S3Store, prefix: str, recording_sid: str | None = None,
+                action: str | None = None) -> list[tuple[str, dict]]:
+    """(key, record) of the audit records under `prefix`, by their content (not their key's shape)."""
+    found = []
+    for key in store.list_keys(prefix + layout.AUDIT):
+        record = json.loads(store.get_bytes(key))
+        if recording_sid in (None, record.get("recording_sid")) and action in (None, record.get("action")):
+            found.append((key, record))
+    return found
 
 
 def soon(seconds: float) -> datetime:

@@ -18,7 +18,7 @@ from recvault.workers.erasure import WHEN_RELEASED, blockers, erase, pending, ru
 from recvault.workers.hold_selector import Selector
 from recvault.workers.holds import release_hold, set_hold
 from recvault.workers.policy import Policy
-from tests.workers.compliance_seed import seed, soon
+from tests.workers.compliance_seed import audit_trail, seed, soon
 
 
 def raw_client(store):
@@ -33,9 +33,8 @@ def versions_of(store, prefix, seeded) -> list:
 
 
 def audit_actions(store, prefix, recording_sid: str) -> list[str]:
-    """The actions of a recording's audit records (keys end `<time>Z-<action>.json`)."""
-    return sorted(key.split("Z-", 1)[1].removesuffix(".json")
-                  for key in store.list_keys(prefix + layout.AUDIT) if f"/{recording_sid}/" in key)
+    """The actions of a recording's audit records."""
+    return sorted(record["action"] for _, record in audit_trail(store, prefix, recording_sid))
 
 
 def test_a_compliance_locked_recording_cannot_be_deleted_or_shortened_by_recvault_or_by_s3(vault, prefix) -> None:

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 
-from recvault import layout
 from recvault.storage.base import Retention
 from recvault.workers.hold_selector import BadSelector, Selector, parse_label
 from recvault.workers.holds import HoldError, list_holds, release_hold, set_hold
-from recvault.workers.recording_objects import audit_keys, locate
-from tests.workers.compliance_seed import seed, sid
+from recvault.workers.recording_objects import locate
+from tests.workers.compliance_seed import audit_trail, seed, sid
 
 
 def held_keys(store, prefix, seeded) -> dict[str, bool]:
     """Legal hold of the recording's media, document, event and `archived` audit record."""
     located = locate(store, prefix, seeded.sid)
-    archived = [key for key in audit_keys(store, prefix, located) if key.endswith("-archived.json")]
+    archived = [key for key, _ in audit_trail(store, prefix, seeded.sid, "archived")]
     return {key: store.legal_hold(key) for key in [*located.keys, *archived]}
 
 
 def audit_records(store, prefix, recording_sid: str, action: str) -> list[dict]:
-    return [json.loads(store.get_bytes(key)) for key in store.list_keys(prefix + layout.AUDIT)
-            if f"/{recording_sid}/" in key and key.endswith(f"-{action}.json")]
+    return [record for _, record in audit_trail(store, prefix, recording_sid, action)]
 
 
 def test_a_hold_by_recording_sid_holds_every_object_and_is_registered_and_audited(vault, prefix) -> None:

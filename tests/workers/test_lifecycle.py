@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from recvault import layout
 from recvault.storage.s3_setup import ABORT_INCOMPLETE_DAYS, LIFECYCLE_RULE_ID
 from recvault.workers.lifecycle import apply_lifecycle, lifecycle_rules
 from recvault.workers.policy import Policy
+from tests.workers.compliance_seed import audit_trail
 
 POLICY = Policy.from_dict({
     "default": {"retention_days": 90, "mode": "GOVERNANCE"},
@@ -43,7 +43,6 @@ def test_apply_puts_the_rules_on_the_bucket_keeps_the_operators_rule_and_records
 
     assert [r["ID"] for r in applied] == ["logs-30d", *[r["ID"] for r in rules]]
     assert {json.dumps(r, sort_keys=True) for r in rules} <= {json.dumps(r, sort_keys=True) for r in applied}
-    (key,) = [k for k in s3_store.list_keys(layout.AUDIT) if k.endswith("-lifecycle-applied.json")]
-    record = json.loads(s3_store.get_bytes(key))
+    ((_, record),) = audit_trail(s3_store, "", action="lifecycle-applied")
     assert (record["action"], record["actor"], record["policy_version"]) == ("lifecycle-applied", "ops", "abc123")
     assert record["rules"] == [r["ID"] for r in rules]

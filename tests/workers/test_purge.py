@@ -11,7 +11,7 @@ from recvault.workers.hold_selector import Selector
 from recvault.workers.holds import set_hold
 from recvault.workers.policy import Policy
 from recvault.workers.purge import expires_at, purge
-from tests.workers.compliance_seed import seed
+from tests.workers.compliance_seed import audit_trail, seed
 
 PAST = datetime.now(UTC) - timedelta(days=2)
 
@@ -21,8 +21,7 @@ def remaining(store, prefix, seeded) -> int:
 
 
 def system_records(store, prefix, action: str) -> list[dict]:
-    return [json.loads(store.get_bytes(key)) for key in store.list_keys(prefix + layout.AUDIT)
-            if key.endswith(f"-{action}.json")]
+    return [record for _, record in audit_trail(store, prefix, action=action)]
 
 
 def test_purge_deletes_the_expired_and_keeps_the_retained_the_held_and_the_still_locked(vault, prefix) -> None:
@@ -50,8 +49,7 @@ def test_purge_deletes_the_expired_and_keeps_the_retained_the_held_and_the_still
     assert "retention" in refusals[locked.sid].reasons[0]
     tombstone = json.loads(vault.get_bytes(layout.tombstone_key(prefix, expired.sid)))
     assert (tombstone["action"], tombstone["requested_by"], tombstone["reason"]) == ("purged", "ops", "retention ended")
-    assert any(key.endswith("-purged.json") and f"/{expired.sid}/" in key
-               for key in vault.list_keys(prefix + layout.AUDIT))
+    assert audit_trail(vault, prefix, expired.sid, "purged")
     (summary,) = system_records(vault, prefix, "purge-run")
     assert (summary["purged"], summary["kept"], summary["actor"]) == (1, 2, "ops")
 
