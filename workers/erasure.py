@@ -104,9 +104,12 @@ def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[Ob
 
 
 def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, requested_by: str, actor: str,
-          now: datetime, when_allowed: bool = False) -> Outcome:
-    """Erase one recording now if nothing protects it; otherwise record the refusal (and queue it)."""
-    located = locate(store, prefix, recording_sid)
+          now: datetime, when_allowed: bool = False, date: str | None = None) -> Outcome:
+    """Erase one recording now if nothing protects it; otherwise record the refusal (and queue it).
+
+    `date` (the recording's day) saves searching every partition for it.
+    """
+    located = locate(store, prefix, recording_sid, date=date)
     if located is None:
         return Outcome(recording_sid, "not-found")
     request = {"reason": reason, "requested_by": requested_by, "when_allowed": when_allowed}

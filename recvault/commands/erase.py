@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from recvault.commands.controls import actor_of, add_actor, reason
+from recvault.commands.controls import actor_of, add_actor, day, reason
 from recvault.settings import Settings
 
 HELP = "erase recordings (every version) when no retention or legal hold protects them; else record and refuse"
@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="who asked for the erasure (default: the actor)")
     parser.add_argument("--when-allowed", action="store_true",
                         help="if refused now, queue the erasure; the scheduled task runs it once nothing protects it")
+    parser.add_argument("--date", type=day, metavar="D",
+                        help="the recordings' day (YYYY-MM-DD): found at once instead of searched for, day by day")
     parser.add_argument("--run-due", action="store_true",
                         help="run the queued erasures whose locks have ended (what beat's hourly task does)")
     add_actor(parser)
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     refused = missing = 0
     for sid in args.recordings:
         outcome = erase(store, settings.s3_prefix, sid, reason=args.reason, requested_by=args.requested_by or actor,
-                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed)
+                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed, date=args.date)
         if outcome.status == "erased":
             print(f"erased {sid}: {outcome.objects} object version(s); tombstone kept")
         elif outcome.status == "not-found":

@@ -75,7 +75,8 @@ def test_hold_set_and_erase_require_a_reason(env, capsys) -> None:
 def test_erase_of_a_retained_recording_exits_1_naming_the_rule_and_the_date(env, capsys) -> None:
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     seeded = env(lock=Retention("GOVERNANCE", until))
-    assert main(["erase", seeded.sid, "--reason", "DSAR 5", "--requested-by", "subject", "--when-allowed"]) == 1
+    assert main(["erase", seeded.sid, "--reason", "DSAR 5", "--requested-by", "subject", "--when-allowed",
+                 "--date", seeded.date]) == 1
     err = capsys.readouterr().err
     assert f"refused {seeded.sid}: retention: locked until {until.isoformat()}" in err
     assert f"Possible {until.isoformat()}; queued to run then" in err
