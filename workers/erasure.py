@@ -64,10 +64,10 @@ def blockers(locks: list[Retention | None], holds: list[str], now: datetime) -> 
         reasons.append("legal hold set on the stored objects (policy or S3)")
     if not reasons:
         return None
-    possible = WHEN_RELEASED if held or holds else until.isoformat() if until else WHEN_RELEASED
-    if (held or holds) and until is not None:
-        possible = f"{WHEN_RELEASED}, and not before {until.isoformat()}"
-    return Refusal(reasons, possible)
+    if held or holds:
+        return Refusal(reasons, WHEN_RELEASED + (f", and not before {until.isoformat()}" if until else ""))
+    assert until is not None  # a reason without a hold is a retention
+    return Refusal(reasons, until.isoformat())
 
 
 def check(store: ObjectStore, located: Located, active_holds: list[str], now: datetime

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recordings", nargs="*", type=_recording_sid, metavar="RE…")
     parser.add_argument("--reason", type=reason, help="why (e.g. the request's reference); required with RE…")
     parser.add_argument("--requested-by", default=None, metavar="WHO",
-                        help="who asked for the erasure (default: the actor)")
+                        help="who asked, for the tombstone: a role or request reference, never the data "
+                             "subject's name (default: the actor)")
     parser.add_argument("--when-allowed", action="store_true",
                         help="if refused now, queue the erasure; the scheduled task runs it once nothing protects it")
     parser.add_argument("--date", type=day, metavar="D",
