@@ -13,7 +13,8 @@ from recvault.settings import load_settings
 # Subcommand names; the module recvault.commands.<name> (with "_" for "-") gives HELP,
 # add_arguments(parser) and run(args, settings). Modules keep their heavy imports inside
 # run(), so building the parser stays cheap.
-COMMANDS = ("serve", "worker", "beat", "up", "simulate", "dlq", "audit", "reconcile", "init-bucket", "policy")
+COMMANDS = ("serve", "worker", "beat", "up", "simulate", "dlq", "audit", "reconcile", "init-bucket",
+            "hold", "erase", "lifecycle", "purge", "policy")
 
 
 def command_module(name: str) -> ModuleType:

@@ -93,3 +93,31 @@ def retention_fields(document: dict[str, Any]) -> tuple[LockMode | None, datetim
     mode = document.get("retention_mode")
     locked = mode if mode in ("COMPLIANCE", "GOVERNANCE") and until else None
     return locked, datetime.fromisoformat(until) if until else None, bool(document.get("legal_hold"))
+
+
+# --- holds, erasures, tombstones: the compliance controls' records -------------------------
+# holds/<hold id>/set.json and holds/<hold id>/released.json: a durable registry of legal holds.
+HOLDS = "holds/"
+# erasures/pending/RE….json (a request waiting for its lock to end), erasures/done/RE….json.
+ERASURES = "erasures/"
+# tombstones/RE….json: what was erased, without personal data.
+TOMBSTONES = "tombstones/"
+# The recording_sid of audit records that belong to no one recording.
+SYSTEM_SID = "system"
+
+
+def hold_key(prefix: str, hold_id: str, state: Literal["set", "released"]) -> str:
+    return f"{prefix}{HOLDS}{hold_id}/{state}.json"
+
+
+def erasure_key(prefix: str, recording_sid: str, state: Literal["pending", "done"]) -> str:
+    return f"{prefix}{ERASURES}{state}/{recording_sid}.json"
+
+
+def tombstone_key(prefix: str, recording_sid: str) -> str:
+    return f"{prefix}{TOMBSTONES}{recording_sid}.json"
+
+
+def audit_folder(prefix: str, date: str, recording_sid: str) -> str:
+    """The folder of one recording's audit records written on one day."""
+    return f"{prefix}{AUDIT}date={date}/{recording_sid}/"

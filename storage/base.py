@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from recvault.storage.placement import Placement
 
@@ -44,6 +44,17 @@ class ListedObject:
     size: int
     etag: str
     last_modified: datetime
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version at a key in a versioned bucket (a delete marker has no content)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool = False
+    size: int = 0
 
 
 class ObjectStore(Protocol):
@@ -112,3 +123,28 @@ class ObjectStore(Protocol):
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Abort one unfinished multipart upload."""
+
+    # --- Object Lock controls: legal hold, versions, lifecycle -------------------
+    def set_legal_hold(self, key: str, on: bool, *, version_id: str | None = None) -> None:
+        """Turn the legal hold of one version (the current one by default) on or off."""
+
+    def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
+        """Whether one version (the current one by default) is under legal hold."""
+
+    def lock_of(self, key: str, version_id: str) -> Retention | None:
+        """The Object Lock retention and legal hold one version carries, None when it has neither."""
+
+    def list_versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under `prefix`, in key order."""
+
+    def iter_version(self, key: str, version_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream one version's content (for hashing what is about to be erased)."""
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        """Delete one version for good; the store refuses (StorageRejected) while it is locked."""
+
+    def lifecycle_rules(self) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules (S3's shape), empty when it has none."""
+
+    def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's lifecycle configuration with `rules`."""

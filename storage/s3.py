@@ -23,6 +23,7 @@ from recvault.storage.multipart import (
 )
 from recvault.storage.placement import Placement
 from recvault.storage.s3_bucket import ensure_bucket
+from recvault.storage.s3_controls import S3LockControls
 from recvault.storage.s3_errors import NOT_FOUND, s3_errors
 from recvault.storage.s3_params import retention_from_head, write_params
 from recvault.storage.s3_setup import BucketSetup, SetupStep, init_bucket
@@ -42,7 +43,7 @@ EXPECTED_ANSWERS = frozenset({("HeadObject", 404), ("PutObject", 412), ("Complet
 LOCAL_ACCESS_KEY = ("recvault-local", "recvault-local-secret")
 
 
-class S3Store:
+class S3Store(S3LockControls):
     """The S3 ObjectStore; the only place in recvault that talks to boto3."""
 
     def __init__(

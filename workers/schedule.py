@@ -20,7 +20,7 @@ import redis
 from celery.beat import BeatLazyFunc, PersistentScheduler
 from celery.schedules import crontab
 
-from recvault.queue.app import PRICE_SWEEP_TASK, RECONCILE_TASK
+from recvault.queue.app import ERASE_DUE_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK
 from recvault.queue.writer import QueueWriter, build_message
 
 log = logging.getLogger("recvault.beat")
@@ -28,6 +28,8 @@ log = logging.getLogger("recvault.beat")
 # Daily, in UTC, once Twilio has finished the previous day: its recordings, then their prices.
 RECONCILE_AT = crontab(hour=2, minute=30)
 PRICE_SWEEP_AT = crontab(hour=3, minute=30)
+# Hourly: queued erasures run within the hour their retention or last hold ends.
+ERASE_DUE_AT = crontab(minute=15)
 # Days the price sweep looks back over (a recording's own refresh chain covers its first hour).
 PRICE_SWEEP_DAYS = 3
 # A job's dedup key outlives its day, so a restarted or second beat cannot publish that day's job again.
@@ -52,6 +54,11 @@ def price_sweep_payload() -> dict[str, Any]:
     return {"dates": _days_back(datetime.now(UTC), 1, PRICE_SWEEP_DAYS)}
 
 
+def erase_due_payload() -> dict[str, Any]:
+    """This UTC hour's pass over queued erasures (the hour makes its dedup key)."""
+    return {"hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")}
+
+
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """Celery's beat_schedule: the payload of each job is built when it is due."""
     return {
@@ -59,6 +66,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
                                    "args": (BeatLazyFunc(reconcile_payload),)},
         "price-sweep": {"task": PRICE_SWEEP_TASK, "schedule": PRICE_SWEEP_AT,
                         "args": (BeatLazyFunc(price_sweep_payload),)},
+        "due-erasures": {"task": ERASE_DUE_TASK, "schedule": ERASE_DUE_AT,
+                         "args": (BeatLazyFunc(erase_due_payload),)},
     }
 
 

@@ -1,4 +1,4 @@
-"""The tasks `recvault beat` schedules: reconcile a window of days, and the price sweep.
+"""The tasks `recvault beat` schedules: reconcile a window of days, the price sweep, queued erasures.
 
 Their bodies are plain functions of a worker context and a payload, run by the tasks with
 the same delivery policy as the archive task: transient failures are retried with backoff,
@@ -8,15 +8,17 @@ anything else is dead-lettered (and replayable with `recvault dlq replay`).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from celery import Celery, Task
 
 from recvault.errors import PermanentError
-from recvault.queue.app import PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK
+from recvault.queue.app import ERASE_DUE_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK
 from recvault.queue.writer import build_message
 from recvault.settings import Settings
 from recvault.workers.context import ProcessContext, WorkerContext
 from recvault.workers.delivery import backoff, dead_letter, guarded, publish_follow_up
+from recvault.workers.erasure import run_due
 from recvault.workers.price_sweep import SweepReport, sweep_prices
 from recvault.workers.reconcile import (
     GapReport,
@@ -115,6 +117,29 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
             log.info("price sweep done", extra={"task_id": self.request.id, "documents": report.documents,
                                                 "unpriced": report.unpriced, "queued": report.queued})
             return f"{report.queued} refresh(es) queued"
+
+        return guarded(self, process, letter_id, payload, body)
+
+    register_erasure_task(app, process)
+
+
+def register_erasure_task(app: Celery, process: ProcessContext) -> None:
+    """Attach the hourly pass over queued erasures (`recvault erase --when-allowed`)."""
+    settings = process.settings
+
+    @app.task(name=ERASE_DUE_TASK, bind=True, max_retries=None, shared=False)
+    def run_due_erasures_task(self: Task, payload: dict) -> str:
+        letter_id = f"erasures:{payload.get('hour')}" if isinstance(payload, dict) else "erasures:unparseable"
+
+        def body(ctx: WorkerContext) -> str:
+            try:
+                outcomes = run_due(ctx.store, ctx.options.prefix, datetime.now(UTC))
+            except Exception as error:
+                return _retry_or_dead_letter(app, settings, process, ctx, self, letter_id, payload, error)
+            erased = sum(1 for o in outcomes if o.status == "erased")
+            log.info("queued erasures run", extra={"task_id": self.request.id, "erased": erased,
+                                                   "waiting": len(outcomes) - erased})
+            return f"{erased} erased, {len(outcomes) - erased} waiting"
 
         return guarded(self, process, letter_id, payload, body)
 

@@ -14,6 +14,8 @@ REFRESH_TASK = "recvault.refresh_recording"
 # Scheduled by `recvault beat`: reconcile a window of days, and one more price refresh for the unpriced.
 RECONCILE_TASK = "recvault.reconcile_days"
 PRICE_SWEEP_TASK = "recvault.sweep_prices"
+# Scheduled by `recvault beat` too: erasures queued with `recvault erase --when-allowed` whose locks ended.
+ERASE_DUE_TASK = "recvault.run_due_erasures"
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from recvault.workers.archive import ArchiveOptions, ArchiveResult, archive_even
 from recvault.workers.policy import Policy
 from recvault.workers.refresh import RefreshTarget, refresh_recording
 from recvault.workers.twilio_api import TwilioApi
+from tests.fixtures.services import unique_bucket
 
 
 @dataclass
@@ -65,3 +67,18 @@ def archive_env(sim, sim_account, s3_store) -> ArchiveEnv:
                        credentials=lambda account: (sim_account.sid, sim_account.token))
     yield ArchiveEnv(sim=sim, store=s3_store, twilio=twilio)
     twilio.close()
+
+
+@pytest.fixture(scope="module")
+def vault(s3_endpoint: str, request: pytest.FixtureRequest) -> S3Store:
+    """One Object Lock bucket per test module (a new bucket costs SeaweedFS most of a second)."""
+    store = S3Store(unique_bucket(request.module.__name__), endpoint_url=s3_endpoint)
+    store.ensure_bucket(create=True)
+    assert store.object_lock_enabled
+    return store
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A prefix of this test's own in the module's bucket: what one deployment sees."""
+    return f"t-{uuid.uuid4().hex[:12]}/"

@@ -1,0 +1,70 @@
+"""`recvault erase RE… --reason R`: a data-subject erasure, refused while retention or a hold applies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from recvault.commands.controls import actor_of, add_actor, day, reason
+from recvault.settings import Settings
+
+HELP = "erase recordings (every version) when no retention or legal hold protects them; else record and refuse"
+
+
+def _recording_sid(value: str) -> str:
+    from recvault import sids
+
+    if not sids.is_sid(value, sids.RECORDING):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE and 32 hex digits)")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recordings", nargs="*", type=_recording_sid, metavar="RE…")
+    parser.add_argument("--reason", type=reason, help="why (e.g. the request's reference); required with RE…")
+    parser.add_argument("--requested-by", default=None, metavar="WHO",
+                        help="who asked, for the tombstone: a role or request reference, never the data "
+                             "subject's name (default: the actor)")
+    parser.add_argument("--when-allowed", action="store_true",
+                        help="if refused now, queue the erasure; the scheduled task runs it once nothing protects it")
+    parser.add_argument("--date", type=day, metavar="D",
+                        help="the recordings' day (YYYY-MM-DD): found at once instead of searched for, day by day")
+    parser.add_argument("--run-due", action="store_true",
+                        help="run the queued erasures whose locks have ended (what beat's hourly task does)")
+    add_actor(parser)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.commands.controls import store_for
+    from recvault.workers.erasure import erase, run_due
+
+    if bool(args.recordings) == args.run_due:
+        print("recvault: erase: name the recordings (RE…) or give --run-due", file=sys.stderr)
+        return 2
+    if args.recordings and not args.reason:
+        print("recvault: erase: --reason is required: say why (e.g. the request's reference)", file=sys.stderr)
+        return 2
+    store, actor = store_for(settings), actor_of(args)
+    if args.run_due:
+        outcomes = run_due(store, settings.s3_prefix, datetime.now(UTC))
+        for outcome in outcomes:
+            waiting = f" (possible {outcome.refusal.possible_from})" if outcome.refusal else ""
+            print(f"{outcome.status} {outcome.recording_sid}{waiting}")
+        return 0
+    refused = missing = 0
+    for sid in args.recordings:
+        outcome = erase(store, settings.s3_prefix, sid, reason=args.reason, requested_by=args.requested_by or actor,
+                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed, date=args.date)
+        if outcome.status == "erased":
+            print(f"erased {sid}: {outcome.objects} object version(s); tombstone kept")
+        elif outcome.status == "not-found":
+            missing += 1
+            print(f"recvault: erase: {sid} is not in the archive", file=sys.stderr)
+        else:
+            assert outcome.refusal is not None
+            refused += 1
+            queued = "; queued to run then" if outcome.status == "queued" else ""
+            print(f"refused {sid}: {'; '.join(outcome.refusal.reasons)}. "
+                  f"Possible {outcome.refusal.possible_from}{queued}", file=sys.stderr)
+    return 1 if refused or missing else 0
