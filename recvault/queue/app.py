@@ -14,6 +14,9 @@ REFRESH_TASK = "recvault.refresh_recording"
 # Scheduled by `recvault beat`: reconcile a window of days, and one more price refresh for the unpriced.
 RECONCILE_TASK = "recvault.reconcile_days"
 PRICE_SWEEP_TASK = "recvault.sweep_prices"
+# Also scheduled: seal the audit trail's finished days; copy the accepted-callback ledger to S3.
+SEAL_TASK = "recvault.seal_audit_days"
+LEDGER_FLUSH_TASK = "recvault.flush_accepted_ledger"
 
 
 def create_celery(settings: Settings) -> Celery:
