@@ -42,10 +42,10 @@ def flush_accepted(client: redis.Redis, stream: str, store: ObjectStore, prefix:
         raw = client.xrange(stream, min="-", max="+", count=batch)
         if not raw:
             return written
-        entries = [(_text(stream_id), AcceptedRow.decode(fields[FIELD])) for stream_id, fields in raw]
+        entries = [(_text(stream_id), AcceptedRow.decode(_text((fields or {})[FIELD]))) for stream_id, fields in raw]
         run = _run_of_one_day(entries)
         first_id = run[0][0]
-        key = layout.accepted_key(prefix, run[0][1].day, first_id.replace("-", "_"))
+        key = layout.accepted_key(prefix, run[0][1].day, first_id)
         body = b"".join(layout.json_line({"id": stream_id, "sid": row.recording_sid, "status": row.status,
                                           "account_sid": row.account_sid, "received_at": row.received_at})
                         for stream_id, row in run)
@@ -60,5 +60,5 @@ def flush_accepted(client: redis.Redis, stream: str, store: ObjectStore, prefix:
         log.info("accepted ledger flushed", extra={"key": key, "rows": len(run)})
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

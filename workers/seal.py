@@ -93,7 +93,7 @@ def days_to_seal(store: ObjectStore, prefix: str, now: datetime) -> list[str]:
         if not indexed:
             return []
         first = date.fromisoformat(indexed[0])
-    days = []
+    days: list[str] = []
     while first <= yesterday and len(days) < MAX_DAYS_PER_RUN:
         days.append(first.isoformat())
         first += timedelta(days=1)

@@ -8,8 +8,8 @@ from typing import Any
 
 from recvault import layout
 from recvault.ops.entries import Entry
-from recvault.ops.trail import append
 from recvault.ops.query import FOLDERS, Position, RecordingQuery, encode_cursor
+from recvault.ops.trail import append
 from recvault.ops.view import ArchiveView, Budget
 from recvault.storage.base import Retention
 
@@ -165,7 +165,8 @@ class RecordingsReader:
             entry = self.view.document(key)
             if entry is None:
                 return None
-            details = entry.get("details") if isinstance(entry.get("details"), dict) else {}
+            raw = entry.get("details")
+            details: dict[str, Any] = raw if isinstance(raw, dict) else {}
             return {**details, "recording_sid": records.sid, "seq": entry.get("seq"), "at": entry.get("at"),
                     "actor": entry.get("actor"), "action": entry.get("action")}
 

@@ -15,6 +15,7 @@ stale; the sealer checks each row against the entry it names and ignores those.
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ MAX_ATTEMPTS = 50
 def process_actor() -> str:
     """Who a worker or service process is in the trail: hostname:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def person_actor(named: str | None = None) -> str:
+    """Who runs a command in the trail: the name given (`--actor`), else the OS user and host."""
+    return named or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""Checking the audit trail itself: every chain link and every seal in a range of days."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from recvault import chain, layout
+from recvault.ops.trail import read_chain
+from recvault.storage.base import ObjectStore
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One discrepancy, with what shows it."""
+
+    check: str  # chain, seal, object, retention, delete-marker, completeness
+    subject: str  # a RecordingSid, a chain, a day, a key
+    problem: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrailResult:
+    findings: list[Finding] = field(default_factory=list)
+    entries: int = 0
+    entries_by_day: dict[str, int] = field(default_factory=dict)
+    sealed_days: list[str] = field(default_factory=list)
+
+
+def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: dict[str, dict[str, str]],
+                 result: TrailResult, *, days: set[str]) -> None:
+    """Links and numbering of each chain; each entry of a sealed day must be one of its seal's leaves."""
+    for name in chains:
+        entries, seqs, unreadable = read_chain(store, prefix, name)
+        for problem in unreadable:
+            result.findings.append(Finding("chain", name, problem))
+        for problem in chain.chain_problems(name, entries, seqs):
+            result.findings.append(Finding("chain", name, problem, {"keys": [e.key for e in entries]}))
+        for entry in entries:
+            if entry.day not in days:
+                continue
+            result.entries += 1
+            result.entries_by_day[entry.day] = result.entries_by_day.get(entry.day, 0) + 1
+            sealed = seals.get(entry.day)
+            if sealed is not None and sealed.get(entry.key) != entry.sha256:
+                result.findings.append(Finding(
+                    "seal", name, f"{entry.key} is not in the seal of {entry.day} as it is now",
+                    {"entry_sha256": entry.sha256, "sealed_sha256": sealed.get(entry.key)}))
+
+
+def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailResult) -> dict[str, dict[str, str]]:
+    """Each seal's root, count and link to the previous seal, and each leaf's entry unchanged.
+
+    Returns the leaves (key → SHA-256) of every sealed day in `days`.
+    """
+    all_sealed = sorted(m[1] for key in store.list_keys(f"{prefix}{layout.AUDIT_SEALS}")
+                        if (m := layout.PARTITION.search(key)))
+    leaves_by_day: dict[str, dict[str, str]] = {}
+    prev = chain.seal_genesis()
+    previous_day: str | None = None
+    for day in all_sealed:
+        body = store.get_bytes(layout.seal_key(prefix, day))
+        if day in days:
+            result.sealed_days.append(day)
+            try:
+                seal = json.loads(body)
+            except ValueError:
+                result.findings.append(Finding("seal", day, "the seal is not JSON"))
+            else:
+                for problem in chain.seal_problems(day, seal, prev):
+                    result.findings.append(Finding("seal", day, problem, {"previous_seal_day": previous_day}))
+                leaves = {str(k): str(v) for k, v in seal.get("leaves", [])}
+                leaves_by_day[day] = leaves
+                _check_leaves(store, day, leaves, result)
+        prev, previous_day = chain.sha256_hex(body), day
+    for earlier, later in zip(all_sealed, all_sealed[1:], strict=False):
+        if (_day_number(later) - _day_number(earlier)) != 1 and later in days:
+            result.findings.append(Finding("seal", later, f"no seal for the day(s) between {earlier} and {later}"))
+    return leaves_by_day
+
+
+def _check_leaves(store: ObjectStore, day: str, leaves: dict[str, str], result: TrailResult) -> None:
+    for key, digest in leaves.items():
+        if store.head(key) is None:
+            result.findings.append(Finding("seal", key, f"sealed on {day} but no longer in the trail",
+                                           {"sealed_sha256": digest}))
+            continue
+        found = chain.sha256_hex(store.get_bytes(key))
+        if found != digest:
+            result.findings.append(Finding("seal", key, f"changed since it was sealed on {day}",
+                                           {"sealed_sha256": digest, "current_sha256": found}))
+
+
+def _day_number(day: str) -> int:
+    return date.fromisoformat(day).toordinal()
