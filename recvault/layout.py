@@ -51,6 +51,7 @@ _RECORDING = sids.sid_pattern(sids.RECORDING)
 _METADATA_KEY = re.compile(rf"metadata/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})\.json")
 _CHAIN_KEY = re.compile(r"audit/chains/([A-Za-z0-9-]+)/(\d{6,})\.json")
 _INDEX_KEY = re.compile(r"audit/index/date=\d{4}-\d{2}-\d{2}/([A-Za-z0-9-]+)-(\d{6,})-[0-9a-f]{16}")
+_SEAL_KEY = re.compile(r"audit/seals/date=(\d{4}-\d{2}-\d{2})\.json")
 _EVENT_KEY = re.compile(rf"events/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})-([a-z-]+)\.json")
 
 
@@ -94,6 +95,12 @@ def parse_index_key(prefix: str, key: str) -> tuple[str, int] | None:
 
 def seal_key(prefix: str, day: str) -> str:
     return f"{prefix}{AUDIT_SEALS}date={day}.json"
+
+
+def parse_seal_key(prefix: str, key: str) -> str | None:
+    """The day a seal's key names, or None for any other key."""
+    found = _SEAL_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return found[1] if found else None
 
 
 def accepted_key(prefix: str, day: str, first_id: str) -> str:

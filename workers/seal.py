@@ -77,8 +77,8 @@ def seal_day(store: ObjectStore, prefix: str, day: str, prev_seal: str, retentio
 
 
 def sealed_days(store: ObjectStore, prefix: str) -> list[str]:
-    found = (layout.PARTITION.search(key) for key in store.list_keys(f"{prefix}{layout.AUDIT_SEALS}"))
-    return sorted(match[1] for match in found if match)
+    return sorted(day for key in store.list_keys(f"{prefix}{layout.AUDIT_SEALS}")
+                  if (day := layout.parse_seal_key(prefix, key)))
 
 
 def days_to_seal(store: ObjectStore, prefix: str, now: datetime) -> list[str]:

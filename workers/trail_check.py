@@ -11,6 +11,7 @@ from typing import Any
 from recvault import chain, layout
 from recvault.ops.trail import read_chain
 from recvault.storage.base import ObjectStore
+from recvault.workers.seal import sealed_days
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,7 @@ def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailR
 
     Returns the leaves (key → SHA-256) of every sealed day in `days`.
     """
-    all_sealed = sorted(m[1] for key in store.list_keys(f"{prefix}{layout.AUDIT_SEALS}")
-                        if (m := layout.PARTITION.search(key)))
+    all_sealed = sealed_days(store, prefix)
     leaves_by_day: dict[str, dict[str, str]] = {}
     prev = chain.seal_genesis()
     previous_day: str | None = None
