@@ -49,7 +49,7 @@ def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: 
             sealed = seals.get(entry.day)
             if sealed is not None and sealed.get(entry.key) != entry.sha256:
                 result.findings.append(Finding(
-                    "seal", name, f"{entry.key} is not in the seal of {entry.day} as it is now",
+                    "seal", entry.key, f"not in the seal of {entry.day} as it is now",
                     {"entry_sha256": entry.sha256, "sealed_sha256": sealed.get(entry.key)}))
 
 
