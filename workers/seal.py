@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -22,6 +23,8 @@ from recvault.workers.trail import write_system_audit
 
 log = logging.getLogger("recvault.worker")
 
+# Entries read at once while sealing: S3 answers each in milliseconds, a day may hold 10^5.
+READERS = 16
 # Days one run seals at most (a beat that was down for weeks catches up over several runs).
 MAX_DAYS_PER_RUN = 31
 
@@ -40,19 +43,20 @@ def day_leaves(store: ObjectStore, prefix: str, day: str) -> list[tuple[str, str
     """(key, SHA-256) of every entry written on `day`, found through the day's index rows."""
     pointed = sorted({parsed for key in store.list_keys(layout.partition_prefix(prefix, layout.AUDIT_INDEX, day))
                       if (parsed := layout.parse_index_key(prefix, key)) is not None})
-    leaves = []
-    for chain_name, seq in pointed:
-        key = layout.chain_key(prefix, chain_name, seq)
+
+    def leaf(located: tuple[str, int]) -> tuple[str, str] | None:
+        key = layout.chain_key(prefix, *located)
         if store.head(key) is None:
-            continue  # a stale row: its writer never wrote the entry
+            return None  # a stale row: its writer never wrote the entry
+        body = store.get_bytes(key)
         try:
-            entry = chain.Entry.parse(key, store.get_bytes(key))
+            entry = chain.Entry.parse(key, body)
         except ValueError:
-            leaves.append((key, chain.sha256_hex(store.get_bytes(key))))  # sealed as found; verify reports it
-            continue
-        if entry.day == day:
-            leaves.append((key, entry.sha256))
-    return leaves
+            return key, chain.sha256_hex(body)  # sealed as found; verify reports what it is
+        return (key, entry.sha256) if entry.day == day else None
+
+    with ThreadPoolExecutor(READERS) as pool:
+        return [found for found in pool.map(leaf, pointed) if found is not None]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -12,6 +13,9 @@ from recvault import chain, layout
 from recvault.ops.trail import read_chain
 from recvault.storage.base import ObjectStore
 from recvault.workers.seal import sealed_days
+
+# Sealed entries re-read at once.
+READERS = 16
 
 
 @dataclass(frozen=True)
@@ -84,15 +88,18 @@ def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailR
 
 
 def _check_leaves(store: ObjectStore, day: str, leaves: dict[str, str], result: TrailResult) -> None:
-    for key, digest in leaves.items():
+    def check(leaf: tuple[str, str]) -> Finding | None:
+        key, digest = leaf
         if store.head(key) is None:
-            result.findings.append(Finding("seal", key, f"sealed on {day} but no longer in the trail",
-                                           {"sealed_sha256": digest}))
-            continue
+            return Finding("seal", key, f"sealed on {day} but no longer in the trail", {"sealed_sha256": digest})
         found = chain.sha256_hex(store.get_bytes(key))
         if found != digest:
-            result.findings.append(Finding("seal", key, f"changed since it was sealed on {day}",
-                                           {"sealed_sha256": digest, "current_sha256": found}))
+            return Finding("seal", key, f"changed since it was sealed on {day}",
+                           {"sealed_sha256": digest, "current_sha256": found})
+        return None
+
+    with ThreadPoolExecutor(READERS) as pool:
+        result.findings.extend(f for f in pool.map(check, sorted(leaves.items())) if f is not None)
 
 
 def _day_number(day: str) -> int:
