@@ -26,7 +26,8 @@ from recvault.storage.base import ObjectStore
 from recvault.workers.trail_check import Finding, TrailResult, check_chains, check_seals
 from recvault.workers.verify import stored_sha256
 
-# Chains read at once: each is a listing and a few small GETs.
+# Recordings and chains checked at once: each is a few small requests (and a re-hash, streamed
+# in 1 MiB chunks, so memory stays bounded by this many chunks).
 READERS = 16
 Progress = Callable[[int, int, str], None]
 _SID = re.compile(sids.sid_pattern(sids.RECORDING))
@@ -102,11 +103,21 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
                if (located := layout.parse_chain_key(prefix, key))}
     total = len(documents) + len(chains) + len(days)
     done = 0
-    for position, (day, key) in enumerate(documents):
-        report.count(day, "recordings")
-        _check_recording(store, key, rehash=position in chosen, report=report, day=day)
-        done += 1
-        tick(done, total, "recordings")
+    def one_recording(item: tuple[int, tuple[str, str]]) -> Report:
+        position, (day, key) = item
+        found = Report(date_from, date_to, report.started_at)
+        found.count(day, "recordings")
+        _check_recording(store, key, rehash=position in chosen, report=found, day=day)
+        return found
+
+    with ThreadPoolExecutor(READERS) as pool:
+        for found in pool.map(one_recording, enumerate(documents)):
+            report.findings.extend(found.findings)
+            for day, counts in found.per_day.items():
+                for what, n in counts.items():
+                    report.count(day, what, n)
+            done += 1
+            tick(done, total, "recordings")
     for event_day, (_, _, status) in events:
         report.count(event_day, f"events_{status}")
     def one_chain(name: str) -> TrailResult:
