@@ -111,9 +111,9 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
         return found
 
     with ThreadPoolExecutor(READERS) as pool:
-        for found in pool.map(one_recording, enumerate(documents)):
-            report.findings.extend(found.findings)
-            for day, counts in found.per_day.items():
+        for checked in pool.map(one_recording, enumerate(documents)):
+            report.findings.extend(checked.findings)
+            for day, counts in checked.per_day.items():
                 for what, n in counts.items():
                     report.count(day, what, n)
             done += 1
