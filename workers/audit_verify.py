@@ -23,7 +23,7 @@ from typing import Any
 
 from recvault import chain, layout, sids
 from recvault.storage.base import ObjectStore
-from recvault.workers.trail_check import Finding, TrailResult, check_chains, check_seals
+from recvault.workers.trail_check import Finding, TrailResult, check_chains, check_seals, check_unsealed_index
 from recvault.workers.verify import stored_sha256
 
 # Recordings and chains checked at once: each is a few small requests (and a re-hash, streamed
@@ -133,11 +133,18 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
         for found in pool.map(one_chain, sorted(chains)):
             trail.findings.extend(found.findings)
             trail.entries += found.entries
+            trail.archived |= found.archived
             for day, count in found.entries_by_day.items():
                 trail.entries_by_day[day] = trail.entries_by_day.get(day, 0) + count
             done += 1
             tick(done, total, "audit chains")
+    check_unsealed_index(store, prefix, days, trail)
     report.findings.extend(trail.findings)
+    for _, key in documents:
+        document_of = layout.parse_metadata_key(prefix, key)
+        if document_of and document_of[1] not in trail.archived:
+            report.findings.append(Finding("chain", document_of[1], "archived, but its audit chain has no "
+                                           "`archived` entry", {"document": key}))
     for day, count in trail.entries_by_day.items():
         report.count(day, "audit_entries", count)
     report.totals["sealed_days"] = len(trail.sealed_days)

@@ -6,12 +6,17 @@ entries; actions that belong to no recording go to the day's system chain.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recvault import chain
-from recvault.ops.trail import append
+from recvault import chain, layout
+from recvault.ops.trail import append, read_chain
 from recvault.storage.base import ObjectStore, Retention
+
+# An attempt writes its `archived` entry milliseconds after its document; a document older than
+# this with no entry was left by an attempt that died in between (a live one is never handed
+# out again this soon: see the keeper's visibility timeout).
+ENTRY_GRACE = timedelta(seconds=60)
 
 
 def _usually_first(action: str) -> bool:
@@ -31,3 +36,23 @@ def write_system_audit(store: ObjectStore, prefix: str, action: str, details: di
     """Append one entry to the day's system chain (policy loaded, lifecycle written, purge run, …)."""
     append(store, prefix, chain.system_chain(when.astimezone(UTC).strftime("%Y-%m-%d")), action, details,
            retention, when, actor=actor)
+
+
+def archived_details(document: dict[str, Any]) -> dict[str, Any]:
+    """What an `archived` entry says, from the metadata document."""
+    return {"media_key": document.get("media_key"), "sha256": document.get("media_sha256"),
+            "size": document.get("media_size"), "media_source": document.get("media_source"),
+            "media_check": document.get("media_check")}
+
+
+def ensure_archived_entry(store: ObjectStore, prefix: str, document: dict[str, Any], now: datetime) -> bool:
+    """Write the `archived` entry an attempt that died after its document never wrote; True if written."""
+    sid = str(document.get("sid"))
+    archived_at = datetime.fromisoformat(str(document.get("archived_at") or now.isoformat()))
+    if now - archived_at < ENTRY_GRACE or any(e.action == "archived" for e in read_chain(store, prefix, sid)[0]):
+        return False
+    mode, until, hold = layout.retention_fields(document)
+    retention = Retention(mode=mode, until=until, legal_hold=hold) if until and until > now else Retention(
+        legal_hold=hold)
+    write_audit(store, prefix, sid, "archived", {**archived_details(document), "recorded_late": True}, retention, now)
+    return True

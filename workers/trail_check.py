@@ -34,6 +34,8 @@ class TrailResult:
     entries: int = 0
     entries_by_day: dict[str, int] = field(default_factory=dict)
     sealed_days: list[str] = field(default_factory=list)
+    # Chains that hold an `archived` entry (an archived recording's must).
+    archived: set[str] = field(default_factory=set)
 
 
 def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: dict[str, dict[str, str]],
@@ -45,6 +47,8 @@ def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: 
             result.findings.append(Finding("chain", name, problem))
         for problem in chain.chain_problems(name, entries, seqs):
             result.findings.append(Finding("chain", name, problem, {"keys": [e.key for e in entries]}))
+        if any(entry.action == "archived" for entry in entries):
+            result.archived.add(name)
         for entry in entries:
             if entry.day not in days:
                 continue
@@ -85,6 +89,27 @@ def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailR
         if (_day_number(later) - _day_number(earlier)) != 1 and later in days:
             result.findings.append(Finding("seal", later, f"no seal for the day(s) between {earlier} and {later}"))
     return leaves_by_day
+
+
+def check_unsealed_index(store: ObjectStore, prefix: str, days: list[str], result: TrailResult) -> None:
+    """On days not sealed yet, an index row whose entry number does not exist at all.
+
+    A writer that lost a race leaves a row whose number holds the winner's entry; a number
+    with no entry means the entry was removed (or its writer stopped between the two writes).
+    """
+    pointed = sorted({parsed for day in days if day not in result.sealed_days
+                      for key in store.list_keys(layout.partition_prefix(prefix, layout.AUDIT_INDEX, day))
+                      if (parsed := layout.parse_index_key(prefix, key)) is not None})
+
+    def check(located: tuple[str, int]) -> Finding | None:
+        key = layout.chain_key(prefix, *located)
+        if store.head(key) is not None:
+            return None
+        return Finding("chain", key, "the day's index names this entry but it does not exist (removed, or its "
+                       "writer stopped between the index row and the entry)")
+
+    with ThreadPoolExecutor(READERS) as pool:
+        result.findings.extend(f for f in pool.map(check, pointed) if f is not None)
 
 
 def _check_leaves(store: ObjectStore, day: str, leaves: dict[str, str], result: TrailResult) -> None:

@@ -180,3 +180,34 @@ def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cl
     assert main(["audit", "show", sid]) == 0
     shown = capsys.readouterr().out
     assert "held" in shown and "not sealed yet" in shown
+
+
+def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_redelivery_repairs_it(
+        audited) -> None:
+    from recvault.workers.trail import ENTRY_GRACE, ensure_archived_entry
+
+    store = audited.env.store
+    orphan = "RE" + "f" * 32  # a document whose attempt died before its `archived` entry
+    document = {**json.loads(store.get_bytes(_metadata_key(audited, audited.sids[0]))), "sid": orphan}
+    store.put_bytes(layout.metadata_key("", TODAY, orphan), layout.json_line(document),
+                    content_type="application/json")
+    assert audited.findings() == [("chain", orphan, "archived, but its audit chain has no `archived` entry")]
+    assert not ensure_archived_entry(store, "", document, datetime.now(UTC))  # within the grace: a live attempt
+    assert ensure_archived_entry(store, "", document, datetime.now(UTC) + ENTRY_GRACE)
+    [repaired] = read_chain(store, "", orphan)[0]
+    assert repaired.action == "archived" and repaired.details["recorded_late"] is True
+    assert repaired.details["sha256"] == document["media_sha256"]
+
+
+def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(audited) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    store = audited.env.store
+    write_audit(store, "", audited.sids[0], "held", {"reason": "case 12"}, None, datetime.now(UTC) + timedelta(days=1))
+    assert verify_archive(store, "", tomorrow, tomorrow).findings == []
+    client, bucket = s3(audited)
+    entry = layout.chain_key("", audited.sids[0], 3)
+    version = client.head_object(Bucket=bucket, Key=entry)["VersionId"]
+    # Only an insider with a GOVERNANCE bypass could do this to a locked entry; this one has no lock.
+    client.delete_object(Bucket=bucket, Key=entry, VersionId=version)
+    [finding] = verify_archive(store, "", tomorrow, tomorrow).findings
+    assert (finding.check, finding.subject) == ("chain", entry) and "does not exist" in finding.problem
