@@ -215,10 +215,10 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _check_markers(store: ObjectStore, prefix: str, day: str, report: Report) -> None:
-    for folder in (layout.MEDIA, layout.METADATA, layout.EVENTS):
+    for folder in (layout.MEDIA, layout.METADATA, layout.EVENTS, layout.AUDIT_INDEX):
         for key, version, latest in store.delete_markers(layout.partition_prefix(prefix, folder, day)):
             report.findings.append(Finding(
-                "delete-marker", key, "an archived object is hidden by a delete marker" if latest
+                "delete-marker", key, "an archived or audit object is hidden by a delete marker" if latest
                 else "a delete marker was placed over an archived object",
                 {"marker_version_id": version, "is_latest": latest}))
 

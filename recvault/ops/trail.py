@@ -67,8 +67,9 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
     for _ in range(MAX_ATTEMPTS):
         body = chain.entry_bytes(chain_name, seq, prev, when, who, action, details)
         digest = chain.sha256_hex(body)
+        # Locked like the entry: removing the pair would need the same rights as removing the entry.
         store.put_bytes(layout.index_key(prefix, f"{when:%Y-%m-%d}", chain_name, seq, digest), b"",
-                        content_type="application/octet-stream", create_only=False)
+                        content_type="application/octet-stream", retention=retention, create_only=False)
         key = layout.chain_key(prefix, chain_name, seq)
         try:
             store.put_bytes(key, body, content_type="application/json", retention=retention)
