@@ -25,9 +25,10 @@ class Step:
     sealed: str  # "sealed", "not sealed yet", or what is wrong
 
 
-def custody(store: ObjectStore, prefix: str, recording_sid: str) -> list[Step]:
+def custody(store: ObjectStore, prefix: str, recording_sid: str, *, ledger_days: list[str] | None = None) -> list[Step]:
+    """Ledger rows (from `ledger_days`, else the day of the first entry and the day before), then the chain."""
     entries, seqs, unreadable = read_chain(store, prefix, recording_sid)
-    steps = _accepted(store, prefix, recording_sid, [e.day for e in entries])
+    steps = _accepted(store, prefix, recording_sid, ledger_days or _around_first([e.day for e in entries]))
     prev = chain.genesis(recording_sid)
     seals: dict[str, dict[str, str] | None] = {}
     for position, (entry, seq) in enumerate(zip(entries, seqs, strict=True), start=1):
@@ -51,14 +52,17 @@ def custody(store: ObjectStore, prefix: str, recording_sid: str) -> list[Step]:
     return steps
 
 
-def _accepted(store: ObjectStore, prefix: str, sid: str, entry_days: list[str]) -> list[Step]:
-    """The ledger rows of the recording, from the days around its first entry."""
+def _around_first(entry_days: list[str]) -> list[str]:
     if not entry_days:
         return []
     first = date.fromisoformat(min(entry_days))
+    return [(first + timedelta(days=offset)).isoformat() for offset in (-1, 0)]
+
+
+def _accepted(store: ObjectStore, prefix: str, sid: str, days: list[str]) -> list[Step]:
+    """The ledger rows of the recording on those days."""
     steps = []
-    for offset in (-1, 0):
-        day = (first + timedelta(days=offset)).isoformat()
+    for day in days:
         for key in store.list_keys(layout.partition_prefix(prefix, layout.AUDIT_ACCEPTED, day)):
             for line in store.get_bytes(key).splitlines():
                 row = json.loads(line)

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="the chain of custody of one recording")
     show.add_argument("recording_sid", type=_recording_sid)
     show.add_argument("--json", action="store_true", help="one JSON line per step")
+    show.add_argument("--date", dest="ledger_dates", type=_day, action="append",
+                      help="look for its accepted callbacks on this day (repeatable; default: around its first "
+                           "audit entry)")
 
 
 def _recording_sid(value: str) -> str:
@@ -135,7 +138,7 @@ def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
 def _show(store: object, prefix: str, args: argparse.Namespace) -> int:
     from recvault.workers.custody import custody
 
-    steps = custody(store, prefix, args.recording_sid)  # type: ignore[arg-type]
+    steps = custody(store, prefix, args.recording_sid, ledger_days=args.ledger_dates)  # type: ignore[arg-type]
     if not steps:
         print(f"recvault: audit show: nothing recorded for {args.recording_sid}", file=sys.stderr)
         return 1

@@ -165,7 +165,7 @@ def test_the_command_exits_0_when_clean_1_on_a_discrepancy_2_on_misuse_and_write
     assert "DISCREPANCY [chain]" in capsys.readouterr().out
 
 
-def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cli_env, capsys) -> None:
+def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cli_env, redis_url, capsys) -> None:
     sid = audited.sids[0]
     assert main(["audit", "show", sid, "--json"]) == 0
     steps = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -180,6 +180,12 @@ def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cl
     assert main(["audit", "show", sid]) == 0
     shown = capsys.readouterr().out
     assert "held" in shown and "not sealed yet" in shown
+    lost = "RE" + "9" * 32  # accepted, never archived: only its ledger row tells its story
+    accept(redis_url, audited.env.store, [(lost, "completed", "AC" + "9" * 32)])
+    assert main(["audit", "show", lost]) == 1  # nothing found around an entry it does not have
+    assert main(["audit", "show", lost, "--date", TODAY, "--json"]) == 0
+    [step] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert step["action"] == "callback-accepted (completed)"
 
 
 def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_redelivery_repairs_it(
