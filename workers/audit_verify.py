@@ -75,6 +75,13 @@ class Report:
                 "per_day": self.per_day, "findings": [f.__dict__ for f in self.findings]}
 
 
+def first_day(store: ObjectStore, prefix: str) -> str | None:
+    """The earliest day anything was archived, recorded or accepted (None: an empty archive)."""
+    days = [found[1] for folder in (layout.METADATA, layout.EVENTS, layout.AUDIT_INDEX, layout.AUDIT_ACCEPTED)
+            for name in store.list_folders(f"{prefix}{folder}") if (found := layout.PARTITION.search(name))]
+    return min(days) if days else None
+
+
 def day_range(date_from: str, date_to: str) -> list[str]:
     first, last = date.fromisoformat(date_from), date.fromisoformat(date_to)
     return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]

@@ -42,8 +42,9 @@ def _sample(value: str) -> tuple[int | None, float | None]:
 
 
 def _verify_options(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
-    parser.add_argument("--from", dest="date_from", type=_day, help="first day (UTC), default: today")
-    parser.add_argument("--to", dest="date_to", type=_day, help="last day (UTC), default: --from")
+    parser.add_argument("--from", dest="date_from", type=_day,
+                        help="first day (UTC); default: the archive's first day")
+    parser.add_argument("--to", dest="date_to", type=_day, help="last day (UTC); default: today")
     parser.add_argument("--report", type=Path, help="write report.html and report.json into this directory")
     parser.add_argument("--sample", type=_sample,
                         help="re-hash only N recordings, or this fraction of them (default: all)")
@@ -105,10 +106,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
     from recvault.workers.audit_report import write_report
-    from recvault.workers.audit_verify import Sample, verify_archive
+    from recvault.workers.audit_verify import Sample, first_day, verify_archive
 
-    date_from = args.date_from or getattr(args, "date", None) or datetime.now(UTC).date().isoformat()
-    date_to = args.date_to or getattr(args, "date", None) or date_from
+    today = datetime.now(UTC).date().isoformat()
+    one_day = getattr(args, "date", None)
+    date_from = args.date_from or one_day or first_day(store, prefix) or today  # type: ignore[arg-type]
+    date_to = args.date_to or one_day or today
     if date_to < date_from:
         print(f"recvault: audit verify: --to {date_to} is before --from {date_from}", file=sys.stderr)
         return 2

@@ -149,6 +149,8 @@ def test_the_command_exits_0_when_clean_1_on_a_discrepancy_2_on_misuse_and_write
     assert main(["audit", "verify", "--from", TODAY, "--report", str(tmp_path / "clean")]) == 0
     assert json.loads((tmp_path / "clean" / "report.json").read_text())["clean"] is True
     assert main(["audit", "--date", TODAY]) == 0  # the older spelling still verifies
+    assert main(["audit", "verify", "--json"]) == 0  # the whole archive: its first day to today
+    assert json.loads(capsys.readouterr().out)["range"] == {"from": TODAY, "to": TODAY}
     client, bucket = s3(audited)
     key = layout.chain_key("", audited.sids[0], 2)
     client.put_object(Bucket=bucket, Key=key, Body=b'{"note": "<script>alert(1)</script>"}\n')
