@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from recvault.queue.ledger import row_from_message
 from recvault.queue.writer import Outgoing
 
 _SCHEMA = """
@@ -54,7 +55,8 @@ class Spool:
         rows = self._db.execute(
             "SELECT id, dedup_key, message, task_id FROM spool ORDER BY id LIMIT ?", (limit,)
         ).fetchall()
-        return [(row[0], Outgoing(row[1], row[2], row[3])) for row in rows]
+        # Only callbacks are spooled: each keeps its ledger row, derived again from its message.
+        return [(row[0], Outgoing(row[1], row[2], row[3], ledger=row_from_message(row[2]))) for row in rows]
 
     def remove(self, ids: list[int]) -> None:
         """Forget messages that are now on the queue."""

@@ -15,6 +15,7 @@ from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.parsing import Rejected, decode, informational, parse_form, parse_json_object, read_body
 from recvault.ingest.signature import UnusableHeader, could_match, is_valid, signed_url
+from recvault.queue.ledger import ledger_row
 from recvault.queue.writer import build_message
 from recvault.settings import Settings
 
@@ -39,14 +40,17 @@ async def recording_status(request: web.Request) -> web.Response:
         log.info("callback rejected", extra={"reason": rejected.label, "status": rejected.status})
         return _error(rejected.status, rejected.reason)
 
+    received_at = datetime.now(UTC).isoformat()
     payload = {
         "params": event.params,
         "labels": event.labels,
-        "received_at": datetime.now(UTC).isoformat(),
+        "received_at": received_at,
         # Not signed and only kept for the record: a value Twilio could not have sent is left out.
         "idempotency_token": informational(request.headers.get("I-Twilio-Idempotency-Token")),
     }
-    outgoing = build_message(ctx.celery, ctx.settings.queue, event.dedup_key, payload)
+    outgoing = build_message(ctx.celery, ctx.settings.queue, event.dedup_key, payload,
+                             ledger=ledger_row(event.recording_sid, event.recording_status,
+                                               event.account_sid, received_at))
     try:
         outcome = await ctx.handoff.submit(outgoing)
     except Exception:  # neither Redis nor the spool could keep it: say so, do not pretend

@@ -5,11 +5,21 @@ Layout under the configured prefix (Hive-style `date=` partitions for Athena/Duc
     media/date=2026-11-24/AC…/RE….wav         the recording, create-only, Object Lock
     metadata/date=2026-11-24/RE….json         one JSON line: the Recording resource + archive facts
     events/date=2026-11-24/RE…-absent.json    non-completed callbacks (in-progress, absent, failed, …)
-    audit/date=2026-11-24/RE…/<time>-<action>.json   one record per action taken
     dead-letters/<id>/<time>.json             failures (and their resolutions), see workers.dlq
 
+The audit trail (hash-chained, see recvault.chain; appended by recvault.ops.trail)::
+
+    audit/chains/RE…/000001.json              a recording's chain: entry 1, 2, … (create-only, locked
+                                              like the recording); entry n+1 holds entry n's SHA-256
+    audit/chains/system-2026-11-24/000001.json  one chain per day for actions of no one recording
+    audit/index/date=2026-11-24/<chain>-000003-<sha16>   empty: "an entry may exist here", written
+                                              before the entry, so the sealer never lists chains
+    audit/seals/date=2026-11-24.json          the day's Merkle root over its entries, chained to the
+                                              previous day's seal (COMPLIANCE-locked)
+    audit/accepted/date=2026-11-24/<stream id>.jsonl   callbacks ingest accepted, flushed from Redis
+
 Keys are deterministic from the RecordingSid and the recording's start date (an audit
-record's date is the day of its action), so a redelivered task finds its own earlier work
+entry's key from its chain and number), so a redelivered task finds its own earlier work
 and a reader can find a recording's records without an index. Workers write this layout;
 the operations read model (`recvault.ops`) reads it back.
 """
@@ -27,6 +37,10 @@ MEDIA = "media/"
 METADATA = "metadata/"
 EVENTS = "events/"
 AUDIT = "audit/"
+AUDIT_CHAINS = "audit/chains/"
+AUDIT_INDEX = "audit/index/"
+AUDIT_SEALS = "audit/seals/"
+AUDIT_ACCEPTED = "audit/accepted/"
 DEAD_LETTERS = "dead-letters/"
 # The Redis hash (id → letter) that indexes unresolved dead letters beside the S3 copies.
 DLQ_KEY = "recvault:dlq"
@@ -35,6 +49,9 @@ PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})/")
 _RECORDING = sids.sid_pattern(sids.RECORDING)
 # metadata/date=D/RE….json and events/date=D/RE…-<status>.json, after the prefix.
 _METADATA_KEY = re.compile(rf"metadata/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})\.json")
+_CHAIN_KEY = re.compile(r"audit/chains/([A-Za-z0-9-]+)/(\d{6,})\.json")
+_INDEX_KEY = re.compile(r"audit/index/date=\d{4}-\d{2}-\d{2}/([A-Za-z0-9-]+)-(\d{6,})-[0-9a-f]{16}")
+_SEAL_KEY = re.compile(r"audit/seals/date=(\d{4}-\d{2}-\d{2})\.json")
 _EVENT_KEY = re.compile(rf"events/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})-([a-z-]+)\.json")
 
 
@@ -50,9 +67,45 @@ def event_key(prefix: str, date: str, recording_sid: str, status: str) -> str:
     return f"{prefix}{EVENTS}date={date}/{recording_sid}-{status}.json"
 
 
-def audit_key(prefix: str, recording_sid: str, action: str, when: datetime) -> str:
-    stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
-    return f"{prefix}{AUDIT}date={when:%Y-%m-%d}/{recording_sid}/{stamp}-{action}.json"
+def chain_prefix(prefix: str, chain: str) -> str:
+    """The folder of one audit chain (a RecordingSid, or `system-<day>`)."""
+    return f"{prefix}{AUDIT_CHAINS}{chain}/"
+
+
+def chain_key(prefix: str, chain: str, seq: int) -> str:
+    return f"{chain_prefix(prefix, chain)}{seq:06d}.json"
+
+
+def parse_chain_key(prefix: str, key: str) -> tuple[str, int] | None:
+    """(chain, seq) of an audit entry's key, or None for any other key."""
+    found = _CHAIN_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return (found[1], int(found[2])) if found else None
+
+
+def index_key(prefix: str, day: str, chain: str, seq: int, entry_sha256: str) -> str:
+    """The day's index row of one entry (the hash names which of two racing writers it is)."""
+    return f"{prefix}{AUDIT_INDEX}date={day}/{chain}-{seq:06d}-{entry_sha256[:16]}"
+
+
+def parse_index_key(prefix: str, key: str) -> tuple[str, int] | None:
+    """(chain, seq) an index row points at, or None for any other key."""
+    found = _INDEX_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return (found[1], int(found[2])) if found else None
+
+
+def seal_key(prefix: str, day: str) -> str:
+    return f"{prefix}{AUDIT_SEALS}date={day}.json"
+
+
+def parse_seal_key(prefix: str, key: str) -> str | None:
+    """The day a seal's key names, or None for any other key."""
+    found = _SEAL_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return found[1] if found else None
+
+
+def accepted_key(prefix: str, day: str, first_id: str) -> str:
+    """A flushed batch of the accepted-callback ledger, named by its first stream id."""
+    return f"{prefix}{AUDIT_ACCEPTED}date={day}/{first_id}.jsonl"
 
 
 def partition_prefix(prefix: str, folder: str, date: str) -> str:
@@ -77,13 +130,6 @@ def json_line(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, separators=(",", ":"), sort_keys=True, default=str) + "\n").encode()
 
 
-def audit_record(prefix: str, recording_sid: str, action: str, details: dict[str, Any],
-                 when: datetime) -> tuple[str, bytes]:
-    """(key, body) of one audit record; every writer of the trail uses this shape."""
-    record = {"recording_sid": recording_sid, "action": action, "at": when.isoformat(), **details}
-    return audit_key(prefix, recording_sid, action, when), json_line(record)
-
-
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
@@ -102,8 +148,6 @@ HOLDS = "holds/"
 ERASURES = "erasures/"
 # tombstones/RE….json: what was erased, without personal data.
 TOMBSTONES = "tombstones/"
-# The recording_sid of audit records that belong to no one recording.
-SYSTEM_SID = "system"
 
 
 def hold_key(prefix: str, hold_id: str, state: Literal["set", "released"]) -> str:
@@ -116,8 +160,3 @@ def erasure_key(prefix: str, recording_sid: str, state: Literal["pending", "done
 
 def tombstone_key(prefix: str, recording_sid: str) -> str:
     return f"{prefix}{TOMBSTONES}{recording_sid}.json"
-
-
-def audit_folder(prefix: str, date: str, recording_sid: str) -> str:
-    """The folder of one recording's audit records written on one day."""
-    return f"{prefix}{AUDIT}date={date}/{recording_sid}/"

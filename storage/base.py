@@ -118,6 +118,12 @@ class ObjectStore(Protocol):
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         """Replace the tags of the current version at `key`."""
 
+    def get_tags(self, key: str) -> dict[str, str]:
+        """The tags of the current version at `key`."""
+
+    def delete_markers(self, prefix: str) -> list[tuple[str, str, bool]]:
+        """(key, version id, is latest) of every delete marker under `prefix`."""
+
     def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
         """(key, upload id) of multipart uploads begun and never finished."""
 

@@ -232,6 +232,20 @@ class S3Store(S3LockControls):
             )
 
     # --- reads ----------------------------------------------------------------
+    def get_tags(self, key: str) -> dict[str, str]:
+        """The tags of the current version at `key`."""
+        with s3_errors(f"get tags of {key}"):
+            answer = self._client.get_object_tagging(Bucket=self.bucket, Key=key)
+        return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", [])}
+
+    def delete_markers(self, prefix: str) -> list[tuple[str, str, bool]]:
+        """(key, version id, is latest) of every delete marker under `prefix`."""
+        paginator = self._client.get_paginator("list_object_versions")
+        with s3_errors(f"list versions {prefix!r}"):
+            return [(marker["Key"], marker.get("VersionId", ""), bool(marker.get("IsLatest")))
+                    for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                    for marker in page.get("DeleteMarkers") or []]
+
     def head(self, key: str, version_id: str | None = None) -> StoredObject | None:
         """Describe the current version (or `version_id`) at `key`, or None when there is none."""
         extra = {"VersionId": version_id} if version_id else {}

@@ -21,7 +21,7 @@ from recvault.workers import documents as docs
 from recvault.workers.deletion import delete_verified, may_delete_from_twilio
 from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.policy import Decision, Policy
-from recvault.workers.trail import write_audit
+from recvault.workers.trail import archived_details, ensure_archived_entry, write_audit
 from recvault.workers.twilio_api import DualUnavailable, TwilioApi
 from recvault.workers.verify import stored_sha256
 
@@ -87,14 +87,14 @@ def archive_recording(
     # deleted it at Twilio would otherwise meet a 404 for good and end as a dead letter.
     callback_key = docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
     if store.head(callback_key) is not None:
-        return _already_archived(twilio, store, event, callback_key, options, now)
+        return _already_archived(twilio, store, event, callback_key, options, now, repair_trail=True)
     recording = _fetch_recording(twilio, event, received_at, now(), options.not_found_grace)
     date = docs.recording_date(recording.get("start_time"), received_at)
     meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
     decision = policy.decide(recording, labels=event.labels, now=now())
 
     if meta_key != callback_key and store.head(meta_key) is not None:
-        return _already_archived(twilio, store, event, meta_key, options, now)
+        return _already_archived(twilio, store, event, meta_key, options, now, repair_trail=True)
 
     encrypted = bool(recording.get("encryption_details"))
     fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
@@ -133,10 +133,8 @@ def archive_recording(
         # A duplicate delivery running alongside finished first: its document and its audit
         # record describe the same object, and a second "archived" record would be false.
         return _already_archived(twilio, store, event, meta_key, options, now)
-    write_audit(store, options.prefix, event.recording_sid, "archived",
-                {"media_key": mkey, "sha256": stored.sha256_hex, "size": stored.size, "media_source": source,
-                 "media_check": document.get("media_check"), "labels": event.labels, "policy": decision.rule,
-                 "policy_version": decision.policy_version}, decision.retention, now())
+    write_audit(store, options.prefix, event.recording_sid, "archived", archived_details(document),
+                decision.retention, now())
     log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,
                                 "bytes": stored.size, "sha256": stored.sha256_hex})
 
@@ -150,10 +148,13 @@ def archive_recording(
 
 
 def _already_archived(twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, meta_key: str,
-                      options: ArchiveOptions, now: Callable[[], datetime]) -> ArchiveResult:
-    """Work an earlier attempt finished; complete its Twilio delete if it stopped short of it."""
+                      options: ArchiveOptions, now: Callable[[], datetime], *,
+                      repair_trail: bool = False) -> ArchiveResult:
+    """Work an earlier attempt finished; complete its audit entry and Twilio delete if it stopped short."""
     document = json.loads(store.get_bytes(meta_key))
     log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
+    if repair_trail:
+        ensure_archived_entry(store, options.prefix, document, now())
     price_pending = document.get("price") is None
     deleted = False
     # An earlier attempt may have stopped between its document and its Twilio delete.

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from recvault import __version__
 
 # Keys and the line format live with the layout; named here too for the modules that build documents.
-from recvault.layout import audit_key as audit_key
 from recvault.layout import event_key as event_key
 from recvault.layout import json_line as json_line
 from recvault.layout import media_key as media_key

@@ -95,9 +95,8 @@ def versions(store: ObjectStore, keys: list[str]) -> list[ObjectVersion]:
 
 
 def audit_keys(store: ObjectStore, prefix: str, located: Located) -> list[str]:
-    """The current audit records of the recording, from its day on."""
-    return [key for day in partition_dates(store, prefix, layout.AUDIT, date_from=located.date)
-            for key in store.list_keys(layout.audit_folder(prefix, day, located.sid))]
+    """The entries of the recording's audit chain."""
+    return list(store.list_keys(layout.chain_prefix(prefix, located.sid)))
 
 
 def audit_retention(document: dict[str, Any] | None, now: datetime) -> Retention | None:

@@ -20,7 +20,7 @@ import redis
 from celery.beat import BeatLazyFunc, PersistentScheduler
 from celery.schedules import crontab
 
-from recvault.queue.app import ERASE_DUE_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK
+from recvault.queue.app import ERASE_DUE_TASK, LEDGER_FLUSH_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK, SEAL_TASK
 from recvault.queue.writer import QueueWriter, build_message
 
 log = logging.getLogger("recvault.beat")
@@ -30,6 +30,12 @@ RECONCILE_AT = crontab(hour=2, minute=30)
 PRICE_SWEEP_AT = crontab(hour=3, minute=30)
 # Hourly: queued erasures run within the hour their retention or last hold ends.
 ERASE_DUE_AT = crontab(minute=15)
+# The audit trail's previous day is sealed a little after midnight UTC: entries stamped just
+# before midnight are written by then (an entry's stamp is taken as it is appended).
+SEAL_AT = crontab(hour=0, minute=20)
+# The accepted-callback ledger moves from Redis to S3 every quarter of an hour (a few hundred KB
+# of Redis per 1,000 callbacks a minute until then).
+LEDGER_FLUSH_AT = crontab(minute="*/15")
 # Days the price sweep looks back over (a recording's own refresh chain covers its first hour).
 PRICE_SWEEP_DAYS = 3
 # A job's dedup key outlives its day, so a restarted or second beat cannot publish that day's job again.
@@ -59,6 +65,17 @@ def erase_due_payload() -> dict[str, Any]:
     return {"hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")}
 
 
+def seal_payload() -> dict[str, Any]:
+    """Seal up to the previous UTC day (the task seals every unsealed day before it too)."""
+    (day,) = _days_back(datetime.now(UTC), 1, 1)
+    return {"through": day}
+
+
+def ledger_flush_payload() -> dict[str, Any]:
+    """Names its quarter-hour, so each run has a dedup key of its own."""
+    return {"slot": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+
+
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """Celery's beat_schedule: the payload of each job is built when it is due."""
     return {
@@ -68,6 +85,9 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
                         "args": (BeatLazyFunc(price_sweep_payload),)},
         "due-erasures": {"task": ERASE_DUE_TASK, "schedule": ERASE_DUE_AT,
                          "args": (BeatLazyFunc(erase_due_payload),)},
+        "seal-audit-days": {"task": SEAL_TASK, "schedule": SEAL_AT, "args": (BeatLazyFunc(seal_payload),)},
+        "flush-accepted-ledger": {"task": LEDGER_FLUSH_TASK, "schedule": LEDGER_FLUSH_AT,
+                                  "args": (BeatLazyFunc(ledger_flush_payload),)},
     }
 
 

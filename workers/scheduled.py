@@ -7,18 +7,30 @@ anything else is dead-lettered (and replayable with `recvault dlq replay`).
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from celery import Celery, Task
 
 from recvault.errors import PermanentError
-from recvault.queue.app import ERASE_DUE_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK
+from recvault.queue import ledger
+from recvault.queue.app import (
+    ERASE_DUE_TASK,
+    LEDGER_FLUSH_TASK,
+    PRICE_SWEEP_TASK,
+    RECONCILE_TASK,
+    REFRESH_TASK,
+    SEAL_TASK,
+)
 from recvault.queue.writer import build_message
 from recvault.settings import Settings
+from recvault.workers.archive import utcnow
 from recvault.workers.context import ProcessContext, WorkerContext
 from recvault.workers.delivery import backoff, dead_letter, guarded, publish_follow_up
 from recvault.workers.erasure import run_due
+from recvault.workers.ledger_flush import flush_accepted
 from recvault.workers.price_sweep import SweepReport, sweep_prices
 from recvault.workers.reconcile import (
     GapReport,
@@ -29,6 +41,7 @@ from recvault.workers.reconcile import (
     reconcile_writer,
 )
 from recvault.workers.refresh import RefreshTarget
+from recvault.workers.seal import seal_pending, seal_retention
 
 log = logging.getLogger("recvault.worker")
 
@@ -83,6 +96,28 @@ def sweep_days(ctx: WorkerContext, app: Celery, payload: dict) -> SweepReport:
     return sweep_prices(ctx.store, ctx.options.prefix, dates, publish)
 
 
+def seal_days(ctx: WorkerContext) -> str:
+    """Seal every finished day of the audit trail not sealed yet."""
+    sealed = seal_pending(ctx.store, ctx.options.prefix, ctx.policy, utcnow())
+    return f"{len(sealed)} day(s) sealed"
+
+
+def flush_ledger(ctx: WorkerContext) -> str:
+    """Copy the accepted-callback ledger to S3 and trim what was copied."""
+    stream = ctx.publisher.keys.recvault(ledger.STREAM)
+    rows = flush_accepted(ctx.publisher.client, stream, ctx.store, ctx.options.prefix,
+                          seal_retention(ctx.policy, utcnow()))
+    return f"{rows} accepted row(s) flushed"
+
+
+def run_due_erasures(ctx: WorkerContext) -> str:
+    """Run the erasures queued with `recvault erase --when-allowed` whose locks and holds have ended."""
+    outcomes = run_due(ctx.store, ctx.options.prefix, datetime.now(UTC))
+    erased = sum(1 for o in outcomes if o.status == "erased")
+    log.info("queued erasures run", extra={"erased": erased, "waiting": len(outcomes) - erased})
+    return f"{erased} erased, {len(outcomes) - erased} waiting"
+
+
 def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
     """Attach the scheduled tasks to `app`; they run with the context `process` built at start."""
     settings = process.settings
@@ -120,26 +155,25 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
 
         return guarded(self, process, letter_id, payload, body)
 
-    register_erasure_task(app, process)
+    _register_simple(app, process, SEAL_TASK, "seal", seal_days)
+    _register_simple(app, process, LEDGER_FLUSH_TASK, "ledger-flush", flush_ledger)
+    _register_simple(app, process, ERASE_DUE_TASK, "erasures", run_due_erasures)
 
 
-def register_erasure_task(app: Celery, process: ProcessContext) -> None:
-    """Attach the hourly pass over queued erasures (`recvault erase --when-allowed`)."""
+def _register_simple(app: Celery, process: ProcessContext, name: str, letter: str,
+                     work: Callable[[WorkerContext], str]) -> None:
+    """A scheduled task whose body needs only the worker context, with the same delivery policy."""
     settings = process.settings
 
-    @app.task(name=ERASE_DUE_TASK, bind=True, max_retries=None, shared=False)
-    def run_due_erasures_task(self: Task, payload: dict) -> str:
-        letter_id = f"erasures:{payload.get('hour')}" if isinstance(payload, dict) else "erasures:unparseable"
+    @app.task(name=name, bind=True, max_retries=None, shared=False)
+    def task(self: Task, payload: dict) -> str:
+        letter_id = f"{letter}:{json.dumps(payload, sort_keys=True, default=str)}"
 
         def body(ctx: WorkerContext) -> str:
             try:
-                outcomes = run_due(ctx.store, ctx.options.prefix, datetime.now(UTC))
+                return work(ctx)
             except Exception as error:
                 return _retry_or_dead_letter(app, settings, process, ctx, self, letter_id, payload, error)
-            erased = sum(1 for o in outcomes if o.status == "erased")
-            log.info("queued erasures run", extra={"task_id": self.request.id, "erased": erased,
-                                                   "waiting": len(outcomes) - erased})
-            return f"{erased} erased, {len(outcomes) - erased} waiting"
 
         return guarded(self, process, letter_id, payload, body)
 

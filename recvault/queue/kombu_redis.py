@@ -50,14 +50,18 @@ def pending_score(queued_at: float) -> float:
 
 # Sets the dedup key and, only if it was new, pushes the message onto the queue and records
 # it as unacknowledged in kombu's shape: hash value [message, exchange "", routing key],
-# with a pending score.
-# KEYS: dedup, queue, unacked, unacked_index.
-# ARGV: dedup TTL, message, dedup value, delivery tag, pending score, routing key (JSON string).
+# with a pending score. A callback also gets its row in the accepted-callback ledger
+# (queue.ledger), in the same step; other messages pass an empty row.
+# KEYS: dedup, queue, unacked, unacked_index, ledger stream.
+# ARGV: dedup TTL, message, dedup value, delivery tag, pending score, routing key (JSON string), ledger row.
 ENQUEUE_ONCE = """
 if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', tonumber(ARGV[1])) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
   redis.call('HSET', KEYS[3], ARGV[4], '[' .. ARGV[2] .. ',"",' .. ARGV[6] .. ']')
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[5], '*', 'r', ARGV[7])
+  end
   return 1
 end
 return 0

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery
 
-from recvault.queue import kombu_redis
+from recvault.queue import kombu_redis, ledger
 from recvault.queue.app import ARCHIVE_TASK
 from recvault.queue.broker import broker_client
 
@@ -62,6 +62,8 @@ class Outgoing:
     message: str
     task_id: str
     delivery_tag: str = ""  # read back from the message when empty (spooled rows)
+    # The accepted-callback ledger row (queue.ledger) for a callback; empty for other messages.
+    ledger: str = ""
 
 
 def _delivery_tag() -> str:
@@ -71,7 +73,8 @@ def _delivery_tag() -> str:
 
 
 def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, task: str = ARCHIVE_TASK,
-                  task_id: str | None = None, eta: datetime | None = None, retries: int = 0) -> Outgoing:
+                  task_id: str | None = None, eta: datetime | None = None, retries: int = 0,
+                  ledger: str = "") -> Outgoing:
     """A Celery protocol-2 task message in kombu's Redis envelope, JSON-serialized.
 
     `dedup_key` makes the publication happen once; a retry of a task keeps its task id and
@@ -94,7 +97,7 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, tas
     )
     tag = _delivery_tag()
     message = kombu_redis.envelope(body, headers, properties, routing_key=queue, delivery_tag=tag)
-    return Outgoing(dedup_key, message, task_id, tag)
+    return Outgoing(dedup_key, message, task_id, tag, ledger)
 
 
 class QueueWriter:
@@ -144,12 +147,14 @@ class QueueWriter:
         stamp = datetime.now(UTC).isoformat()
         pending = repr(kombu_redis.pending_score(time.time()))
         keys = self._keys
+        stream = keys.recvault(ledger.STREAM)
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         for item in batch:
             tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
-            pipe.evalsha(self._sha, 4, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
-                         keys.unacked_index, self._ttl, item.message, stamp, tag, pending, self._routing_key)
+            pipe.evalsha(self._sha, 5, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
+                         keys.unacked_index, stream, self._ttl, item.message, stamp, tag, pending,
+                         self._routing_key, item.ledger)
         if self._replicas:
             # WAIT counts replicas holding this connection's last write; the fence makes that
             # write come after every earlier one, including a repeat that wrote nothing.

@@ -62,12 +62,15 @@ S3_ACTIONS = {
     "put_public_access_block": {"s3:PutBucketPublicAccessBlock"},
     "get_bucket_lifecycle_configuration": {"s3:GetLifecycleConfiguration"},
     "put_bucket_lifecycle_configuration": {"s3:PutLifecycleConfiguration"},
+    # `audit verify`: tags against the policy's decision, delete markers in version listings.
+    "get_object_tagging": {"s3:GetObjectTagging"},
+    "list_object_versions": {"s3:ListBucketVersions"},
 }
 # Calls the running service makes only in embedded mode (`up`, RECVAULT_S3_CREATE_BUCKET=true).
 EMBEDDED_ONLY = {"create_bucket"}
 OBJECT_ACTIONS = {"s3:PutObject", "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutObjectTagging",
                   "s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention",
-                  "s3:GetObjectLegalHold"}
+                  "s3:GetObjectLegalHold", "s3:GetObjectTagging"}
 
 
 @functools.cache

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from recvault.ingest.app import create_app
+from recvault.ops.trail import read_chain
 from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from recvault.simulator.recordings import Faults
@@ -127,7 +128,7 @@ async def test_late_price_is_filled_in_by_the_refresh_task(e2e_settings, sim, si
     assert price == "-0.0050"
     document = _documents(s3_store, "metadata/")[rec.sid]
     assert document["price_unit"] == "USD" and document["price_updated_at"]
-    assert any(k.endswith("-price-updated.json") for k in s3_store.list_keys("audit/"))
+    assert any(e.action == "price-updated" for e in read_chain(s3_store, "", rec.sid)[0])
 
 
 async def test_a_regional_account_archives_end_to_end(redis_url, tmp_path, sim, sim_account, s3_store) -> None:

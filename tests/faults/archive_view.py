@@ -20,7 +20,10 @@ KEY_LAYOUT = re.compile(
     rf"^(?:media/{DATE}/AC[0-9a-fA-F]{{32}}/(?P<media>{SID})\.(?:wav|mp3)"
     rf"|metadata/{DATE}/(?P<metadata>{SID})\.json"
     rf"|events/{DATE}/(?P<event>{SID})-(?P<status>[a-z-]+)\.json"
-    rf"|audit/{DATE}/(?P<audit>{SID}|system)/\d{{8}}T\d{{6}}\.\d{{6}}Z-(?P<action>[a-z-]+)\.json"
+    rf"|audit/chains/(?P<audit>{SID})/\d{{6,}}\.json"
+    rf"|(?P<trail>audit/chains/system-\d{{4}}-\d{{2}}-\d{{2}}/\d{{6,}}\.json"
+    rf"|audit/index/{DATE}/(?:{SID}|system-\d{{4}}-\d{{2}}-\d{{2}})-\d{{6,}}-[0-9a-f]{{16}}"
+    rf"|audit/seals/{DATE}\.json|audit/accepted/{DATE}/\d+-\d+\.jsonl)"
     rf"|dead-letters/(?P<letter>[A-Za-z0-9:_.-]+)/\d{{4}}-\d{{2}}-\d{{2}}T\d{{6}}(?:\.\d{{6}})?Z(?:-resolved)?\.json)$"
 )
 
@@ -72,10 +75,10 @@ class ArchiveView:
                 snap.metadata[match["metadata"]].append(key)
             elif match["event"]:
                 snap.events[(match["event"], match["status"])].append(key)
-            elif match["letter"]:
-                continue  # dead letters, kept beside the archive: the verdict reads them from Redis
+            elif match["letter"] or match["trail"]:
+                continue  # dead letters (the verdict reads them from Redis); seals, index rows, the ledger
             else:
-                snap.audit[(match["audit"], match["action"])] += 1
+                snap.audit[(match["audit"], self.document(key)["action"])] += 1
         snap.uploads = self.snapshot_uploads()
         return snap
 

@@ -44,6 +44,16 @@ async def test_retries_of_the_same_status_enqueue_once(client, queue) -> None:
     assert statuses == ["completed", "in-progress"]
 
 
+async def test_each_accepted_callback_has_one_row_in_the_ledger_and_a_retry_none(client, queue) -> None:
+    params = callback_params()
+    for _ in range(2):
+        assert (await post_callback(client, params)).status == 204
+    [(_, fields)] = queue.xrange("recvault:accepted")
+    sid, status, account, received_at = fields[b"r"].decode().split("|")
+    assert (sid, status, account) == (params["RecordingSid"], "completed", params["AccountSid"])
+    assert received_at == queued_payloads(queue)[0]["received_at"]
+
+
 async def test_signed_get_is_queued(client, queue) -> None:
     params = callback_params()
     query = urlencode(params)

@@ -60,6 +60,9 @@ async def test_a_full_spool_with_redis_down_answers_503_and_recovers_by_itself(p
         assert (await client.get("/readyz")).status == 200
     queued = {p["params"]["RecordingSid"] for p in queued_payloads(queue)}
     assert queued == {p["RecordingSid"] for p in [*accepted, again]}
+    # Spooled or not, each accepted callback has its row in the accepted-callback ledger.
+    rows = [fields[b"r"].decode().split("|")[0] for _, fields in queue.xrange("recvault:accepted")]
+    assert sorted(rows) == sorted(p["RecordingSid"] for p in [*accepted, again])
 
 
 async def test_a_spool_that_fails_while_redis_answers_costs_no_callback(private_redis, tmp_path) -> None:

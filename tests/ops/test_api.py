@@ -15,6 +15,7 @@ from recvault.ingest.app import create_app
 from recvault.ingest.openapi import ENTRY_FIELDS, openapi_document
 from recvault.ops.entries import Entry
 from recvault.ops.query import PARAMETERS
+from recvault.ops.trail import read_chain
 from tests.ops.conftest import API_TOKEN, bearer, ops_settings
 
 OPERATIONS_ROUTES = ["/status", "/status/login", "/api/recordings", "/api/recordings/RE" + "0" * 32,
@@ -172,7 +173,7 @@ async def test_media_is_a_redirect_to_a_presigned_url_and_is_recorded_in_the_aud
     assert access[0]["user"] == "Dana Auditor" and access[0]["credential"].startswith("api-token:")
     assert access[0]["media_key"] == document["media_key"] and access[0]["url_seconds"] == 300
     assert API_TOKEN not in json.dumps(body)
-    [key] = [k for k in s3_store.list_keys("audit/") if sid in k and k.endswith("-media-accessed.json")]
+    [key] = [e.key for e in read_chain(s3_store, "", sid)[0] if e.action == "media-accessed"]
     assert s3_store.head(key).retention.mode == "GOVERNANCE"  # locked like the recording
 
 
@@ -182,7 +183,7 @@ async def test_playback_can_be_turned_off(redis_url, tmp_path, s3_store, archive
     async with TestClient(TestServer(create_app(settings))) as client:
         response = await client.get(f"/api/recordings/{sid}/media", headers=bearer(), allow_redirects=False)
         assert response.status == 403 and "RECVAULT_MEDIA_PLAYBACK" in (await response.json())["error"]
-    assert not [k for k in s3_store.list_keys("audit/") if sid in k and k.endswith("-media-accessed.json")]
+    assert not [e for e in read_chain(s3_store, "", sid)[0] if e.action == "media-accessed"]
 
 
 async def test_the_openapi_document_describes_every_route_and_parameter(ops_client) -> None:

@@ -19,6 +19,7 @@ from recvault.errors import (
     TwilioAuthFailed,
     TwilioUnavailable,
 )
+from recvault.ops.trail import read_chain
 from recvault.simulator.media import media_sha256, media_size
 from recvault.simulator.recordings import Faults
 from recvault.workers import documents as docs
@@ -203,8 +204,8 @@ def test_delete_after_archive_happens_only_after_verification(archive_env, sim) 
     assert result.deleted_from_twilio and recording.deleted
     document = _document(archive_env, result)
     assert document["twilio_deleted_at"] is not None
-    actions = [key.rsplit("-", 1)[-1] for key in archive_env.store.list_keys("audit/")]
-    assert "twilio.json" in actions  # "...-deleted-from-twilio.json"
+    actions = [entry.action for entry in read_chain(archive_env.store, "", recording.sid)[0]]
+    assert actions == ["archived", "deleted-from-twilio"]
 
 
 def test_delete_waits_for_the_price_when_it_is_pending(archive_env, sim) -> None:
@@ -288,7 +289,7 @@ def test_two_deliveries_of_one_event_at_once_archive_it_once(archive_env, sim) -
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: archive_env.archive(recording), range(2)))
     assert sorted(result.outcome for result in results) == ["already-archived", "archived"]
-    archived = [key for key in archive_env.store.list_keys("audit/") if key.endswith("-archived.json")]
+    archived = [e for e in read_chain(archive_env.store, "", recording.sid)[0] if e.action == "archived"]
     assert len(archived) == 1
     assert len(list(archive_env.store.list_keys("media/"))) == 1
 

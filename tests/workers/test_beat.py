@@ -129,3 +129,26 @@ def test_the_price_sweep_gives_recordings_still_unpriced_one_more_refresh(settin
     assert document["price"] == "-0.0050"  # 70 s: two started minutes at $0.0025
     assert docs.metadata_key("", "2026-03-02", late.sid) == result.key
 
+
+
+def test_beat_seals_the_audit_trail_and_flushes_the_accepted_ledger(settings, s3_store, redis_url) -> None:
+    from recvault.queue.app import LEDGER_FLUSH_TASK, SEAL_TASK
+    from recvault.queue.ledger import ledger_row
+    from recvault.workers.schedule import LEDGER_FLUSH_AT, SEAL_AT, ledger_flush_payload, seal_payload
+    from recvault.workers.trail import write_audit
+
+    schedule = beat_schedule()
+    assert schedule["seal-audit-days"]["task"] == SEAL_TASK and schedule["seal-audit-days"]["schedule"] == SEAL_AT
+    assert schedule["flush-accepted-ledger"]["schedule"] == LEDGER_FLUSH_AT
+    assert seal_payload() != {} and ledger_flush_payload()["slot"]  # a dedup key per day / per quarter hour
+
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    write_audit(s3_store, "", "RE" + "1" * 32, "archived", {}, None, yesterday)
+    assert run_task(settings, SEAL_TASK, seal_payload()) == "1 day(s) sealed"
+    assert run_task(settings, SEAL_TASK, seal_payload()) == "0 day(s) sealed"
+    client = redis.Redis.from_url(redis_url)
+    client.xadd("recvault:accepted", {"r": ledger_row("RE" + "1" * 32, "completed", "AC" + "1" * 32,
+                                                      yesterday.isoformat())})
+    assert run_task(settings, LEDGER_FLUSH_TASK, ledger_flush_payload()) == "1 accepted row(s) flushed"
+    assert client.xlen("recvault:accepted") == 0
+    assert len(list(s3_store.list_keys(f"audit/accepted/date={yesterday:%Y-%m-%d}/"))) == 1
