@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from recvault import layout
+from recvault import chain, layout
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
 from recvault.workers.trail import write_audit
@@ -69,11 +69,14 @@ def seed(store: S3Store, *, prefix: str = "", date: str = "2026-11-24", account_
 
 def audit_trail(store: S3Store, prefix: str, recording_sid: str | None = None,
                 action: str | None = None) -> list[tuple[str, dict]]:
-    """(key, record) of the audit records under `prefix`, by their content (not their key's shape)."""
+    """(key, record) of the audit entries under `prefix`, flattened as {recording_sid, action, actor,
+    at, **details}, chosen by their content (not their key's shape)."""
     found = []
-    for key in store.list_keys(prefix + layout.AUDIT):
-        record = json.loads(store.get_bytes(key))
-        if recording_sid in (None, record.get("recording_sid")) and action in (None, record.get("action")):
+    for key in store.list_keys(prefix + layout.AUDIT_CHAINS):
+        entry = chain.Entry.parse(key, store.get_bytes(key))
+        record = {"recording_sid": entry.chain, "action": entry.action, "actor": entry.actor, "at": entry.at,
+                  **entry.details}
+        if recording_sid in (None, entry.chain) and action in (None, entry.action):
             found.append((key, record))
     return found
 

@@ -12,6 +12,7 @@ from recvault.storage.placement import Placement
 from recvault.storage.s3_params import write_params
 from recvault.workers.archive import ArchiveOptions, archive_event
 from recvault.workers.policy import Policy
+from tests.workers.compliance_seed import audit_trail
 
 POLICY = {
     "default": {"retention_days": 1, "mode": "GOVERNANCE", "tags": {"classification": "call-recording"}},
@@ -31,7 +32,7 @@ def _archive(env, recording, status: str = "completed", labels: dict[str, str] |
 
 
 def _audit(store, action: str) -> list[dict]:
-    return [json.loads(store.get_bytes(key)) for key in store.list_keys("audit/") if key.endswith(f"-{action}.json")]
+    return [record for _, record in audit_trail(store, "", action=action)]
 
 
 def test_a_labelled_recording_is_archived_under_its_rule_with_labels_version_lock_and_storage_class(
