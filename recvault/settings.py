@@ -31,6 +31,10 @@ REGION_API_HOSTS = {
 # Values people paste from docs or templates instead of a real secret.
 # Shortest operations API token accepted: 16 random characters are beyond guessing online.
 MIN_API_TOKEN_LENGTH = 16
+# Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
+# on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
+# prefork worker runs one per process, and each process costs its own interpreter and clients.
+DEFAULT_CONCURRENCY = {"threads": 32, "prefork": 2, "solo": 1}
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
 
@@ -147,7 +151,15 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=3 * 3600, ge=5)
     max_retries: int = Field(default=12, ge=0)
     retry_backoff_max: int = Field(default=600, ge=1)
-    worker_concurrency: int = Field(default=2, ge=1)
+    worker_pool: Literal["threads", "prefork", "solo"] = Field(
+        default="threads",
+        description="Celery pool: threads (many archives in flight per process), prefork or solo.",
+    )
+    worker_concurrency: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Archives in flight per worker process (threads pool; default 32), or pool "
+        "processes (prefork; default 2).",
+    )
     worker_metrics_port: int = Field(
         default=9808, ge=0, le=65535,
         description="Port of each worker host's Prometheus /metrics listener; 0 turns it off.",
@@ -278,6 +290,12 @@ class Settings(BaseSettings):
     @property
     def dlq_dir(self) -> Path:
         return self.data_dir / "dlq"
+
+    def archives_in_flight(self, pool: str | None = None) -> int:
+        """Tasks one `recvault worker` runs at once with `pool` (default: worker_pool)."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return DEFAULT_CONCURRENCY[pool or self.worker_pool]
 
     def tokens_for(self, account_sid: str | None) -> list[str]:
         """Auth Tokens that may have signed a callback for this account, current first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -16,9 +16,11 @@ from recvault.storage.checksums import b64_digest, b64_sha256, composite_sha256,
 from recvault.storage.multipart import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
+    PARTS_IN_FLIGHT,
     MiB,
     StreamTally,
     cut_parts,
+    gather,
     upload_parts,
 )
 from recvault.storage.s3_bucket import ensure_bucket
@@ -54,6 +56,7 @@ class S3Store:
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_attempts: int = 5,
+        max_connections: int = 10,
     ) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"part_size must be between 5 MiB and 5 GiB, not {part_size}")
@@ -78,6 +81,9 @@ class S3Store:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"mode": "standard", "max_attempts": max_attempts},
+            # One client serves every archive a threads worker runs at once (boto3 clients are
+            # thread-safe); too small a pool would make them queue for a connection.
+            max_pool_connections=max_connections,
         )
         self._client = session.client(
             "s3", endpoint_url=self.endpoint_url, config=config, **credentials
@@ -92,6 +98,8 @@ class S3Store:
             endpoint_url=str(endpoint) if endpoint else None,
             region=settings.s3_region,
             part_size=settings.s3_part_size_mib * MiB,
+            # Each archive in flight holds at most PARTS_IN_FLIGHT connections (a single PUT: one).
+            max_connections=max(10, PARTS_IN_FLIGHT * settings.archives_in_flight() + 2),
         )
 
     # --- bucket ---------------------------------------------------------------
@@ -166,11 +174,16 @@ class S3Store:
         metadata: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
+        size_hint: int | None = None,
     ) -> StoredObject:
         """Create-only streaming write in bounded memory, verified before it returns."""
         params = write_params(content_type, metadata, tags, retention)
         tally = StreamTally()
-        parts = cut_parts(tally.count(chunks), self.part_size)
+        counted: Iterable[bytes] = tally.count(chunks)
+        if size_hint is not None and size_hint < self.part_size:
+            # One buffer of the announced size, not one grown (and copied) chunk by chunk.
+            counted = cast("Iterator[bytes]", gather(counted, size_hint))
+        parts = cut_parts(counted, self.part_size)
         first = next(parts, bytearray())
         if len(first) < self.part_size:  # the whole content is smaller than one part
             # The stream has ended, so its running SHA-256 is the object's: no second pass,

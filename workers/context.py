@@ -59,6 +59,11 @@ class WorkerContext:
                 allowed_hosts=settings.allowed_media_hosts,
                 credentials=settings.download_credentials,
                 on_error=metrics.twilio_error if metrics is not None else None,
+                # Each archive in flight holds at most two: the Recording resource and its media.
+                connections=max(10, 2 * settings.archives_in_flight()),
+                # What Celery's soft time limit was for prefork: a download that takes longer goes
+                # back through the retry path (the threads pool enforces no time limit).
+                download_deadline=max(settings.task_time_limit - 60, 1),
             ),
             store=store,
             policy=Policy.load(settings.policy_file),

@@ -13,9 +13,10 @@ HELP = "run an archive worker (Celery) on recvault's queue"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=None,
-                        help="worker processes (default RECVAULT_WORKER_CONCURRENCY, 2)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"],
-                        help="Celery execution pool (default prefork)")
+                        help="archives in flight (threads) or pool processes (prefork); default "
+                             "RECVAULT_WORKER_CONCURRENCY, else 32 threads or 2 processes")
+    parser.add_argument("--pool", default=None, choices=["threads", "prefork", "solo"],
+                        help="Celery execution pool (default RECVAULT_WORKER_POOL, threads)")
     parser.add_argument("--hostname", "-n", default="recvault@%h", help="worker node name")
 
 
@@ -38,6 +39,10 @@ def metrics_directory(settings: Settings) -> Path:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    pool = args.pool or settings.worker_pool
+    # The flags win over the environment; the context sizes its connection pools from these.
+    settings = settings.model_copy(update={
+        "worker_pool": pool, "worker_concurrency": args.concurrency or settings.archives_in_flight(pool)})
     if settings.worker_metrics_port:
         settings = settings.model_copy(update={"metrics_dir": metrics_directory(settings)})
     from celery.signals import celeryd_init, worker_process_init
@@ -71,8 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Each prefork pool child builds its own clients after the fork.
     worker_process_init.connect(lambda **_: process.build_after_fork(), weak=False)
     argv = [
-        "worker", "-Q", settings.queue, "-P", args.pool,
-        "-c", str(args.concurrency or settings.worker_concurrency),
+        "worker", "-Q", settings.queue, "-P", pool, "-c", str(settings.archives_in_flight()),
         "-n", args.hostname, "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",
     ]
