@@ -62,6 +62,22 @@ def _archive(archive: dict) -> str:
             f"`requests.get(...).content` then `put_object`.\n\n{table}\n")
 
 
+def _latency(latency: dict) -> str:
+    rows = []
+    for c in latency["conditions"]:
+        shown = f"{c['latency_s']:g} s, " + (f"{c['bytes_per_second'] / 1e6:g} MB/s" if c["bytes_per_second"]
+                                            else "unthrottled")
+        for name, d in c["designs"].items():
+            rows.append([shown, name, d["recordings_per_run"], d["rec_per_s"], _x(d["vs_tutorial"]),
+                         d["tree_peak_mb"], d["child_peak_mb"] or d["main_peak_mb"]])
+    table = _table(["Twilio latency, per stream", "design", "per run", "rec/s", "vs tutorial",
+                    "worker tree peak RSS MB", "busiest process peak RSS MB"], rows)
+    return (f"## Archive under Twilio latency\n\n{latency['recording']} recordings queued at once, timed "
+            f"from enqueue to the last archived; the simulator waits the latency before every resource and "
+            f"media answer and streams each media file no faster than the bandwidth. Medians of "
+            f"{latency['runs']} run(s) after a warm-up.\n\n{table}\n")
+
+
 def _e2e(e2e: dict) -> str:
     rows = [[f"{r['rate']:g}/s", r["archived_per_s"], r["p50_s"], r["p99_s"], r["child_peak_mb"],
              r["tree_peak_mb"], r["documents_missing"]] for r in e2e["rates"]]
@@ -107,7 +123,8 @@ def markdown(results: dict) -> str:
              describe(results["machine"]) + "  \n" +
              f"**Plan:** `{plan['name']}`: medians of {plan['runs']} run(s) after one warm-up run; "
              f"took {results['seconds']:.0f} s.\n"]
-    for name, render in (("ingest", _ingest), ("archive", _archive), ("e2e", _e2e), ("scaling", _scaling)):
+    for name, render in (("ingest", _ingest), ("archive", _archive), ("latency", _latency), ("e2e", _e2e),
+                         ("scaling", _scaling)):
         if name in results:
             parts.append(render(results[name]))
     parts.append(_targets(results["targets"]))

@@ -181,8 +181,17 @@ class S3Store:
         tally = StreamTally()
         counted: Iterable[bytes] = tally.count(chunks)
         if size_hint is not None and size_hint < self.part_size:
-            # One buffer of the announced size, not one grown (and copied) chunk by chunk.
-            counted = cast("Iterator[bytes]", gather(counted, size_hint))
+            # One buffer of the announced size, not one grown (and copied) chunk by chunk,
+            # handed to the PUT as it is when the content was no longer than announced.
+            pieces = gather(counted, size_hint)
+            whole, more = next(pieces, bytearray()), next(pieces, None)
+            if more is None:
+                return self._put_object(
+                    key, whole, b64_digest(tally.sha256.digest()), content_type=content_type,
+                    metadata=metadata, tags=tags, retention=retention, create_only=True,
+                )  # fmt: skip
+            counted = cast("Iterator[bytes]", itertools.chain([whole, more], pieces))
+            del whole, more
         parts = cut_parts(counted, self.part_size)
         first = next(parts, bytearray())
         if len(first) < self.part_size:  # the whole content is smaller than one part

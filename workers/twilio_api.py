@@ -32,7 +32,7 @@ from recvault.workers.credential_targets import CredentialTargets, origin_as_sen
 # Twilio's error 20429 (too many requests) and 5xx are worth retrying; so are these.
 RETRYABLE = {429, 500, 502, 503, 504}
 MAX_REDIRECTS = 3
-CHUNK = 1 << 20
+CHUNK = 256 << 10
 
 
 # Twilio's error 16113: "Cannot download a dual-channel presentation of a mono recording".
