@@ -34,7 +34,11 @@ MIN_API_TOKEN_LENGTH = 16
 # Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
 # on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
 # prefork worker runs one per process, and each process costs its own interpreter and clients.
-DEFAULT_CONCURRENCY = {"threads": 32, "prefork": 2, "solo": 1}
+DEFAULT_CONCURRENCY = {"threads": 16, "prefork": 2, "solo": 1}
+# Processes one `recvault worker` starts when RECVAULT_WORKER_PROCESSES is unset: each in-flight
+# archive holds its recording, so a process's memory bound caps its threads; two processes of
+# 16 keep 32 archives in flight within 150 MB each (a prefork pool forks its own processes).
+DEFAULT_PROCESSES = {"threads": 2, "prefork": 1, "solo": 1}
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
 
@@ -157,8 +161,12 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int | None = Field(
         default=None, ge=1, le=256,
-        description="Archives in flight per worker process (threads pool; default 32), or pool "
+        description="Archives in flight per worker process (threads pool; default 16), or pool "
         "processes (prefork; default 2).",
+    )
+    worker_processes: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Worker processes one `recvault worker` starts (threads pool; default 2).",
     )
     worker_metrics_port: int = Field(
         default=9808, ge=0, le=65535,
@@ -296,6 +304,12 @@ class Settings(BaseSettings):
         if self.worker_concurrency is not None:
             return self.worker_concurrency
         return DEFAULT_CONCURRENCY[pool or self.worker_pool]
+
+    def worker_process_count(self, pool: str | None = None) -> int:
+        """Processes one `recvault worker` runs with `pool` (default: worker_pool)."""
+        if self.worker_processes is not None:
+            return self.worker_processes
+        return DEFAULT_PROCESSES[pool or self.worker_pool]
 
     def tokens_for(self, account_sid: str | None) -> list[str]:
         """Auth Tokens that may have signed a callback for this account, current first."""
