@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_region: str = "us-east-1"
     s3_part_size_mib: int = Field(default=8, ge=5, le=512)
+    worker_buffer_mib: int = Field(
+        default=32, ge=8, le=4096,
+        description="Recording bytes one worker process holds in memory at once, over all its archives "
+        "in flight (a small recording whole, a large one a few parts); archives wait for room.",
+    )
     s3_create_bucket: bool = False
     s3_kms_key_id: str | None = Field(
         default=None,

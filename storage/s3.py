@@ -12,6 +12,7 @@ from botocore.config import Config
 
 from recvault.errors import AlreadyExists, IntegrityFailed
 from recvault.storage.base import ListedObject, Retention, StoredObject
+from recvault.storage.budget import ByteBudget
 from recvault.storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
 from recvault.storage.multipart import (
     MAX_PART_SIZE,
@@ -57,12 +58,16 @@ class S3Store:
         read_timeout: float = 60.0,
         max_attempts: int = 5,
         max_connections: int = 10,
+        buffer_budget: int | None = None,
     ) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"part_size must be between 5 MiB and 5 GiB, not {part_size}")
         self.bucket = bucket
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
         self.part_size = part_size
+        # Recording bytes all of this store's writes may hold at once (see storage.budget);
+        # None: each write holds what it needs, bounded per write only.
+        self._budget = ByteBudget(buffer_budget) if buffer_budget else None
         # Set by ensure_bucket: whether the bucket has Object Lock (None until checked).
         self.object_lock_enabled: bool | None = None
         session = boto3.session.Session(region_name=region)
@@ -100,6 +105,7 @@ class S3Store:
             part_size=settings.s3_part_size_mib * MiB,
             # Each archive in flight holds at most PARTS_IN_FLIGHT connections (a single PUT: one).
             max_connections=max(10, PARTS_IN_FLIGHT * settings.archives_in_flight() + 2),
+            buffer_budget=settings.worker_buffer_mib * MiB,
         )
 
     # --- bucket ---------------------------------------------------------------
@@ -177,6 +183,28 @@ class S3Store:
         size_hint: int | None = None,
     ) -> StoredObject:
         """Create-only streaming write in bounded memory, verified before it returns."""
+        if self._budget is None:
+            return self._put_stream(key, chunks, content_type=content_type, metadata=metadata, tags=tags,
+                                    retention=retention, size_hint=size_hint)
+        # What this write will hold: the whole content when it fits in one part, else the
+        # parts in flight plus the one being filled.
+        small = size_hint is not None and size_hint < self.part_size
+        with self._budget.reserve(size_hint if small and size_hint is not None
+                                  else (PARTS_IN_FLIGHT + 1) * self.part_size):
+            return self._put_stream(key, chunks, content_type=content_type, metadata=metadata, tags=tags,
+                                    retention=retention, size_hint=size_hint)
+
+    def _put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None,
+        tags: dict[str, str] | None,
+        retention: Retention | None,
+        size_hint: int | None,
+    ) -> StoredObject:
         params = write_params(content_type, metadata, tags, retention)
         tally = StreamTally()
         counted: Iterable[bytes] = tally.count(chunks)
