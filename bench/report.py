@@ -56,7 +56,8 @@ def _archive(archive: dict) -> str:
     table = _table(["size", "MB each", "per run", "recvault rec/s", "recvault MB/s", "ceiling MB/s",
                     "naive MB/s", "vs ceiling", "vs naive", "worker child peak RSS MB",
                     "worker tree peak RSS MB", "naive peak RSS MB", "docs missing"], rows)
-    return (f"## Archive\n\nOne worker process (`recvault worker -c {archive['worker_concurrency']}`), "
+    return (f"## Archive\n\nOne worker process, one archive at a time (`recvault worker --processes 1 -c "
+            f"{archive['worker_concurrency']}`), "
             f"recordings queued at once, timed from enqueue to the last `archived` log line. Ceiling: boto3 "
             f"uploading the same bytes from memory (the faster of `upload_fileobj` and `put_object`). Naive: "
             f"`requests.get(...).content` then `put_object`.\n\n{table}\n")
