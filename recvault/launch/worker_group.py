@@ -77,7 +77,10 @@ class WorkerGroup:
         for index in self._children:
             self._start(index)
         status = 0
-        while any(child is not None and child.poll() is None for child in self._children.values()):
+        # Until told to stop and every worker has: workers that all died at once (an OOM kill
+        # of the lot) are started again like one that died alone.
+        while self._stopping is None or any(child is not None and child.poll() is None
+                                            for child in self._children.values()):
             time.sleep(POLL_SECONDS)
             if self._stopping is not None:
                 continue

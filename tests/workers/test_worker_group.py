@@ -51,6 +51,13 @@ def test_the_default_worker_runs_two_threads_workers_restarts_one_that_dies_and_
         wait_for(lambda: len(_workers(main)) == 2 and children[0].pid not in [c.pid for c in _workers(main)],
                  timeout=30, what="the dead worker process started again")
         assert children[1].is_running()
+        wait_for(lambda: log.read_bytes().count(b" ready.") >= 3, timeout=90, what="the new worker ready")
+        # All of them at once: all are started again, and the command goes on.
+        for child in _workers(main):
+            child.kill()
+        wait_for(lambda: len(_workers(main)) == 2, timeout=30, what="both worker processes started again")
+        assert worker.running
+        wait_for(lambda: log.read_bytes().count(b" ready.") >= 5, timeout=90, what="the new workers ready")
         survivors = _workers(main)
         worker.signal(signal.SIGTERM)
         assert worker.process is not None and worker.process.wait(60) == 0
