@@ -1,9 +1,11 @@
 """What a worker process needs, built when the process starts — never on a first task.
 
 The worker's main process builds the context once before it consumes anything, so a bad
-setting or policy rule stops it at start with a line naming it. Each prefork pool child
-builds its own again right after the fork (boto3 and redis clients are not shared across
-processes). If that fails in a child, the error is kept and every task that child runs
+setting or policy rule stops it at start with a line naming it. In the threads pool (the
+default) every thread shares that context: boto3 clients, the requests session and redis-py
+are thread-safe, and their connection pools are sized to the threads. Each prefork pool
+child builds its own again right after the fork (boto3 and redis clients are not shared
+across processes). If that fails in a child, the error is kept and every task that child runs
 is dead-lettered with it — recorded durably, replayable once the configuration is
 fixed — instead of failing and being acknowledged.
 """
