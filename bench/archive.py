@@ -19,7 +19,8 @@ from recvault.simulator.recordings import SimRecording
 
 
 def run(stack: Stack, plan: Plan, earlier: dict) -> dict:
-    """Each size through recvault's worker (one process, -c 1), the storage ceiling and the naive design."""
+    """Each size through recvault's worker (one process, one archive at a time), the storage ceiling and
+    the naive design."""
     return {"worker_concurrency": 1, "sizes": [_size(stack, size, plan) for size in plan.sizes]}
 
 
@@ -29,7 +30,7 @@ def _size(stack: Stack, size: Size, plan: Plan) -> dict:
     batches = [rec.create(stack, size.count, channels=size.channels, duration=size.duration)
                for _ in range(plan.runs)]
     name = f"worker-archive-{size.duration}s-{size.channels}ch"
-    worker = stack.worker(name, concurrency=1)
+    worker = stack.worker(name, concurrency=1, processes=1)  # one archive at a time, like the baselines
     log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
     try:
         with TreeSampler(worker.pid) as memory:

@@ -33,7 +33,7 @@ def run(stack: Stack, plan: Plan, earlier: dict) -> dict:
     url = f"http://127.0.0.1:{port}/twilio/recording-status"
     ingest = stack.component("ingest-e2e", ["serve", "--host", "127.0.0.1", "--port", str(port)],
                              ready_url=f"http://127.0.0.1:{port}/readyz")
-    worker = stack.worker("worker-e2e", concurrency=workers)
+    worker = stack.worker("worker-e2e", concurrency=workers, pool="prefork")  # as many processes as Scaling chose
     log = WorkerLog(stack.log("worker-e2e"))
     try:
         entries = [_at_rate(stack, plan, url, log, worker.pid, rate) for rate in rates]

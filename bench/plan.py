@@ -35,6 +35,10 @@ class Plan:
     e2e_warmup_seconds: float
     scaling_workers: tuple[int, ...]
     scaling_count: int
+    # Archive under Twilio latency: recordings per run for recvault's default worker, and for
+    # the designs that archive one recording per process (slow at 0.25 s: fewer keep runs short).
+    latency_count: int = 120
+    latency_baseline_count: int = 30
     e2e_workers: int = 4  # worker processes for End to end when Scaling did not run first
     ingest_processes: tuple[int, ...] = (1, 2)
     notes: list[str] = field(default_factory=list)
@@ -62,7 +66,7 @@ QUICK = Plan(
     fixed_rate=1000, fixed_seconds=3, fixed_warmup_seconds=1,
     sizes=(Size("1-minute mono", 1, 60, 10), Size("10-minute dual", 2, 600, 3), Size("1-hour dual", 2, 3600, 1)),
     e2e_rate=50, e2e_seconds=5, e2e_warmup_seconds=2,
-    scaling_workers=(1, 2, 4), scaling_count=20,
+    scaling_workers=(1, 2, 4), scaling_count=20, latency_count=60, latency_baseline_count=10,
 )
 
 SMOKE = Plan(
@@ -70,7 +74,7 @@ SMOKE = Plan(
     fixed_rate=100, fixed_seconds=1, fixed_warmup_seconds=0.5,
     sizes=(Size("1-minute mono", 1, 60, 2),),
     e2e_rate=5, e2e_seconds=1, e2e_warmup_seconds=0.5,
-    scaling_workers=(1, 2), scaling_count=4, ingest_processes=(1,),
+    scaling_workers=(1, 2), scaling_count=4, ingest_processes=(1,), latency_count=4, latency_baseline_count=2,
 )
 
 PLANS = {"full": FULL, "quick": QUICK, "smoke": SMOKE}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bench.stack import QUEUE, Stack, post_json
@@ -13,15 +14,17 @@ from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.control import recording_to_json
 from recvault.simulator.media import media_size
-from recvault.simulator.recordings import SimRecording
+from recvault.simulator.recordings import Faults, SimRecording
 from recvault.workers import documents as docs
 
 CONTROL_BATCH = 1000
 
 
-def create(stack: Stack, count: int, *, channels: int, duration: int) -> list[SimRecording]:
-    """Register `count` completed recordings with the simulator."""
-    recordings = [SimRecording(account_sid=stack.account_sid, channels=channels, duration=duration)
+def create(stack: Stack, count: int, *, channels: int, duration: int,
+           faults: Faults | None = None) -> list[SimRecording]:
+    """Register `count` completed recordings with the simulator (each with `faults`, if given)."""
+    recordings = [SimRecording(account_sid=stack.account_sid, channels=channels, duration=duration,
+                               faults=replace(faults) if faults else Faults())
                   for _ in range(count)]
     for start in range(0, count, CONTROL_BATCH):
         post_json(f"{stack.sim_url}/_sim/recordings",

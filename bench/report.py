@@ -51,15 +51,33 @@ def _archive(archive: dict) -> str:
         ours, ceiling, naive = s["recvault"], s["ceiling"], s["naive"]
         rows.append([s["size"], f"{s['bytes'] / 1e6:,.2f}", s["recordings_per_run"], ours["rec_per_s"],
                      ours["mb_per_s"], f"{ceiling['mb_per_s']} ({ceiling['method']})", naive["mb_per_s"],
-                     _x(s["vs_ceiling"]), _x(s["vs_naive"]), ours["child_peak_mb"], ours["tree_peak_mb"],
+                     _x(s["vs_ceiling"]), _x(s["vs_naive"]), ours["child_peak_mb"] or ours["main_peak_mb"],
+                     ours["tree_peak_mb"],
                      naive["peak_rss_mb"], ours["documents_missing"]])
     table = _table(["size", "MB each", "per run", "recvault rec/s", "recvault MB/s", "ceiling MB/s",
-                    "naive MB/s", "vs ceiling", "vs naive", "worker child peak RSS MB",
+                    "naive MB/s", "vs ceiling", "vs naive", "archiving process peak RSS MB",
                     "worker tree peak RSS MB", "naive peak RSS MB", "docs missing"], rows)
-    return (f"## Archive\n\nOne worker process (`recvault worker -c {archive['worker_concurrency']}`), "
+    return (f"## Archive\n\nOne worker process, one archive at a time (`recvault worker --processes 1 -c "
+            f"{archive['worker_concurrency']}`), "
             f"recordings queued at once, timed from enqueue to the last `archived` log line. Ceiling: boto3 "
             f"uploading the same bytes from memory (the faster of `upload_fileobj` and `put_object`). Naive: "
             f"`requests.get(...).content` then `put_object`.\n\n{table}\n")
+
+
+def _latency(latency: dict) -> str:
+    rows = []
+    for c in latency["conditions"]:
+        shown = f"{c['latency_s']:g} s, " + (f"{c['bytes_per_second'] / 1e6:g} MB/s" if c["bytes_per_second"]
+                                            else "unthrottled")
+        for name, d in c["designs"].items():
+            rows.append([shown, name, d["recordings_per_run"], d["rec_per_s"], _x(d["vs_tutorial"]),
+                         d["tree_peak_mb"], d["child_peak_mb"] or d["main_peak_mb"]])
+    table = _table(["Twilio latency, per stream", "design", "per run", "rec/s", "vs tutorial",
+                    "worker tree peak RSS MB", "busiest process peak RSS MB"], rows)
+    return (f"## Archive under Twilio latency\n\n{latency['recording']} recordings queued at once, timed "
+            f"from enqueue to the last archived; the simulator waits the latency before every resource and "
+            f"media answer and streams each media file no faster than the bandwidth. Medians of "
+            f"{latency['runs']} run(s) after a warm-up.\n\n{table}\n")
 
 
 def _e2e(e2e: dict) -> str:
@@ -107,7 +125,8 @@ def markdown(results: dict) -> str:
              describe(results["machine"]) + "  \n" +
              f"**Plan:** `{plan['name']}`: medians of {plan['runs']} run(s) after one warm-up run; "
              f"took {results['seconds']:.0f} s.\n"]
-    for name, render in (("ingest", _ingest), ("archive", _archive), ("e2e", _e2e), ("scaling", _scaling)):
+    for name, render in (("ingest", _ingest), ("archive", _archive), ("latency", _latency), ("e2e", _e2e),
+                         ("scaling", _scaling)):
         if name in results:
             parts.append(render(results[name]))
     parts.append(_targets(results["targets"]))

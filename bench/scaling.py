@@ -18,7 +18,7 @@ CHANNELS, DURATION = 2, 60  # one-minute dual-channel recordings
 
 
 def run(stack: Stack, plan: Plan, earlier: dict) -> dict:
-    """`recvault worker -c N` for each N, the same batch size each time."""
+    """`recvault worker --pool prefork -c N` for each N, the same batch size each time."""
     stack.fresh_s3()
     results = [_workers(stack, plan, n) for n in plan.scaling_workers]
     base = results[0]["rec_per_s"] if results else 0.0
@@ -33,7 +33,7 @@ def _workers(stack: Stack, plan: Plan, concurrency: int) -> dict:
     batches = [rec.create(stack, plan.scaling_count, channels=CHANNELS, duration=DURATION)
                for _ in range(plan.runs)]
     name = f"worker-scaling-{concurrency}"
-    worker = stack.worker(name, concurrency=concurrency)
+    worker = stack.worker(name, concurrency=concurrency, pool="prefork")  # processes, one archive each
     log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
     try:
         with TreeSampler(worker.pid) as memory:

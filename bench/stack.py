@@ -94,9 +94,12 @@ class Stack:
         self.components.append(component)
         return component.start(timeout=90)
 
-    def worker(self, name: str, concurrency: int, timeout: float = 90) -> Component:
-        """A started `recvault worker -c N`, returned once Celery says it is ready."""
-        worker = self.component(name, ["worker", "-c", str(concurrency)])
+    def worker(self, name: str, concurrency: int | None, timeout: float = 90, pool: str | None = None,
+               processes: int | None = None) -> Component:
+        """A started `recvault worker [-c N] [--pool P] [--processes K]`, returned once Celery says it is ready."""
+        argv = ["worker"] + (["-c", str(concurrency)] if concurrency else []) + (["--pool", pool] if pool else [])
+        argv += ["--processes", str(processes)] if processes else []
+        worker = self.component(name, argv)
         deadline = time.monotonic() + timeout
         while b" ready." not in self.log(name).read_bytes():
             if not worker.running or time.monotonic() > deadline:

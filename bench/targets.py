@@ -32,9 +32,23 @@ def check(results: dict) -> list[dict]:
         for size in archive["sizes"]:
             rows.append(_row(f"archive MB/s vs storage ceiling ({size['size']})", "≥ 80 %",
                              size["vs_ceiling"] or 0, ">=", 0.8, f"{round(100 * (size['vs_ceiling'] or 0))} %"))
-        peak = max(size["recvault"]["child_peak_mb"] for size in archive["sizes"])
+        # The archiving process: a prefork child, or the worker process itself (threads, one process).
+        peak = max(max(size["recvault"]["child_peak_mb"], size["recvault"]["main_peak_mb"])
+                   for size in archive["sizes"])
         rows.append(_row("worker peak RSS, any size (archiving process)", "≤ 150 MB", peak, "<=", 150,
                          f"{peak} MB"))
+    latency = results.get("latency")
+    if latency:
+        twilio_like = next(c for c in latency["conditions"] if c["latency_s"] > 0)
+        ours = twilio_like["designs"]["recvault worker (defaults)"]
+        rows.append(_row("archive rec/s at 0.25 s latency, 2 MB/s per stream (default worker)", "≥ 20/s",
+                         ours["rec_per_s"], ">=", 20, f"{ours['rec_per_s']}/s"))
+        tree = max(c["designs"]["recvault worker (defaults)"]["tree_peak_mb"] for c in latency["conditions"])
+        rows.append(_row("worker tree peak RSS under latency (default worker)", "≤ 400 MB", tree, "<=", 400,
+                         f"{tree} MB"))
+        busiest = max(c["designs"]["recvault worker (defaults)"]["child_peak_mb"] for c in latency["conditions"])
+        rows.append(_row("worker process peak RSS under latency (default worker)", "≤ 150 MB", busiest, "<=", 150,
+                         f"{busiest} MB"))
     e2e = results.get("e2e")
     if e2e:
         target = e2e["rates"][0]  # the plan's rate comes first; a sustainable one may follow

@@ -31,6 +31,14 @@ REGION_API_HOSTS = {
 # Values people paste from docs or templates instead of a real secret.
 # Shortest operations API token accepted: 16 random characters are beyond guessing online.
 MIN_API_TOKEN_LENGTH = 16
+# Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
+# on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
+# prefork worker runs one per process, and each process costs its own interpreter and clients.
+DEFAULT_CONCURRENCY = {"threads": 16, "prefork": 2, "solo": 1}
+# Processes one `recvault worker` starts when RECVAULT_WORKER_PROCESSES is unset: each in-flight
+# archive holds its recording, so a process's memory bound caps its threads; two processes of
+# 16 keep 32 archives in flight within 150 MB each (a prefork pool forks its own processes).
+DEFAULT_PROCESSES = {"threads": 2, "prefork": 1, "solo": 1}
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
 
@@ -147,7 +155,19 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=3 * 3600, ge=5)
     max_retries: int = Field(default=12, ge=0)
     retry_backoff_max: int = Field(default=600, ge=1)
-    worker_concurrency: int = Field(default=2, ge=1)
+    worker_pool: Literal["threads", "prefork", "solo"] = Field(
+        default="threads",
+        description="Celery pool: threads (many archives in flight per process), prefork or solo.",
+    )
+    worker_concurrency: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Archives in flight per worker process (threads pool; default 16), or pool "
+        "processes (prefork; default 2).",
+    )
+    worker_processes: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Worker processes one `recvault worker` starts (threads pool; default 2).",
+    )
     worker_metrics_port: int = Field(
         default=9808, ge=0, le=65535,
         description="Port of each worker host's Prometheus /metrics listener; 0 turns it off.",
@@ -163,6 +183,11 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_region: str = "us-east-1"
     s3_part_size_mib: int = Field(default=8, ge=5, le=512)
+    worker_buffer_mib: int = Field(
+        default=32, ge=8, le=4096,
+        description="Recording bytes one worker process holds in memory at once, over all its archives "
+        "in flight (a small recording whole, a large one a few parts); archives wait for room.",
+    )
     s3_create_bucket: bool = False
     s3_kms_key_id: str | None = Field(
         default=None,
@@ -278,6 +303,18 @@ class Settings(BaseSettings):
     @property
     def dlq_dir(self) -> Path:
         return self.data_dir / "dlq"
+
+    def archives_in_flight(self, pool: str | None = None) -> int:
+        """Tasks one `recvault worker` runs at once with `pool` (default: worker_pool)."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return DEFAULT_CONCURRENCY[pool or self.worker_pool]
+
+    def worker_process_count(self, pool: str | None = None) -> int:
+        """Processes one `recvault worker` runs with `pool` (default: worker_pool)."""
+        if self.worker_processes is not None:
+            return self.worker_processes
+        return DEFAULT_PROCESSES[pool or self.worker_pool]
 
     def tokens_for(self, account_sid: str | None) -> list[str]:
         """Auth Tokens that may have signed a callback for this account, current first."""

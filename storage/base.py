@@ -93,8 +93,12 @@ class ObjectStore(Protocol):
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
         placement: Placement | None = None,
+        size_hint: int | None = None,
     ) -> StoredObject:
-        """Create-only streaming write in bounded memory, verified before it returns."""
+        """Create-only streaming write in bounded memory, verified before it returns.
+
+        `size_hint` (the source's announced length): content smaller than one part is then
+        gathered in one buffer of exactly that size and written with a single PUT."""
 
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         """Read a small object whole (documents, never media)."""

@@ -54,6 +54,33 @@ def cut_parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytearray]:
         yield buffer
 
 
+def gather(chunks: Iterable[bytes], size: int) -> Iterator[bytearray]:
+    """The whole content as one buffer allocated at `size`, when it is that long or shorter.
+
+    Content longer than announced passes on as it comes (cut_parts then regroups it), so a
+    wrong hint costs memory, never bytes.
+    """
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    stream = iter(chunks)
+    for chunk in stream:
+        end = filled + len(chunk)
+        if end > size:
+            view.release()
+            del buffer[filled:]
+            yield buffer
+            yield bytearray(chunk)
+            yield from (bytearray(rest) for rest in stream)
+            return
+        view[filled:end] = chunk
+        filled = end
+    view.release()
+    del buffer[filled:]
+    if buffer:
+        yield buffer
+
+
 def upload_parts(
     client: Any, bucket: str, key: str, upload_id: str, parts: Iterator[bytearray]
 ) -> list[dict[str, Any]]:

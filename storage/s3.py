@@ -5,20 +5,23 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
 
 from recvault.errors import AlreadyExists, IntegrityFailed
 from recvault.storage.base import ListedObject, Retention, StoredObject
+from recvault.storage.budget import ByteBudget
 from recvault.storage.checksums import b64_digest, b64_sha256, composite_sha256, hex_from_b64
 from recvault.storage.multipart import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
+    PARTS_IN_FLIGHT,
     MiB,
     StreamTally,
     cut_parts,
+    gather,
     upload_parts,
 )
 from recvault.storage.placement import Placement
@@ -56,12 +59,17 @@ class S3Store(S3LockControls):
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_attempts: int = 5,
+        max_connections: int = 10,
+        buffer_budget: int | None = None,
     ) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"part_size must be between 5 MiB and 5 GiB, not {part_size}")
         self.bucket = bucket
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
         self.part_size = part_size
+        # Recording bytes all of this store's writes may hold at once (see storage.budget);
+        # None: each write holds what it needs, bounded per write only.
+        self._budget = ByteBudget(buffer_budget) if buffer_budget else None
         # Set by ensure_bucket: whether the bucket has Object Lock (None until checked).
         self.object_lock_enabled: bool | None = None
         session = boto3.session.Session(region_name=region)
@@ -80,6 +88,9 @@ class S3Store(S3LockControls):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"mode": "standard", "max_attempts": max_attempts},
+            # One client serves every archive a threads worker runs at once (boto3 clients are
+            # thread-safe); too small a pool would make them queue for a connection.
+            max_pool_connections=max_connections,
         )
         self._client = session.client(
             "s3", endpoint_url=self.endpoint_url, config=config, **credentials
@@ -94,6 +105,9 @@ class S3Store(S3LockControls):
             endpoint_url=str(endpoint) if endpoint else None,
             region=settings.s3_region,
             part_size=settings.s3_part_size_mib * MiB,
+            # Each archive in flight holds at most PARTS_IN_FLIGHT connections (a single PUT: one).
+            max_connections=max(10, PARTS_IN_FLIGHT * settings.archives_in_flight() + 2),
+            buffer_budget=settings.worker_buffer_mib * MiB,
         )
 
     # --- bucket ---------------------------------------------------------------
@@ -171,11 +185,48 @@ class S3Store(S3LockControls):
         tags: dict[str, str] | None = None,
         retention: Retention | None = None,
         placement: Placement | None = None,
+        size_hint: int | None = None,
     ) -> StoredObject:
         """Create-only streaming write in bounded memory, verified before it returns."""
+        if self._budget is None:
+            return self._put_stream(key, chunks, content_type=content_type, metadata=metadata, tags=tags,
+                                    retention=retention, placement=placement, size_hint=size_hint)
+        # What this write will hold: the whole content when it fits in one part, else the
+        # parts in flight plus the one being filled.
+        small = size_hint is not None and size_hint < self.part_size
+        with self._budget.reserve(size_hint if small and size_hint is not None
+                                  else (PARTS_IN_FLIGHT + 1) * self.part_size):
+            return self._put_stream(key, chunks, content_type=content_type, metadata=metadata, tags=tags,
+                                    retention=retention, placement=placement, size_hint=size_hint)
+
+    def _put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None,
+        tags: dict[str, str] | None,
+        retention: Retention | None,
+        placement: Placement | None,
+        size_hint: int | None,
+    ) -> StoredObject:
         params = write_params(content_type, metadata, tags, retention, placement)
         tally = StreamTally()
-        parts = cut_parts(tally.count(chunks), self.part_size)
+        counted: Iterable[bytes] = tally.count(chunks)
+        if size_hint is not None and size_hint < self.part_size:
+            # One buffer of the announced size, not one grown (and copied) chunk by chunk,
+            # handed to the PUT as it is when the content was no longer than announced.
+            pieces = gather(counted, size_hint)
+            whole, more = next(pieces, bytearray()), next(pieces, None)
+            if more is None:
+                return self._put_object(
+                    key, whole, b64_digest(tally.sha256.digest()), content_type=content_type,
+                    metadata=metadata, tags=tags, retention=retention, create_only=True,
+                )  # fmt: skip
+            counted = cast("Iterator[bytes]", itertools.chain([whole, more], pieces))
+            del whole, more
+        parts = cut_parts(counted, self.part_size)
         first = next(parts, bytearray())
         if len(first) < self.part_size:  # the whole content is smaller than one part
             # The stream has ended, so its running SHA-256 is the object's: no second pass,

@@ -11,10 +11,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, RecordingGone
+from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, PermanentError, RecordingGone
 from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
 from recvault.workers import documents as docs
@@ -22,7 +24,7 @@ from recvault.workers.deletion import delete_verified, may_delete_from_twilio
 from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.policy import Decision, Policy
 from recvault.workers.trail import archived_details, ensure_archived_entry, write_audit
-from recvault.workers.twilio_api import DualUnavailable, TwilioApi
+from recvault.workers.twilio_api import DualUnavailable, Media, TwilioApi
 from recvault.workers.verify import stored_sha256
 
 log = logging.getLogger("recvault.worker")
@@ -81,28 +83,41 @@ def archive_recording(
     options: ArchiveOptions,
     now: Callable[[], datetime] = utcnow,
 ) -> ArchiveResult:
-    """Fetch the Recording resource, stream its media to the store, write its document."""
+    """Fetch the Recording resource while the media starts streaming, store the media, write its document."""
     assert event.recording_url is not None  # the event model requires it for `completed`
-    # Look before asking Twilio: a redelivered task whose first run archived the recording and
-    # deleted it at Twilio would otherwise meet a 404 for good and end as a dead letter.
-    callback_key = docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
-    if store.head(callback_key) is not None:
-        return _already_archived(twilio, store, event, callback_key, options, now, repair_trail=True)
-    recording = _fetch_recording(twilio, event, received_at, now(), options.not_found_grace)
-    date = docs.recording_date(recording.get("start_time"), received_at)
-    meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
-    decision = policy.decide(recording, labels=event.labels, now=now())
-
-    if meta_key != callback_key and store.head(meta_key) is not None:
-        return _already_archived(twilio, store, event, meta_key, options, now, repair_trail=True)
-
-    encrypted = bool(recording.get("encryption_details"))
-    fmt = "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
-    channels = int(recording.get("channels") or event.recording_channels or 1)
-    mkey = docs.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
-    stored, header, got_channels, source = _store_media(
-        twilio, store, event, recording, mkey, fmt=fmt, channels=channels, decision=decision
-    )
+    url = _resource_url(twilio, event)
+    with ExitStack() as held:
+        # Both requests wait on Twilio's round trip; asked together, they wait once. The media
+        # URL comes from the SIDs and the callback's own RecordingChannels/EncryptionDetails say
+        # which version to ask for; the resource decides before any byte is stored.
+        fetcher = held.enter_context(ThreadPoolExecutor(1, thread_name_prefix="recording-fetch"))
+        resource = fetcher.submit(twilio.fetch_recording, url, event.account_sid)
+        guess = (_media_format(options, bool(event.encryption_details)), event.recording_channels)
+        try:
+            opened = _open_guessed(twilio, held, url, event, guess[0], guess[1])
+            recording = resource.result()
+        except MediaNotReady as error:
+            return _not_found(twilio, store, event, received_at, options, now, error)
+        date = docs.recording_date(recording.get("start_time"), received_at)
+        meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
+        if meta_key != docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid) \
+                and store.head(meta_key) is not None:
+            return _already_archived(twilio, store, event, meta_key, options, now, repair_trail=True)
+        decision = policy.decide(recording, labels=event.labels, now=now())
+        encrypted = bool(recording.get("encryption_details"))
+        fmt = _media_format(options, encrypted)
+        channels = int(recording.get("channels") or event.recording_channels or 1)
+        if opened is None or (fmt, channels) != guess:
+            held.close()  # the callback's facts were missing or wrong: ask again as the resource says
+            opened = _open_media(twilio, held, url, event, fmt, channels)
+        mkey = docs.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
+        try:
+            stored, header, got_channels, source = _store_media(
+                twilio, store, event, recording, mkey, opened, fmt=fmt, channels=channels, decision=decision,
+                meta_key=meta_key)
+        except DocumentExists:
+            # A create-only write found the media: an earlier attempt finished the whole archive.
+            return _already_archived(twilio, store, event, meta_key, options, now, repair_trail=True)
     archive = {
         "media_key": mkey,
         "media_version_id": stored.version_id,
@@ -204,32 +219,75 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
     return ArchiveResult("event-recorded", key)
 
 
-def _fetch_recording(twilio: TwilioApi, event: RecordingStatusEvent, received_at: datetime, now: datetime,
-                     grace: timedelta) -> dict:
+class DocumentExists(Exception):
+    """The media key is taken and the recording's document exists: nothing left to store."""
+
+
+def _media_format(options: ArchiveOptions, encrypted: bool) -> str:
+    return "wav" if encrypted else options.media_format  # Twilio serves encrypted audio as WAV only
+
+
+def _open_media(twilio: TwilioApi, held: ExitStack, url: str, event: RecordingStatusEvent, fmt: str,
+                channels: int) -> tuple[Media, int]:
+    """Start the media download (its answer's headers read), falling back to mono when there is no dual."""
+    for attempt_channels in ((2, 1) if channels == 2 else (1,)):
+        try:
+            return held.enter_context(twilio.open_media(url, event.account_sid, fmt=fmt,
+                                                        channels=attempt_channels)), attempt_channels
+        except DualUnavailable:
+            # Twilio's own "no dual version" (error 16113): mono is all there is. The document
+            # records the channels archived; a Twilio delete refuses a dual original kept as mono.
+            log.info("no dual-channel version; archiving mono", extra={"recording_sid": event.recording_sid})
+    raise RecordingGone(f"{event.recording_sid}: no media version could be fetched")
+
+
+def _open_guessed(twilio: TwilioApi, held: ExitStack, url: str, event: RecordingStatusEvent, fmt: str,
+                  channels: int | None) -> tuple[Media, int] | None:
+    """The media the callback's facts point to; None when they are missing or Twilio refuses them
+    (an encrypted recording whose callback omitted EncryptionDetails has no MP3: error 16109)."""
+    if channels is None:
+        return None
     try:
-        return twilio.fetch_recording(_resource_url(twilio, event), event.account_sid)
-    except MediaNotReady as error:
-        if now - received_at > grace:
-            raise RecordingGone(f"{event.recording_sid} still 404 {now - received_at} after its callback") from error
-        raise
+        return _open_media(twilio, held, url, event, fmt, channels)
+    except PermanentError:
+        return None  # the Recording resource decides what to ask for
+
+
+def _not_found(twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, received_at: datetime,
+               options: ArchiveOptions, now: Callable[[], datetime], error: MediaNotReady) -> ArchiveResult:
+    """Twilio answered 404: already archived (and deleted there), not ready yet, or gone."""
+    # Looked at only on this path: a redelivered task whose first run archived the recording and
+    # deleted it at Twilio meets a 404 for good and must not end as a dead letter.
+    callback_key = docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
+    if store.head(callback_key) is not None:
+        return _already_archived(twilio, store, event, callback_key, options, now, repair_trail=True)
+    if now() - received_at > options.not_found_grace:
+        raise RecordingGone(f"{event.recording_sid} still 404 {now() - received_at} after its callback") from error
+    raise error
 
 
 def _store_media(
-    twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
-    fmt: str, channels: int, decision: Decision,
+    twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str,
+    opened: tuple[Media, int], *, fmt: str, channels: int, decision: Decision, meta_key: str,
 ) -> tuple[StoredObject, bytes, int, str]:
-    """Stream media into `key`, or adopt what an earlier attempt stored there once it is proven
-    to be Twilio's media; returns (object, header bytes, channels, how it was verified)."""
-    # No look first: the create-only write is the check (a multipart upload makes it before
-    # sending any part), which saves a round trip on every recording archived the first time.
+    """Stream the open media into `key`, or adopt what an earlier attempt stored there once it is
+    proven to be Twilio's media; returns (object, header bytes, channels, how it was verified)."""
+    # No look first: the create-only write is the check (a single PUT makes it with
+    # If-None-Match, a multipart upload before sending any part).
+    media, got = opened
+    probe = HeaderProbe(media.chunks)
+    metadata = {**docs.s3_user_metadata(recording), "requested-channels": str(got)}
     try:
-        stored, header, got = _upload(twilio, store, event, recording, key, fmt=fmt, channels=channels,
-                                      decision=decision)
-        return stored, header, got, "uploaded"
+        stored = store.put_stream(key, probe, content_type=docs.CONTENT_TYPES[fmt], metadata=metadata,
+                                  tags=decision.tags, retention=decision.retention, placement=decision.placement,
+                                  size_hint=media.content_length)
+        return stored, probe.header, got, "uploaded"
     except AlreadyExists:
         existing = store.head(key)
         if existing is None:
             raise
+    if store.head(meta_key) is not None:
+        raise DocumentExists(meta_key)
     # An earlier attempt stored the media and stopped before its document — or something else
     # wrote this key. Adopt it only if its bytes are the bytes Twilio serves for this recording.
     sha256_hex, header = stored_sha256(store, key)
@@ -261,25 +319,3 @@ def _served_media(twilio: TwilioApi, event: RecordingStatusEvent, *, fmt: str, c
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
-
-
-def _upload(
-    twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, recording: dict, key: str, *,
-    fmt: str, channels: int, decision: Decision,
-) -> tuple[StoredObject, bytes, int]:
-    # The store aborts a multipart upload a killed worker left at `key` before starting its own.
-    for attempt_channels in ((2, 1) if channels == 2 else (1,)):
-        try:
-            with twilio.open_media(_resource_url(twilio, event), event.account_sid, fmt=fmt,
-                                   channels=attempt_channels) as media:
-                probe = HeaderProbe(media.chunks)
-                metadata = {**docs.s3_user_metadata(recording), "requested-channels": str(attempt_channels)}
-                stored = store.put_stream(key, probe, content_type=docs.CONTENT_TYPES[fmt],
-                                          metadata=metadata, tags=decision.tags, retention=decision.retention,
-                                          placement=decision.placement)
-                return stored, probe.header, attempt_channels
-        except DualUnavailable:
-            # Twilio's own "no dual version" (error 16113): mono is all there is. The document
-            # records the channels archived; a Twilio delete refuses a dual original kept as mono.
-            log.info("no dual-channel version; archiving mono", extra={"recording_sid": event.recording_sid})
-    raise RecordingGone(f"{event.recording_sid}: no media version could be fetched")

@@ -1,9 +1,11 @@
 """What a worker process needs, built when the process starts — never on a first task.
 
 The worker's main process builds the context once before it consumes anything, so a bad
-setting or policy rule stops it at start with a line naming it. Each prefork pool child
-builds its own again right after the fork (boto3 and redis clients are not shared across
-processes). If that fails in a child, the error is kept and every task that child runs
+setting or policy rule stops it at start with a line naming it. In the threads pool (the
+default) every thread shares that context: boto3 clients, the requests session and redis-py
+are thread-safe, and their connection pools are sized to the threads. Each prefork pool
+child builds its own again right after the fork (boto3 and redis clients are not shared
+across processes). If that fails in a child, the error is kept and every task that child runs
 is dead-lettered with it — recorded durably, replayable once the configuration is
 fixed — instead of failing and being acknowledged.
 """
@@ -59,6 +61,11 @@ class WorkerContext:
                 allowed_hosts=settings.allowed_media_hosts,
                 credentials=settings.download_credentials,
                 on_error=metrics.twilio_error if metrics is not None else None,
+                # Each archive in flight holds at most two: the Recording resource and its media.
+                connections=max(10, 2 * settings.archives_in_flight()),
+                # What Celery's soft time limit was for prefork: a download that takes longer goes
+                # back through the retry path (the threads pool enforces no time limit).
+                download_deadline=max(settings.task_time_limit - 60, 1),
             ),
             store=store,
             policy=Policy.load(settings.policy_file),

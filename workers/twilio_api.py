@@ -11,12 +11,14 @@ each URL is checked as `requests` prepared it for sending (see credential_target
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
 
 from recvault.errors import (
     ForeignHost,
@@ -30,7 +32,7 @@ from recvault.workers.credential_targets import CredentialTargets, origin_as_sen
 # Twilio's error 20429 (too many requests) and 5xx are worth retrying; so are these.
 RETRYABLE = {429, 500, 502, 503, 504}
 MAX_REDIRECTS = 3
-CHUNK = 1 << 20
+CHUNK = 256 << 10
 
 
 # Twilio's error 16113: "Cannot download a dual-channel presentation of a mono recording".
@@ -63,6 +65,8 @@ class TwilioApi:
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         on_error: Callable[[int], None] | None = None,
+        connections: int = 10,
+        download_deadline: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._targets = CredentialTargets(allowed_hosts, origin_as_sent(_prepared_url(self.base_url)))
@@ -70,6 +74,13 @@ class TwilioApi:
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
         self._session = requests.Session()
+        # One session serves every archive a threads worker runs at once: a pool as large as
+        # that, or connections beyond the pool's size would be opened and thrown away each time.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=connections)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        # The longest a media download may take (slow-drip protection; see _checked_chunks).
+        self._download_deadline = download_deadline
         self._session.headers["User-Agent"] = "recvault"
         # Told the HTTP status of every answer of 400 or more, and 0 for a request that got none.
         self._on_error = on_error or (lambda status: None)
@@ -129,7 +140,8 @@ class TwilioApi:
             yield Media(
                 content_type=response.headers.get("Content-Type", "application/octet-stream"),
                 content_length=int(length) if length and length.isdigit() else None,
-                chunks=_checked_chunks(response, int(length) if length and length.isdigit() else None),
+                chunks=_checked_chunks(response, int(length) if length and length.isdigit() else None,
+                                       self._download_deadline),
             )
 
     # --- plumbing -------------------------------------------------------------
@@ -198,12 +210,22 @@ def _raise_for(response: requests.Response, method: str, url: str, *, dual: bool
     raise PermanentError(f"{where} (error {code})")
 
 
-def _checked_chunks(response: requests.Response, expected: int | None) -> Iterator[bytes]:
-    """Yield the body; a cut or short body is a transient failure, never a silent truncation."""
+def _checked_chunks(response: requests.Response, expected: int | None,
+                    deadline: float | None = None) -> Iterator[bytes]:
+    """Yield the body; a cut or short body is a transient failure, never a silent truncation.
+
+    The read timeout ends a download that stops sending; `deadline` (seconds) ends one that
+    trickles a few bytes at a time forever, which no read timeout would catch. Threads
+    workers have no Celery time limit to stop such a task, so the download stops itself.
+    """
     received = 0
+    give_up = time.monotonic() + deadline if deadline is not None else None
     try:
         for chunk in response.iter_content(CHUNK):
             received += len(chunk)
+            if give_up is not None and time.monotonic() > give_up:
+                raise TwilioUnavailable(f"media download still running after {deadline:.0f} s "
+                                        f"({received} bytes); stopped to try again later")
             yield chunk
     except (requests.RequestException, OSError) as error:
         raise TwilioUnavailable(f"media body cut after {received} bytes: {type(error).__name__}") from None

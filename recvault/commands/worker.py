@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import socket
 from pathlib import Path
@@ -19,9 +20,13 @@ HELP = "run an archive worker (Celery) on recvault's queue"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=None,
-                        help="worker processes (default RECVAULT_WORKER_CONCURRENCY, 2)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"],
-                        help="Celery execution pool (default prefork)")
+                        help="archives in flight (threads) or pool processes (prefork); default "
+                             "RECVAULT_WORKER_CONCURRENCY, else 16 threads or 2 processes")
+    parser.add_argument("--pool", default=None, choices=["threads", "prefork", "solo"],
+                        help="Celery execution pool (default RECVAULT_WORKER_POOL, threads)")
+    parser.add_argument("--processes", type=int, default=None, choices=range(1, 65), metavar="N",
+                        help="worker processes, each with its own pool (default RECVAULT_WORKER_PROCESSES, "
+                             "else 2 for threads, 1 otherwise)")
     parser.add_argument("--hostname", "-n", default="recvault@%h", help="worker node name")
 
 
@@ -45,25 +50,46 @@ def metrics_directory(settings: Settings) -> Path:
 
 def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings, *, actor: str) -> None:
     """One audit record per worker start: which policy (by version) it archives under."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
-    from recvault.errors import AlreadyExists
     from recvault.workers.trail import write_system_audit
 
     details = {"policy_version": policy.version, "policy_file": str(settings.policy_file or "built-in"),
                "rules": [rule.name for rule in policy.all_rules()]}
     now = datetime.now(UTC)
-    for attempt in range(3):  # two workers starting in the same microsecond: the next one
-        try:
-            write_system_audit(store, settings.s3_prefix, "policy-loaded", details,
-                               now + timedelta(microseconds=attempt), actor=actor,
-                               retention=policy.default_retention(now))
-            return
-        except AlreadyExists:
-            continue
+    # Appending to the day's system chain never collides: two workers starting at once take
+    # the next entry number each.
+    write_system_audit(store, settings.s3_prefix, "policy-loaded", details, now, actor=actor,
+                       retention=policy.default_retention(now))
+
+
+# glibc's mallopt() parameter for the number of malloc arenas.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Two malloc arenas for the whole process instead of up to eight per core.
+
+    glibc gives threads that allocate at once arenas of their own, and memory freed in one
+    is not reused by another: with tens of archive threads each passing recording-sized
+    buffers, resident memory grows well past what is in use. Set before any thread starts;
+    a no-op where the C library is not glibc.
+    """
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        pass
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    pool = args.pool or settings.worker_pool
+    # The flags win over the environment; the context sizes its connection pools from these.
+    settings = settings.model_copy(update={
+        "worker_pool": pool, "worker_concurrency": args.concurrency or settings.archives_in_flight(pool)})
+    processes = args.processes or settings.worker_process_count(pool)
+    if processes > 1:
+        return run_group(args, settings, processes)
     if settings.worker_metrics_port:
         settings = settings.model_copy(update={"metrics_dir": metrics_directory(settings)})
     from celery.signals import celeryd_init, worker_process_init
@@ -76,6 +102,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.workers.tasks import register_tasks
 
     configure_logging(settings.log_level, settings.log_format)
+    if pool == "threads":
+        limit_malloc_arenas()
     # Build at start, fail at start: a bad setting or policy rule stops the worker here with
     # a line naming it (ConfigurationError, exit 2) instead of failing every task later.
     app = create_celery(settings)
@@ -98,8 +126,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Each prefork pool child builds its own clients after the fork.
     worker_process_init.connect(lambda **_: process.build_after_fork(), weak=False)
     argv = [
-        "worker", "-Q", settings.queue, "-P", args.pool,
-        "-c", str(args.concurrency or settings.worker_concurrency),
+        "worker", "-Q", settings.queue, "-P", pool, "-c", str(settings.archives_in_flight()),
         "-n", args.hostname, "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",
     ]
@@ -112,3 +139,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     celeryd_init.connect(lambda sender, instance, **_: started.append(instance), weak=False)
     app.worker_main(argv)
     return max((worker.exitcode or 0 for worker in started), default=0)
+
+
+def node_name(hostname: str, index: int) -> str:
+    """A distinct Celery node name for the group's `index`th process: recvault@h → recvault-2@h."""
+    name, at, host = hostname.partition("@")
+    return f"{name}-{index + 1}{at}{host}"
+
+
+def run_group(args: argparse.Namespace, settings: Settings, processes: int) -> int:
+    """`processes` single-process workers supervised by this one (see launch.worker_group)."""
+    from recvault.launch.worker_group import WorkerGroup
+    from recvault.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    env: dict[str, str] = {}
+    if settings.worker_metrics_port:
+        # One /metrics for the group, here; the workers count into the shared directory.
+        from recvault.workers.metrics import serve_metrics
+
+        directory = metrics_directory(settings)
+        serve_metrics(directory, settings.worker_metrics_host, settings.worker_metrics_port)
+        env.update({METRICS_DIR_ENV: str(directory), "RECVAULT_METRICS_DIR": str(directory),
+                    "RECVAULT_WORKER_METRICS_PORT": "0"})
+    pool, concurrency = settings.worker_pool, str(settings.archives_in_flight())
+    group = WorkerGroup(processes, lambda index: ["worker", "--processes", "1", "--pool", pool, "-c", concurrency,
+                                                  "-n", node_name(args.hostname, index)], env)
+    return group.run()

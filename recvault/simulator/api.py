@@ -79,10 +79,17 @@ def _lookup(request: web.Request) -> tuple[SimRecording | None, str | None]:
     return rec, match["ext"] or "wav"
 
 
+async def _first_byte(rec: SimRecording) -> None:
+    """The time an answer takes to start: Twilio is an internet round trip away, not on loopback."""
+    if rec.faults.first_byte_seconds > 0:
+        await asyncio.sleep(rec.faults.first_byte_seconds)
+
+
 async def get_recording(request: web.Request) -> web.StreamResponse:
     rec, ext = _lookup(request)
     if rec is None or ext is None:  # a recording found always comes with its extension
         return _not_found(request)
+    await _first_byte(rec)
     if ext == "json":
         return web.json_response(res.recording_json(rec, api_base(request)))
     return await stream_media(request, rec, ext)
@@ -92,6 +99,7 @@ async def delete_recording(request: web.Request) -> web.Response:
     rec, ext = _lookup(request)
     if rec is None or ext != "json":
         return _not_found(request)
+    await _first_byte(rec)
     if rec.status != "completed":
         return res.error_response(
             400, res.INVALID_PARAMETER, f"Cannot delete a recording whose status is {rec.status}")

@@ -43,6 +43,7 @@ class Faults:
     invalid_request: bool = False  # media requests answer 400 (error 20001), whatever is asked
     media_seconds: int | None = None  # serve audio this long, whatever the resource's duration says
     bytes_per_second: float | None = None  # stream media no faster than this (one stream's bandwidth)
+    first_byte_seconds: float = 0.0  # every resource, media and delete request waits this long to answer
     redirect_to: str | None = None  # media requests answer 302 with this Location, sent as given
 
     @classmethod

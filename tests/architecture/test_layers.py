@@ -24,7 +24,8 @@ TIERS: list[dict[str, tuple[str, ...]]] = [
     {"commands": ("recvault.cli", "recvault.commands")},
 ]
 # Modules that pass the whole environment on to the child processes they start.
-ENVIRONMENT_FORWARDERS = {"recvault.launch.process", "recvault.launch.services", "recvault.commands.up"}
+ENVIRONMENT_FORWARDERS = {"recvault.launch.process", "recvault.launch.services", "recvault.launch.worker_group",
+                          "recvault.commands.up"}
 
 
 def production_modules() -> Iterator[tuple[str, Path]]:

@@ -21,7 +21,7 @@ def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> No
     markdown_path, json_path = write(run_benchmarks(SMOKE), tmp_path)
     report = json.loads(json_path.read_text())
 
-    assert {"machine", "plan", "ingest", "archive", "e2e", "scaling", "targets"} <= report.keys()
+    assert {"machine", "plan", "ingest", "archive", "latency", "e2e", "scaling", "targets"} <= report.keys()
     assert {"cores", "memory_gib", "cpu_model", "python", "packages"} <= report["machine"].keys()
     servers = report["ingest"]["servers"]
     assert [name.split(":")[0].split(" ")[0] for name in servers] == ["aiohttp", "tutorial", "recvault"]
@@ -35,10 +35,15 @@ def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> No
     assert {"vs_ceiling", "vs_naive"} <= size.keys()
     assert {"child_peak_mb", "tree_peak_mb"} <= size["recvault"].keys()
     assert all({"rate", "p50_s", "p99_s"} <= entry.keys() for entry in report["e2e"]["rates"])
+    assert [c["latency_s"] for c in report["latency"]["conditions"]] == [0.25, 0.0]
+    for condition in report["latency"]["conditions"]:
+        assert len(condition["designs"]) == 4
+        assert all(DESIGN_FIGURES | {"tree_peak_mb", "vs_tutorial"} <= d.keys() for d in condition["designs"].values())
     assert [w["processes"] for w in report["scaling"]["workers"]] == list(SMOKE.scaling_workers)
     assert all({"rec_per_s", "cpu_ms_per_recording"} <= w.keys() for w in report["scaling"]["workers"])
     assert all({"target", "goal", "measured", "reached"} <= row.keys() for row in report["targets"])
 
     text = markdown_path.read_text()
-    for heading in ("## Ingest", "## Archive", "## End to end", "## Scaling", "## Targets"):
+    for heading in ("## Ingest", "## Archive", "## Archive under Twilio latency", "## End to end", "## Scaling",
+                    "## Targets"):
         assert heading in text

@@ -45,10 +45,12 @@ def test_a_worker_killed_mid_upload_is_replaced_within_a_minute(redis_url, s3_st
         writer.publish(build_message(app, "recvault", f"{rec.sid}:completed",
                                      {"params": callback_params(rec, "completed", api_base=sim.base_url)}))
         wait_for(lambda: s3_store.incomplete_uploads(), timeout=30, what="the first worker's multipart upload")
+        first.kill()  # SIGKILL, mid-upload: its worker processes die with it
+        killed_at = time.monotonic()
+        # Started only now, so the upload cannot finish while the second worker starts up; its
+        # start-up counts against the promise.
         second.start(wait=False)
         wait_for(lambda: b" ready." in second.log_path.read_bytes(), timeout=60, what="the second worker")
-        first.kill()  # SIGKILL to the whole process group, mid-upload
-        killed_at = time.monotonic()
         [key] = wait_for(lambda: list(s3_store.list_keys("metadata/")), timeout=RECOVERY_SECONDS + 30,
                          what="the recording archived by the second worker")
         recovered = time.monotonic() - killed_at

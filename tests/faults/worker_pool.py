@@ -82,7 +82,8 @@ class WorkerPool:
 
     @staticmethod
     def kill_pool_process(worker: Component) -> bool:
-        """SIGKILL one pool process of a prefork worker; False when it has none right now."""
+        """SIGKILL one worker process of the default worker (or one pool process of a prefork
+        worker); False when it has none right now."""
         children = WorkerPool._pool_pids(worker)
         if not children:
             return False
@@ -94,7 +95,8 @@ class WorkerPool:
 
     @staticmethod
     def kill_pool_processes(worker: Component) -> bool:
-        """SIGKILL every pool process of a prefork worker; False when it has none right now."""
+        """SIGKILL every worker process of the default worker (or every pool process of a prefork
+        worker); False when it has none right now."""
         children = WorkerPool._pool_pids(worker)
         for pid in children:
             try:

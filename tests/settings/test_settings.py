@@ -137,3 +137,27 @@ def test_worker_operations_defaults(monkeypatch) -> None:
     settings = load_settings()
     assert (settings.worker_metrics_port, settings.task_events, settings.media_playback) == (9808, True, True)
     assert "RECVAULT_WORKER_METRICS_PORT" in refusal(monkeypatch, WORKER_METRICS_PORT="70000")
+
+
+def test_the_default_worker_is_two_threads_processes_of_sixteen_archives(monkeypatch) -> None:
+    for name in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_PROCESSES"):
+        monkeypatch.delenv(f"RECVAULT_{name}", raising=False)
+    settings = Settings()
+    assert settings.worker_pool == "threads"
+    assert (settings.archives_in_flight(), settings.worker_process_count()) == (16, 2)
+    # A prefork pool forks its own processes, one archive each: two of them, as before.
+    assert (settings.archives_in_flight("prefork"), settings.worker_process_count("prefork")) == (2, 1)
+
+
+def test_archives_in_flight_and_processes_come_from_their_variables(monkeypatch) -> None:
+    monkeypatch.setenv("RECVAULT_WORKER_CONCURRENCY", "40")
+    monkeypatch.setenv("RECVAULT_WORKER_PROCESSES", "3")
+    monkeypatch.setenv("RECVAULT_WORKER_BUFFER_MIB", "64")
+    settings = load_settings()
+    assert (settings.archives_in_flight(), settings.worker_process_count(), settings.worker_buffer_mib) == (40, 3, 64)
+
+
+@pytest.mark.parametrize(("name", "value"), [("WORKER_CONCURRENCY", "0"), ("WORKER_POOL", "gevent"),
+                                             ("WORKER_PROCESSES", "0"), ("WORKER_BUFFER_MIB", "1")])
+def test_a_bad_worker_sizing_is_refused_by_name(monkeypatch, name: str, value: str) -> None:
+    assert f"RECVAULT_{name}" in refusal(monkeypatch, **{name: value})

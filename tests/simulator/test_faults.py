@@ -128,3 +128,26 @@ def test_sync_clients_see_the_cut_too(sim: SimServer, sim_api_key) -> None:
     response = requests.get(sim.recording_url(rec) + ".wav", auth=auth, timeout=10)
     assert hashlib.sha256(response.content).hexdigest() == sim.expected(rec)[1]
     assert rec.media_requests == 2
+
+
+async def test_first_byte_latency_holds_back_resource_media_and_delete_answers(sim: SimServer, http) -> None:
+    rec = sim.create_recording(duration=1, faults={"first_byte_seconds": 0.3})
+    url = sim.recording_url(rec)
+    for target in (f"{url}.json", f"{url}.wav"):
+        started = time.monotonic()
+        status, _, _ = await status_of(http, target)
+        assert status == 200 and time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    async with http.delete(f"{url}.json") as response:
+        assert response.status == 204 and time.monotonic() - started >= 0.3
+
+
+async def test_latency_and_bandwidth_together_pace_one_stream(sim: SimServer, http) -> None:
+    # 30 s of mono WAV is 480,044 bytes, sent in 256 KiB chunks: at 1 MB/s the last chunk
+    # leaves about 0.26 s after the first, which left after the latency.
+    rec = sim.create_recording(duration=30, faults={"first_byte_seconds": 0.2, "bytes_per_second": 1_000_000})
+    started = time.monotonic()
+    status, _, body = await status_of(http, f"{sim.recording_url(rec)}.wav")
+    elapsed = time.monotonic() - started
+    assert status == 200 and len(body) == 480_044
+    assert elapsed >= 0.2 + 0.25

@@ -57,7 +57,8 @@ def test_a_context_that_fails_after_start_dead_letters_instead_of_losing_the_eve
     policy.write_text(GOOD_POLICY)
     log = tmp_path / "worker.log"
     env = _env(redis_url, s3_endpoint, sim, sim_account, policy, "worker-late-failure")
-    worker = Component("worker", ["worker", "-c", "1"], env, log_path=log).start(wait=False)
+    # Pool children build their own context only in a prefork worker (still supported).
+    worker = Component("worker", ["worker", "--pool", "prefork", "-c", "1"], env, log_path=log).start(wait=False)
     try:
         wait_for(lambda: b' ready.' in log.read_bytes(), timeout=60, what="the worker to start")
         main = psutil.Process(worker.pid)

@@ -1,8 +1,10 @@
 """Scenario 11: a recording whose archive kills its pool process every time, among ordinary ones.
 
 Each time a worker starts on the poison recording, the scenario SIGKILLs that worker's pool
-processes (as an OOM kill would). recvault must dead-letter it after a bounded number of
-deliveries, with the reason, and archive everything else — never cycle forever.
+processes (as an OOM kill would): the threads worker processes of the default worker, whose
+messages come back after the visibility timeout, or a prefork worker's pool children.
+recvault must dead-letter it after a bounded number of deliveries, with the reason, and
+archive everything else — never cycle forever.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Size:
     poison: int
 
 
+# Long enough for MAX_DELIVERIES + 1 deliveries of each poison recording when every kill costs
+# a visibility timeout (30 s) plus kombu's restore sweep before the next delivery.
+KILLING = 420
+
 QUICK = Size(recordings=20, poison=1)
 FULL = Size(recordings=100, poison=2)
 
@@ -52,8 +58,8 @@ def run(workdir: Path, size: Size, seed: int = 11) -> ScenarioResult:
         kills: list[str] = []
         traffic = Traffic()
         traffic.record(stream_during(stack.callback_url, stack.token, prepared, 5,
-                                     lambda: kill_poison(stack, targets, kills, deadline=time.monotonic() + 240)))
-        settle(stack, traffic.accepted, timeout=240)
+                                     lambda: kill_poison(stack, targets, kills, deadline=time.monotonic() + KILLING)))
+        settle(stack, traffic.accepted, timeout=KILLING)
         expected = {(rec.sid, "completed") for rec in poison}
         judge(stack, result, traffic.accepted, signed={(p.recording_sid, p.status) for p in prepared},
               expect_dead=expected)
