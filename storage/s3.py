@@ -222,7 +222,7 @@ class S3Store(S3LockControls):
             if more is None:
                 return self._put_object(
                     key, whole, b64_digest(tally.sha256.digest()), content_type=content_type,
-                    metadata=metadata, tags=tags, retention=retention, create_only=True,
+                    metadata=metadata, tags=tags, retention=retention, create_only=True, placement=placement,
                 )  # fmt: skip
             counted = cast("Iterator[bytes]", itertools.chain([whole, more], pieces))
             del whole, more

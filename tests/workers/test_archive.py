@@ -114,7 +114,7 @@ def test_archiving_twice_makes_no_second_copy(archive_env, sim) -> None:
     assert len(keys) == 1
     # No look before the work: the create-only write of the media is what finds the archive.
     assert len(_media_requests(sim, recording.sid)) == 2
-    archived = [key for key in archive_env.store.list_keys("audit/") if key.endswith("-archived.json")]
+    archived = [e for e in read_chain(archive_env.store, "", recording.sid)[0] if e.action == "archived"]
     assert len(archived) == 1
 
 
