@@ -95,9 +95,16 @@ class RecordingStatusEvent(BaseModel):
         """Parse raw callback parameters; raise InvalidCallback with a readable reason."""
         from pydantic import ValidationError
 
-        fields = {alias: first(params, alias) for alias in _ALIASES if first(params, alias)}
+        fields: dict[str, object] = {}
+        for alias in _ALIASES:  # one lookup each: this runs for every callback
+            value = params.get(alias)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value:
+                fields[alias] = value
+        fields["params"] = params
         try:
-            return cls.model_validate({**fields, "params": params})
+            return cls.model_validate(fields)
         except ValidationError as error:
             reasons = []
             for problem in error.errors():
@@ -108,8 +115,7 @@ class RecordingStatusEvent(BaseModel):
     @field_validator("account_sid", "recording_sid", "call_sid", "conference_sid")
     @classmethod
     def _sid_format(cls, value: str | None, info: Any) -> str | None:
-        alias = cls.model_fields[info.field_name].alias
-        assert alias is not None  # every SID field is declared with its callback parameter's name
+        alias = _SID_ALIASES[info.field_name]
         if value is not None and not sids.is_sid(value, SID_PREFIXES[alias]):
             raise ValueError(f"not a valid {alias}")
         return value
@@ -174,3 +180,8 @@ class RecordingStatusEvent(BaseModel):
 _ALIASES = tuple(
     f.alias for name, f in RecordingStatusEvent.model_fields.items() if f.alias and name != "params"
 )
+# The callback parameter each SID field comes from, looked up per callback without pydantic's
+# model_fields (a deprecation-checking descriptor on the class).
+_SID_ALIASES = {
+    name: f.alias for name, f in RecordingStatusEvent.model_fields.items() if f.alias in SID_PREFIXES
+}

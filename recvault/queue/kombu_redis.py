@@ -153,8 +153,15 @@ class RedisKeys:
 def envelope(body: Any, headers: dict[str, Any], properties: dict[str, Any], *,
              routing_key: str, delivery_tag: str) -> str:
     """A Celery message in kombu's Redis envelope, JSON-serialized, as LPUSHed by kombu."""
+    encoded = base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+    return envelope_text(encoded, headers, properties, routing_key=routing_key, delivery_tag=delivery_tag)
+
+
+def envelope_text(encoded_body: str, headers: dict[str, Any], properties: dict[str, Any], *,
+                  routing_key: str, delivery_tag: str) -> str:
+    """The envelope around a body already JSON-encoded and base64-encoded."""
     return json.dumps({
-        "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
+        "body": encoded_body,
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": headers,
