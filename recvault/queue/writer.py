@@ -172,20 +172,24 @@ class QueueWriter:
 
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
+        if not batch:
+            return []
         if self._sha is None:
-            self._sha = self._client.script_load(kombu_redis.ENQUEUE_ONCE)
+            self._sha = self._client.script_load(kombu_redis.ENQUEUE_BATCH)
         pending = repr(kombu_redis.pending_score(time.time()))
-        keys = self._keys
+        keys: list[str] = []
+        args: list[str] = []
+        for item in batch:
+            item_keys, item_args = self._enqueue_once_arguments(item, pending)
+            keys += item_keys
+            args += item_args
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
-        for item in batch:
-            tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
-            pipe.evalsha(self._sha, 4, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
-                         keys.unacked_index, self._ttl, item.message, SEEN, tag, pending, self._routing_key)
+        pipe.evalsha(self._sha, len(keys), *keys, str(len(item_keys)), str(len(item_args)), *args)
         if self._replicas:
             # WAIT counts replicas holding this connection's last write; the fence makes that
             # write come after every earlier one, including a repeat that wrote nothing.
-            pipe.incr(keys.fence)
+            pipe.incr(self._keys.fence)
             pipe.wait(self._replicas, self._replica_timeout_ms)
         try:
             results = pipe.execute()
@@ -199,8 +203,14 @@ class QueueWriter:
             if acknowledged < self._replicas:
                 raise NotReplicated(f"{acknowledged} of {self._replicas} replica(s) acknowledged the batch "
                                     f"within {self._replica_timeout_ms} ms")
-            results = results[:len(batch)]
-        return [bool(result) for result in results]
+        return [bool(answer) for answer in results[0]]
+
+    def _enqueue_once_arguments(self, item: Outgoing, pending: str) -> tuple[list[str], list[str]]:
+        """One message's KEYS and ARGV for kombu_redis.ENQUEUE_ONCE."""
+        keys = self._keys
+        tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
+        return ([keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked, keys.unacked_index],
+                [self._ttl, item.message, SEEN, tag, pending, self._routing_key])
 
     def ping(self) -> bool:
         try:
