@@ -4,9 +4,10 @@ Why not `celery.send_task`: it does one round trip per message (about 2,100 mess
 from a thread here) and cannot make "first time we see this (RecordingSid, status)" and
 "enqueue it" one atomic step. If the two were separate, a crash between them would
 either lose the event (marked seen, never queued) or queue it twice. So the message is
-built by Celery's own protocol-2 builder (`app.amqp.as_task_v2`), wrapped in kombu's
-Redis envelope, and pushed by one Lua script that sets the dedup key and LPUSHes only if
-the key was new — a whole batch per pipeline round trip.
+built by Celery's own protocol-2 builder (`app.amqp.as_task_v2`, run once per queue and
+task to make a template: task_message.py), wrapped in kombu's Redis envelope, and pushed by
+one Lua script that sets the dedup key and LPUSHes only if the key was new — a whole batch
+in one script call.
 
 The same script records the message in kombu's unacknowledged-message bookkeeping, as if a
 worker had already taken it. kombu's Redis transport pops a message (BRPOP) and records it
