@@ -16,7 +16,7 @@ from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.operations import Operations
 from recvault.ingest.spool import Spool
 from recvault.queue.app import create_celery
-from recvault.queue.writer import QueueWriter
+from recvault.queue.writer import QueueWriter, message_template
 from recvault.settings import Settings, require_tokens
 
 CALLBACK_PATH = "/twilio/recording-status"
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[in_flight.middleware, json_errors])
     app[IN_FLIGHT] = in_flight
     celery = create_celery(settings)  # refuses broker options ingest cannot honour, at start
+    message_template(celery, settings.queue)  # a Celery whose messages it cannot template fails here
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         metrics = IngestMetrics(multiprocess_dir=settings.metrics_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from aiohttp import web
 from multidict import MultiDict
@@ -29,6 +29,8 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     if request.content_length is not None and request.content_length > max_bytes:
         raise too_large  # refused on its Content-Length, before a byte of it is read
     try:
+        if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
+            return await request.read()
         async with asyncio.timeout(BODY_READ_SECONDS):
             return await request.read()
     except TimeoutError:
@@ -44,10 +46,22 @@ def parse_form(raw: bytes | str, *, too_many: int) -> MultiDict[str]:
         raise Rejected(too_many, f"more than {MAX_PARAMETERS} parameters (Twilio sends about 20)",
                        "too_many_parameters")
     try:
-        pairs = parse_qsl(decode(raw), keep_blank_values=True, errors="strict")
+        pairs = [(_unquote_plus(name), _unquote_plus(value))
+                 for name, _, value in (field.partition("=") for field in decode(raw).split("&") if field)]
     except (UnicodeDecodeError, ValueError):
         raise Rejected(400, "parameters are not valid UTF-8 form encoding", "invalid") from None
     return MultiDict(pairs)
+
+
+def _unquote_plus(text: str) -> str:
+    """What `parse_qsl(..., keep_blank_values=True, errors="strict")` makes of one name or value.
+
+    Written out rather than calling parse_qsl: Twilio's values are mostly plain, and skipping
+    the work for them halves form parsing, which runs for every callback.
+    """
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
 
 
 def parse_json_object(text: str) -> MultiDict[str]:

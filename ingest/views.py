@@ -60,15 +60,16 @@ async def recording_status(request: web.Request) -> web.Response:
     ctx.metrics.request_seconds.observe(time.perf_counter() - started)
     # DEBUG: at thousands of callbacks a second an INFO line each would flood the logs;
     # the counters, refusals (INFO) and the workers' per-recording lines carry the story.
-    log.debug(
-        "callback accepted",
-        extra={
-            "recording_sid": event.recording_sid,
-            "status": event.recording_status,
-            "outcome": outcome.value,
-            "task_id": outgoing.task_id,
-        },
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "callback accepted",
+            extra={
+                "recording_sid": event.recording_sid,
+                "status": event.recording_status,
+                "outcome": outcome.value,
+                "task_id": outgoing.task_id,
+            },
+        )
     return web.Response(status=204)
 
 

@@ -28,6 +28,12 @@ REGION_API_HOSTS = {
     "ie1": "api.dublin.ie1.twilio.com",
     "au1": "api.sydney.au1.twilio.com",
 }
+# How long a callback's dedup key lives. Twilio repeats a callback only within its 15-second
+# answer window (retries included, `tt` at most 15 s), so an hour covers any retry of its with a
+# wide margin, and a callback spooled through a short Redis outage still meets its key. A repeat
+# arriving later is queued again and caught by the worker's create-only writes. Per key Redis
+# spends about 170 bytes: an hour at a million callbacks a day is 42,000 keys, 7 MB.
+DEDUP_TTL_SECONDS = 3600
 # Values people paste from docs or templates instead of a real secret.
 # Shortest operations API token accepted: 16 random characters are beyond guessing online.
 MIN_API_TOKEN_LENGTH = 16
@@ -86,7 +92,10 @@ class Settings(BaseSettings):
         "included); Twilio waits 15 s for a whole answer. Behind a load balancer, set it above the "
         "balancer's idle timeout.",
     )
-    dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    dedup_ttl_seconds: int = Field(
+        default=DEDUP_TTL_SECONDS, ge=60,
+        description="How long ingest remembers a (RecordingSid, RecordingStatus) to refuse its repeats.",
+    )
     publish_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
     spool_max_bytes: int | None = Field(
         default=None, ge=64 * 1024,

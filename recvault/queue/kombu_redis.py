@@ -67,6 +67,24 @@ end
 return 0
 """
 
+# ENQUEUE_ONCE for a whole batch in one call, its text reused unchanged as a function: redis-py
+# then encodes one command and parses one reply per batch instead of per message, which cost
+# ingest's hand-off thread about 25 µs of CPU per callback.
+# KEYS: ENQUEUE_ONCE's KEYS of each message in turn. ARGV: the number of KEYS and of ARGV per
+# message, then ENQUEUE_ONCE's ARGV of each message in turn. Returns ENQUEUE_ONCE's answer
+# (1 queued, 0 already seen) per message.
+ENQUEUE_BATCH = "local function enqueue_once(KEYS, ARGV)\n" + ENQUEUE_ONCE + """end
+local key_count, arg_count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local answers = {}
+for i = 0, (#ARGV - 2) / arg_count - 1 do
+  local keys, args = {}, {}
+  for k = 1, key_count do keys[k] = KEYS[i * key_count + k] end
+  for a = 1, arg_count do args[a] = ARGV[2 + i * arg_count + a] end
+  answers[i + 1] = enqueue_once(keys, args)
+end
+return answers
+"""
+
 # Restores one pending record whose message is no longer on the queue (taken by a worker
 # that died before kombu recorded it): pushes the message back where BRPOP takes it next
 # and marks it pending again. Does nothing if a worker took it meanwhile (score rewritten),
@@ -157,8 +175,15 @@ class RedisKeys:
 def envelope(body: Any, headers: dict[str, Any], properties: dict[str, Any], *,
              routing_key: str, delivery_tag: str) -> str:
     """A Celery message in kombu's Redis envelope, JSON-serialized, as LPUSHed by kombu."""
+    encoded = base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+    return envelope_text(encoded, headers, properties, routing_key=routing_key, delivery_tag=delivery_tag)
+
+
+def envelope_text(encoded_body: str, headers: dict[str, Any], properties: dict[str, Any], *,
+                  routing_key: str, delivery_tag: str) -> str:
+    """The envelope around a body already JSON-encoded and base64-encoded."""
     return json.dumps({
-        "body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
+        "body": encoded_body,
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": headers,

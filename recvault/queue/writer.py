@@ -4,9 +4,10 @@ Why not `celery.send_task`: it does one round trip per message (about 2,100 mess
 from a thread here) and cannot make "first time we see this (RecordingSid, status)" and
 "enqueue it" one atomic step. If the two were separate, a crash between them would
 either lose the event (marked seen, never queued) or queue it twice. So the message is
-built by Celery's own protocol-2 builder (`app.amqp.as_task_v2`), wrapped in kombu's
-Redis envelope, and pushed by one Lua script that sets the dedup key and LPUSHes only if
-the key was new — a whole batch per pipeline round trip.
+built by Celery's own protocol-2 builder (`app.amqp.as_task_v2`, run once per queue and
+task to make a template: task_message.py), wrapped in kombu's Redis envelope, and pushed by
+one Lua script that sets the dedup key and LPUSHes only if the key was new — a whole batch
+in one script call.
 
 The same script records the message in kombu's unacknowledged-message bookkeeping, as if a
 worker had already taken it. kombu's Redis transport pops a message (BRPOP) and records it
@@ -28,14 +29,15 @@ replica holds everything written before (dedup keys make the repeat harmless).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import NamedTuple
 
 import redis
 from celery import Celery
@@ -43,20 +45,27 @@ from celery import Celery
 from recvault.queue import kombu_redis, ledger
 from recvault.queue.app import ARCHIVE_TASK
 from recvault.queue.broker import broker_client
+from recvault.queue.task_message import MessageTemplate, template_for
 
 # The namespace makes task ids stable per (RecordingSid, status): logs and retries line up.
 TASK_ID_NAMESPACE = uuid.UUID("6f3c1e52-61a4-4a8e-9d1c-5b0f3b8f2a10")
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+# A dedup key's value: only its existence is read. A small integer is one of Redis's shared
+# objects, so the key costs its name and its expiry alone (a timestamp here cost 56 bytes more).
+SEEN = "1"
 
 
 class NotReplicated(redis.RedisError):
     """Fewer replicas than required acknowledged a batch in time: a failover could lose it."""
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One event ready for the queue: its dedup key and its serialized kombu message."""
+class Outgoing(NamedTuple):
+    """One event ready for the queue: its dedup key and its serialized kombu message.
+
+    A named tuple rather than a frozen dataclass: one is built per callback, and a frozen
+    dataclass's __init__ costs several times as much.
+    """
 
     dedup_key: str
     message: str
@@ -69,7 +78,27 @@ class Outgoing:
 def _delivery_tag() -> str:
     # kombu uses uuid4 here; os.urandom per message costs a syscall on the hot path, and a
     # tag only has to be unique among unacknowledged messages (random is fork-safe).
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    # Formatted by hand: uuid.UUID(...) with its checks costs 3 µs a message.
+    bits = (random.getrandbits(128) & ~_VERSION_MASK) | _VERSION_4
+    return _dashed(f"{bits:032x}")
+
+
+def task_id_for(dedup_key: str) -> str:
+    """str(uuid.uuid5(TASK_ID_NAMESPACE, dedup_key)), computed without the uuid module's 5 µs."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + dedup_key.encode()).digest()[:16]
+    bits = (int.from_bytes(digest) & ~_VERSION_MASK) | _VERSION_5
+    return _dashed(f"{bits:032x}")
+
+
+def _dashed(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
+
+
+# RFC 4122 bits: the version nibble (bits 76-79) and the variant (bits 62-63, "10").
+_VERSION_MASK = (0xF << 76) | (0x3 << 62)
+_VERSION_4 = (0x4 << 76) | (0x2 << 62)
+_VERSION_5 = (0x5 << 76) | (0x2 << 62)
+_NAMESPACE_BYTES = TASK_ID_NAMESPACE.bytes
 
 
 def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, task: str = ARCHIVE_TASK,
@@ -80,7 +109,12 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, tas
     `dedup_key` makes the publication happen once; a retry of a task keeps its task id and
     counts `retries`, and waits in its worker until `eta`, as Celery's own retry would.
     """
-    task_id = task_id or str(uuid.uuid5(TASK_ID_NAMESPACE, dedup_key))
+    task_id = task_id or task_id_for(dedup_key)
+    tag = _delivery_tag()
+    if eta is None and not retries:  # every callback: the template (task_message.py says why)
+        template = message_template(app, queue, task)
+        return Outgoing(dedup_key, template.render(task_id, f"({dedup_key!r},)", payload, tag), task_id, tag,
+                        ledger)
     headers, properties, body, _ = app.amqp.as_task_v2(
         task_id,
         task,
@@ -95,9 +129,13 @@ def build_message(app: Celery, queue: str, dedup_key: str, payload: dict, *, tas
         # Celery would look the host name up for every message.
         origin=_ORIGIN,
     )
-    tag = _delivery_tag()
     message = kombu_redis.envelope(body, headers, properties, routing_key=queue, delivery_tag=tag)
     return Outgoing(dedup_key, message, task_id, tag, ledger)
+
+
+def message_template(app: Celery, queue: str, task: str = ARCHIVE_TASK) -> MessageTemplate:
+    """The template build_message renders `task`'s messages on `queue` from; build it at start."""
+    return template_for(app, queue, task, origin=_ORIGIN)
 
 
 class QueueWriter:
@@ -142,23 +180,24 @@ class QueueWriter:
 
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
         """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
+        if not batch:
+            return []
         if self._sha is None:
-            self._sha = self._client.script_load(kombu_redis.ENQUEUE_ONCE)
-        stamp = datetime.now(UTC).isoformat()
+            self._sha = self._client.script_load(kombu_redis.ENQUEUE_BATCH)
         pending = repr(kombu_redis.pending_score(time.time()))
-        keys = self._keys
-        stream = keys.recvault(ledger.STREAM)
+        keys: list[str] = []
+        args: list[str] = []
+        for item in batch:
+            item_keys, item_args = self._enqueue_once_arguments(item, pending)
+            keys += item_keys
+            args += item_args
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
-        for item in batch:
-            tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
-            pipe.evalsha(self._sha, 5, keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked,
-                         keys.unacked_index, stream, self._ttl, item.message, stamp, tag, pending,
-                         self._routing_key, item.ledger)
+        pipe.evalsha(self._sha, len(keys), *keys, str(len(item_keys)), str(len(item_args)), *args)
         if self._replicas:
             # WAIT counts replicas holding this connection's last write; the fence makes that
             # write come after every earlier one, including a repeat that wrote nothing.
-            pipe.incr(keys.fence)
+            pipe.incr(self._keys.fence)
             pipe.wait(self._replicas, self._replica_timeout_ms)
         try:
             results = pipe.execute()
@@ -172,8 +211,15 @@ class QueueWriter:
             if acknowledged < self._replicas:
                 raise NotReplicated(f"{acknowledged} of {self._replicas} replica(s) acknowledged the batch "
                                     f"within {self._replica_timeout_ms} ms")
-            results = results[:len(batch)]
-        return [bool(result) for result in results]
+        return [bool(answer) for answer in results[0]]
+
+    def _enqueue_once_arguments(self, item: Outgoing, pending: str) -> tuple[list[str], list[str]]:
+        """One message's KEYS and ARGV for kombu_redis.ENQUEUE_ONCE."""
+        keys = self._keys
+        tag = item.delivery_tag or json.loads(item.message)["properties"]["delivery_tag"]
+        return ([keys.dedup_prefix + item.dedup_key, keys.queue, keys.unacked, keys.unacked_index,
+                 keys.recvault(ledger.STREAM)],
+                [self._ttl, item.message, SEEN, tag, pending, self._routing_key, item.ledger])
 
     def ping(self) -> bool:
         try:
