@@ -246,9 +246,12 @@ def _check_completeness(store: ObjectStore, prefix: str, days: list[str], report
     ended = {e[1] for day in wide for key in _keys(store, prefix, layout.EVENTS, day)
              if (e := layout.parse_event_key(prefix, key)) and e[2] in ("absent", "failed")}
     dead = {m[0] for key in store.list_keys(f"{prefix}{layout.DEAD_LETTERS}") for m in [_SID.search(key)] if m}
+    # Erased on request or purged after retention: archived once, its tombstone says so.
+    gone = {m[0] for key in store.list_keys(f"{prefix}{layout.TOMBSTONES}") for m in [_SID.search(key)] if m}
     completed = sorted(((sid, key) for (sid, status), key in accepted.items() if status == "completed"))
     report.totals["accepted_completed"] = len(completed)
     for sid, key in completed:
-        if sid not in archived and sid not in ended and sid not in dead:
+        if sid not in archived and sid not in ended and sid not in dead and sid not in gone:
             report.findings.append(Finding("completeness", sid, "callback accepted but never archived, "
-                                           "recorded as absent/failed, or dead-lettered", {"ledger_object": key}))
+                                           "recorded as absent/failed, dead-lettered or erased",
+                                           {"ledger_object": key}))

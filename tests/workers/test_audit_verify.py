@@ -15,7 +15,9 @@ from recvault.ops.trail import read_chain
 from recvault.queue.ledger import ledger_row
 from recvault.storage.base import Retention
 from recvault.workers.audit_verify import Report, Sample, verify_archive
+from recvault.workers.erasure import erase
 from recvault.workers.ledger_flush import flush_accepted
+from recvault.workers.policy import Policy
 from recvault.workers.seal import seal_day
 from recvault.workers.trail import write_audit
 
@@ -129,6 +131,21 @@ def test_a_callback_accepted_but_never_archived_is_reported(audited, redis_url) 
     [finding] = audited.verify().findings
     assert (finding.check, finding.subject) == ("completeness", lost)
     assert finding.evidence["ledger_object"].startswith(f"audit/accepted/date={TODAY}/")
+
+
+def test_an_erased_recording_counts_as_accounted_for_and_its_chain_stays_whole(audited, sim, redis_url) -> None:
+    env = audited.env
+    env.policy = Policy.from_dict({"default": {"mode": "none"}})
+    recording = sim.create_recording(duration=2)
+    env.archive(recording)
+    accept(redis_url, env.store, [(recording.sid, "completed", recording.account_sid)])
+    outcome = erase(env.store, "", recording.sid, reason="data-subject request", requested_by="subject",
+                    actor="dpo", now=datetime.now(UTC))
+    assert outcome.status == "erased"
+    assert audited.verify().findings == []
+    # Without its tombstone the same recording is a gap.
+    env.store._client.delete_object(Bucket=env.store.bucket, Key=f"tombstones/{recording.sid}.json")
+    assert [(f.check, f.subject) for f in audited.verify().findings] == [("completeness", recording.sid)]
 
 
 def _metadata_key(audited: Audited, sid: str) -> str:
