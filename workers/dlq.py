@@ -27,10 +27,12 @@ from typing import Any
 
 import redis
 
+from recvault import sids
 from recvault.errors import RecvaultError
 from recvault.layout import DEAD_LETTERS, DLQ_KEY
 from recvault.queue.broker import broker_client
 from recvault.storage.base import ObjectStore, Retention
+from recvault.workers.trail import write_audit
 
 log = logging.getLogger("recvault.worker")
 
@@ -64,6 +66,9 @@ class DeadLetter:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+_RECORDING = re.compile(sids.sid_pattern(sids.RECORDING))
+
+
 class DeadLetters:
     """Durable, listable, replayable failures."""
 
@@ -72,6 +77,7 @@ class DeadLetters:
         self._client = client
         self._store = store
         self._folder = prefix + S3_FOLDER
+        self._prefix = prefix
         self._retention = retention
         self._remove_if_same = client.register_script(_REMOVE_IF_SAME)
         # Why the S3 copy could not be read by the last list(), if it could not.
@@ -90,6 +96,7 @@ class DeadLetters:
         letter = DeadLetter(id, task, payload, reason, error, attempts, datetime.now(UTC).isoformat())
         self._put(self._letter_key(letter), letter.json())
         self._client.hset(DLQ_KEY, id, letter.json())
+        self._audit(letter, "dead-lettered", {"task": task, "reason": reason, "error": error, "attempts": attempts})
         return letter
 
     def resolve(self, letter: DeadLetter, how: str) -> bool:
@@ -97,6 +104,7 @@ class DeadLetters:
         record = json.dumps({"id": letter.id, "resolves": letter.failed_at, "how": how,
                              "at": datetime.now(UTC).isoformat()})
         self._put(self._letter_key(letter, suffix="-resolved"), record)
+        self._audit(letter, f"dead-letter-{how}", {"failed_at": letter.failed_at})
         return bool(self._remove_if_same(keys=[DLQ_KEY], args=[letter.id, letter.failed_at]))
 
     def replay(self, letter: DeadLetter, publish: Callable[[str, object], object]) -> None:
@@ -113,6 +121,18 @@ class DeadLetters:
         except RecvaultError as error:
             # Redis still holds it (AOF in production); the S3 copy is the second home.
             log.warning("dead letter not copied to S3", extra={"key": key, "error": str(error)})
+
+    def _audit(self, letter: DeadLetter, action: str, details: dict[str, Any]) -> None:
+        """An entry in the recording's audit chain, when the letter is about one recording."""
+        found = _RECORDING.search(letter.id)
+        if self._store is None or found is None:
+            return
+        try:
+            write_audit(self._store, self._prefix, found[0], action, {"letter_id": letter.id, **details},
+                        self._retention, datetime.now(UTC))
+        except RecvaultError as error:
+            # The letter itself is kept (Redis and S3); the chain misses this entry, and says so in the log.
+            log.warning("dead letter not entered in the audit trail", extra={"id": letter.id, "error": str(error)})
 
     def _letter_key(self, letter: DeadLetter, suffix: str = "") -> str:
         stamp = letter.failed_at.replace(":", "").replace("+0000", "Z")
