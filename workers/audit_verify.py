@@ -7,7 +7,12 @@
   them, or a sample), the retention mode and date, legal hold and tags the policy decided;
 * no delete marker over media, documents or audit entries;
 * completeness: every `completed` callback in the accepted-callback ledger led to a metadata
-  document, an `absent`/`failed` event document or a dead letter.
+  document, an `absent`/`failed` event document, a dead letter or (erased or purged since) a
+  tombstone.
+
+A legal hold set with `recvault hold set` is expected on the recordings it covers, and media
+whose retention has ended with no hold left may be gone (S3 lifecycle expiry): counted as
+expired, not reported.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 
 from recvault import chain, layout, sids
 from recvault.storage.base import ObjectStore
+from recvault.workers.holds import list_holds
+from recvault.workers.purge import expires_at
 from recvault.workers.trail_check import Finding, TrailResult, check_chains, check_seals, check_unsealed_index
 from recvault.workers.verify import stored_sha256
 
@@ -59,6 +66,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
+    # Media keys whose retention ended with no hold, found gone: lifecycle expiry, not tampering.
+    expired: set[str] = field(default_factory=set)
 
     @property
     def clean(self) -> bool:
@@ -110,16 +119,20 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
                if (located := layout.parse_chain_key(prefix, key))}
     total = len(documents) + len(chains) + len(days)
     done = 0
+    held = {sid for hold in list_holds(store, prefix) if hold.active for sid in hold.recordings}
+    now = datetime.now(UTC)
+
     def one_recording(item: tuple[int, tuple[str, str]]) -> Report:
         position, (day, key) = item
         found = Report(date_from, date_to, report.started_at)
         found.count(day, "recordings")
-        _check_recording(store, key, rehash=position in chosen, report=found, day=day)
+        _check_recording(store, key, rehash=position in chosen, report=found, day=day, held=held, now=now)
         return found
 
     with ThreadPoolExecutor(READERS) as pool:
         for checked in pool.map(one_recording, enumerate(documents)):
             report.findings.extend(checked.findings)
+            report.expired |= checked.expired
             for day, counts in checked.per_day.items():
                 for what, n in counts.items():
                     report.count(day, what, n)
@@ -156,7 +169,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
         report.count(day, "audit_entries", count)
     report.totals["sealed_days"] = len(trail.sealed_days)
     for day in days:
-        _check_markers(store, prefix, day, report)
+        _check_markers(store, prefix, day, report, expired=report.expired)
         done += 1
         tick(done, total, "delete markers and completeness")
     _check_completeness(store, prefix, days, report)
@@ -164,12 +177,18 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     return report
 
 
-def _check_recording(store: ObjectStore, key: str, *, rehash: bool, report: Report, day: str) -> None:
+def _check_recording(store: ObjectStore, key: str, *, rehash: bool, report: Report, day: str, held: set[str],
+                     now: datetime) -> None:
     document = json.loads(store.get_bytes(key))
     sid = str(document.get("sid", key))
     media_key = str(document.get("media_key") or "")
     current = store.head(media_key)
     evidence = {"document": key, "media_key": media_key}
+    ended = expires_at(document, None)
+    if current is None and ended is not None and ended <= now and sid not in held and not document.get("legal_hold"):
+        report.expired.add(media_key)
+        report.count(day, "expired")
+        return
     if current is None:
         report.findings.append(Finding("object", sid, "archived media is missing", evidence))
         return
@@ -190,12 +209,13 @@ def _check_recording(store: ObjectStore, key: str, *, rehash: bool, report: Repo
         if found != document.get("media_sha256"):
             report.findings.append(Finding("object", sid, "SHA-256 of the stored bytes differs from the document",
                                            {**evidence, "recorded": document.get("media_sha256"), "found": found}))
-    _check_lock(store, sid, media_key, document, current.retention, report)
+    _check_lock(store, sid, media_key, document, current.retention, report, held=sid in held)
 
 
 def _check_lock(store: ObjectStore, sid: str, media_key: str, document: dict[str, Any], lock: Any,
-                report: Report) -> None:
+                report: Report, *, held: bool) -> None:
     mode, until, hold = layout.retention_fields(document)
+    hold = hold or held  # the policy's hold, or one `recvault hold set` placed and has not released
     evidence: dict[str, Any] = {"media_key": media_key, "decided_mode": mode,
                                 "decided_until": until.isoformat() if until else None, "decided_legal_hold": hold,
                                 "found_mode": getattr(lock, "mode", None),
@@ -208,7 +228,8 @@ def _check_lock(store: ObjectStore, sid: str, media_key: str, document: dict[str
     elif until is not None and (found_until is None or abs((_utc(found_until) - _utc(until)).total_seconds()) > 1):
         report.findings.append(Finding("retention", sid, "retain-until differs from the policy's decision", evidence))
     if bool(getattr(lock, "legal_hold", False)) != hold:
-        report.findings.append(Finding("retention", sid, "legal hold differs from the policy's decision", evidence))
+        report.findings.append(Finding("retention", sid, "legal hold differs from the policy's decision and the "
+                                       "hold registry", evidence))
     decided = document.get("tags") or {}
     found = store.get_tags(media_key)
     changed = {k: {"decided": v, "found": found.get(k)} for k, v in decided.items() if found.get(k) != v}
@@ -221,9 +242,11 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _check_markers(store: ObjectStore, prefix: str, day: str, report: Report) -> None:
+def _check_markers(store: ObjectStore, prefix: str, day: str, report: Report, *, expired: set[str]) -> None:
     for folder in (layout.MEDIA, layout.METADATA, layout.EVENTS, layout.AUDIT_INDEX):
         for key, version, latest in store.delete_markers(layout.partition_prefix(prefix, folder, day)):
+            if key in expired:  # S3 lifecycle expiry of media whose retention ended
+                continue
             report.findings.append(Finding(
                 "delete-marker", key, "an archived or audit object is hidden by a delete marker" if latest
                 else "a delete marker was placed over an archived object",

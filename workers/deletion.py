@@ -73,8 +73,9 @@ def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, rec
         except MediaNotReady:
             pass
     document["twilio_deleted_at"] = now().isoformat()
+    retention = docs.retention_of(document, now())
     store.put_bytes(meta_key, docs.json_line(document), content_type="application/json", create_only=False,
-                    retention=docs.retention_of(document), placement=docs.placement_of(document))
+                    retention=retention, placement=docs.placement_of(document))
     write_audit(store, prefix, recording_sid, "deleted-from-twilio",
                 {"media_key": document["media_key"], "verified_size": check.media.size,
-                 "verified_sha256": document.get("media_sha256")}, docs.retention_of(document), now())
+                 "verified_sha256": document.get("media_sha256")}, retention, now())

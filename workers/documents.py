@@ -48,9 +48,15 @@ def metadata_document(recording: dict[str, Any], archive: dict[str, Any]) -> dic
     return document
 
 
-def retention_of(document: dict[str, Any]) -> Retention:
-    """The Object Lock a recording's document records, for every later object of that recording."""
+def retention_of(document: dict[str, Any], now: datetime) -> Retention:
+    """The Object Lock a recording's document records, for an object of that recording written `now`.
+
+    A retain-until already passed is left out: S3 refuses to set one in the past, and a later
+    version (a price filled in, a Twilio delete recorded) must still be writable then.
+    """
     mode, until, legal_hold = retention_fields(document)
+    if until is not None and until <= now:
+        return Retention(legal_hold=legal_hold)
     return Retention(mode=mode, until=until, legal_hold=legal_hold)
 
 

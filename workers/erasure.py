@@ -19,7 +19,7 @@ from recvault.errors import AlreadyExists
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 from recvault.workers.holds import holds_covering, list_holds
 from recvault.workers.recording_objects import Located, audit_retention, locate, versions
-from recvault.workers.trail import write_audit
+from recvault.workers.trail import stamped, write_audit
 
 # What a refusal says of a hold, which has no end date.
 WHEN_RELEASED = "when released"
@@ -114,11 +114,11 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
         return Outcome(recording_sid, "not-found")
     request = {"reason": reason, "requested_by": requested_by, "when_allowed": when_allowed}
     retention = audit_retention(located.document, now)
-    write_audit(store, prefix, recording_sid, "erase-requested", request, retention, now, actor=actor)
+    write_audit(store, prefix, recording_sid, "erase-requested", request, retention, stamped(now), actor=actor)
     found, refusal = check(store, located, holds_covering(list_holds(store, prefix), recording_sid), now)
     if refusal is not None:
         details = {**request, "refused_because": refusal.reasons, "possible_from": refusal.possible_from}
-        write_audit(store, prefix, recording_sid, "erase-refused", details, retention, now, actor=actor)
+        write_audit(store, prefix, recording_sid, "erase-refused", details, retention, stamped(now), actor=actor)
         if when_allowed:
             _queue(store, prefix, recording_sid, {**request, "actor": actor, "at": now.isoformat()})
             return Outcome(recording_sid, "queued", refusal)
@@ -127,7 +127,7 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
                            reason=reason, now=now)
     write_audit(store, prefix, recording_sid, "erased",
                 {**request, "objects": len(found), "tombstone": layout.tombstone_key(prefix, recording_sid)},
-                None, now, actor=actor)
+                None, stamped(now), actor=actor)
     _mark_done(store, prefix, recording_sid, now)
     return Outcome(recording_sid, "erased", tombstone=tombstone, objects=len(found))
 

@@ -22,7 +22,7 @@ from recvault.errors import AlreadyExists, RecvaultError
 from recvault.storage.base import ObjectStore
 from recvault.workers.hold_selector import Selector
 from recvault.workers.recording_objects import Located, audit_keys, audit_retention, documents, locate, versions
-from recvault.workers.trail import write_audit
+from recvault.workers.trail import stamped, write_audit
 
 # Recordings held or released at once: each costs a dozen S3 round trips (list versions, one
 # legal-hold call per version, the audit record), so a few in flight hide the latency.
@@ -107,7 +107,7 @@ def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str
         set_legal_holds(store, prefix, located, True)
         write_audit(store, prefix, located.sid, "held",
                     {"hold_id": hold.hold_id, "reason": reason, "selector": hold.selector},
-                    audit_retention(located.document, now), now, actor=actor)
+                    audit_retention(located.document, now), stamped(now), actor=actor)
 
     _each(hold_one, chosen)
     return hold, chosen
@@ -141,7 +141,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
             set_legal_holds(store, prefix, located, False)
         write_audit(store, prefix, sid, "released",
                     {"hold_id": hold_id, "reason": reason, "selector": hold.selector, "legal_hold_kept_by": keepers},
-                    audit_retention(located.document, now), now, actor=actor)
+                    audit_retention(located.document, now), stamped(now), actor=actor)
         return sid, keepers
 
     done = [result for result in _each(release_one, hold.recordings) if result is not None]

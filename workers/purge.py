@@ -18,7 +18,7 @@ from recvault.workers.erasure import Outcome, check, delete_all
 from recvault.workers.holds import holds_covering, list_holds
 from recvault.workers.policy import Policy
 from recvault.workers.recording_objects import documents
-from recvault.workers.trail import write_audit, write_system_audit
+from recvault.workers.trail import stamped, write_audit, write_system_audit
 
 PURGE_ACTOR = "recvault purge"
 PURGE_REASON = "retention ended"
@@ -77,9 +77,9 @@ def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | No
                                reason=PURGE_REASON, now=now)
         write_audit(store, prefix, located.sid, "purged",
                     {"reason": PURGE_REASON, "expired_at": end.isoformat(), "objects": len(found),
-                     "policy_rule": document.get("policy")}, None, now, actor=actor)
+                     "policy_rule": document.get("policy")}, None, stamped(now), actor=actor)
         report.outcomes.append(Outcome(located.sid, "purged", tombstone=tombstone, objects=len(found)))
     if not dry_run:
-        write_system_audit(store, prefix, "purge-run", {**report.summary(), "date_before": date_before}, now,
+        write_system_audit(store, prefix, "purge-run", {**report.summary(), "date_before": date_before}, stamped(now),
                            actor=actor)
     return report

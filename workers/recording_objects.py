@@ -102,7 +102,5 @@ def audit_keys(store: ObjectStore, prefix: str, located: Located) -> list[str]:
 def audit_retention(document: dict[str, Any] | None, now: datetime) -> Retention | None:
     """The recording's lock for a new audit record of it; a retain-until already passed is left out
     (S3 refuses to set one in the past)."""
-    retention = retention_of(document or {})
-    if retention.until is not None and retention.until <= now:
-        return Retention(legal_hold=True) if retention.legal_hold else None
-    return retention
+    retention = retention_of(document or {}, now)
+    return retention if retention.until is not None or retention.legal_hold else None

@@ -75,7 +75,7 @@ def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: Object
         if recording.get("price") is None and not final:
             return False
         if recording.get("price") is not None:
-            retention = docs.retention_of(document)
+            retention = docs.retention_of(document, now())
             document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
             document["price_updated_at"] = now().isoformat()
             store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",

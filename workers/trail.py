@@ -6,17 +6,25 @@ entries; actions that belong to no recording go to the day's system chain.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recvault import chain, layout
+from recvault import chain
+from recvault.errors import TransientError
 from recvault.ops.trail import append, read_chain
 from recvault.storage.base import ObjectStore, Retention
+from recvault.workers.documents import retention_of
 
 # An attempt writes its `archived` entry milliseconds after its document; a document older than
-# this with no entry was left by an attempt that died in between (a live one is never handed
-# out again this soon: see the keeper's visibility timeout).
+# this with no entry was left by an attempt that died in between. A younger one may belong to an
+# attempt still running (a duplicate delivery), or to one killed moments ago whose message came
+# back after the visibility timeout: the later attempt waits, then retries until this has passed.
 ENTRY_GRACE = timedelta(seconds=60)
+# How long a later attempt waits for that entry, and how often it looks.
+ENTRY_WAIT = 5.0
+ENTRY_POLL = 0.25
 
 
 def _usually_first(action: str) -> bool:
@@ -38,6 +46,13 @@ def write_system_audit(store: ObjectStore, prefix: str, action: str, details: di
            retention, when, actor=actor)
 
 
+def stamped(run_started: datetime) -> datetime:
+    """The time for an entry a long command (a hold over thousands of recordings, a purge) writes
+    now: when it is written, not when the command began, so that it falls in the day whose seal
+    will cover it (the sealer runs a little after midnight)."""
+    return max(run_started, datetime.now(UTC))
+
+
 def archived_details(document: dict[str, Any]) -> dict[str, Any]:
     """What an `archived` entry says, from the metadata document."""
     return {"media_key": document.get("media_key"), "sha256": document.get("media_sha256"),
@@ -46,14 +61,30 @@ def archived_details(document: dict[str, Any]) -> dict[str, Any]:
             "policy": document.get("policy"), "policy_version": document.get("policy_version")}
 
 
-def ensure_archived_entry(store: ObjectStore, prefix: str, document: dict[str, Any], now: datetime) -> bool:
-    """Write the `archived` entry an attempt that died after its document never wrote; True if written."""
+def ensure_archived_entry(store: ObjectStore, prefix: str, document: dict[str, Any], now: datetime, *,
+                          wait: float = ENTRY_WAIT, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Write the `archived` entry an attempt that died after its document never wrote; True if written.
+
+    Within ENTRY_GRACE of the document the attempt that wrote it may still be about to write its
+    entry (a duplicate delivery running alongside): wait a little for it, and if it does not come,
+    raise TransientError so the task looks again later rather than settle without the entry.
+    """
     sid = str(document.get("sid"))
-    archived_at = datetime.fromisoformat(str(document.get("archived_at") or now.isoformat()))
-    if now - archived_at < ENTRY_GRACE or any(e.action == "archived" for e in read_chain(store, prefix, sid)[0]):
+    if _has_archived_entry(store, prefix, sid):
         return False
-    mode, until, hold = layout.retention_fields(document)
-    retention = Retention(mode=mode, until=until, legal_hold=hold) if until and until > now else Retention(
-        legal_hold=hold)
-    write_audit(store, prefix, sid, "archived", {**archived_details(document), "recorded_late": True}, retention, now)
+    archived_at = datetime.fromisoformat(str(document.get("archived_at") or now.isoformat()))
+    if now - archived_at < ENTRY_GRACE:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            sleep(ENTRY_POLL)
+            if _has_archived_entry(store, prefix, sid):
+                return False
+        raise TransientError(f"{sid}: archived at {archived_at.isoformat()}, and its `archived` audit entry is "
+                             f"not written yet; looked at again once {ENTRY_GRACE.seconds} s have passed")
+    write_audit(store, prefix, sid, "archived", {**archived_details(document), "recorded_late": True},
+                retention_of(document, now), now)
     return True
+
+
+def _has_archived_entry(store: ObjectStore, prefix: str, sid: str) -> bool:
+    return any(e.action == "archived" for e in read_chain(store, prefix, sid)[0])

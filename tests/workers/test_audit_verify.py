@@ -11,6 +11,7 @@ import redis
 
 from recvault import chain, layout
 from recvault.cli import main
+from recvault.errors import TransientError
 from recvault.ops.trail import read_chain
 from recvault.queue.ledger import ledger_row
 from recvault.storage.base import Retention
@@ -217,11 +218,33 @@ def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_rede
     store.put_bytes(layout.metadata_key("", TODAY, orphan), layout.json_line(document),
                     content_type="application/json")
     assert audited.findings() == [("chain", orphan, "archived, but its audit chain has no `archived` entry")]
-    assert not ensure_archived_entry(store, "", document, datetime.now(UTC))  # within the grace: a live attempt
+    # Within the grace the attempt that wrote it may still be writing its entry: wait, then
+    # retry later rather than settle without it (a task settled here would never come back).
+    with pytest.raises(TransientError, match="not written yet"):
+        ensure_archived_entry(store, "", document, datetime.now(UTC), wait=0.3)
+    assert read_chain(store, "", orphan)[0] == []
     assert ensure_archived_entry(store, "", document, datetime.now(UTC) + ENTRY_GRACE)
     [repaired] = read_chain(store, "", orphan)[0]
     assert repaired.action == "archived" and repaired.details["recorded_late"] is True
     assert repaired.details["sha256"] == document["media_sha256"]
+    assert not ensure_archived_entry(store, "", document, datetime.now(UTC))  # written once, then found
+
+
+def test_a_later_attempt_finds_the_entry_a_running_attempt_writes_while_it_waits(audited) -> None:
+    from recvault.workers.trail import ensure_archived_entry
+
+    store = audited.env.store
+    racing = "RE" + "e" * 32
+    document = {**json.loads(store.get_bytes(_metadata_key(audited, audited.sids[0]))), "sid": racing}
+    written = []
+
+    def sleep(seconds: float) -> None:  # the running attempt writes its entry during the wait
+        if not written:
+            written.append(write_audit(store, "", racing, "archived", {"by": "the running attempt"}, None,
+                                       datetime.now(UTC)))
+
+    assert not ensure_archived_entry(store, "", document, datetime.now(UTC), wait=2.0, sleep=sleep)
+    assert [e.action for e in read_chain(store, "", racing)[0]] == ["archived"]
 
 
 def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(audited) -> None:
@@ -236,3 +259,46 @@ def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(au
     client.delete_object(Bucket=bucket, Key=entry, VersionId=version)
     [finding] = verify_archive(store, "", tomorrow, tomorrow).findings
     assert (finding.check, finding.subject) == ("chain", entry) and "does not exist" in finding.problem
+
+
+def test_a_legal_hold_set_with_recvault_hold_is_expected_not_reported(audited) -> None:
+    from recvault.workers.hold_selector import Selector
+    from recvault.workers.holds import set_hold
+
+    store = audited.env.store
+    hold, _ = set_hold(store, "", Selector((audited.sids[0],)), reason="matter 7", actor="counsel",
+                       now=datetime.now(UTC))
+    assert _besides_the_seal(audited.verify()) == []
+    # Released in the registry while S3 still holds the media: that difference is reported.
+    store._client.put_object(Bucket=store.bucket, Key=f"holds/{hold.hold_id}/released.json",
+                             Body=json.dumps({"hold_id": hold.hold_id, "reason": "x", "actor": "y",
+                                              "at": datetime.now(UTC).isoformat()}).encode(),
+                             ChecksumAlgorithm="SHA256")
+    assert ("retention", audited.sids[0]) in [(f.check, f.subject) for f in audited.verify().findings]
+
+
+def test_media_gone_after_its_retention_ended_counts_as_expired_not_as_tampering(audited) -> None:
+    store = audited.env.store
+    expired = "RE" + "c" * 32
+    document = {**json.loads(store.get_bytes(_metadata_key(audited, audited.sids[0]))), "sid": expired,
+                "media_key": f"media/date={TODAY}/AC{'c' * 32}/{expired}.wav", "legal_hold": False,
+                "retention_mode": "GOVERNANCE",
+                "retain_until": (datetime.now(UTC) - timedelta(days=1)).isoformat()}
+    store.put_bytes(document["media_key"], b"RIFF", content_type="audio/x-wav")
+    store._client.delete_object(Bucket=store.bucket, Key=document["media_key"])  # lifecycle's delete marker
+    store.put_bytes(layout.metadata_key("", TODAY, expired), layout.json_line(document),
+                    content_type="application/json")
+    write_audit(store, "", expired, "archived", {"media_key": document["media_key"]}, None, datetime.now(UTC))
+    report = audited.verify()
+    assert _besides_the_seal(report) == [] and report.totals["expired"] == 1
+    # Still within its retention, the same absence is a discrepancy.
+    document["retain_until"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    store.put_bytes(layout.metadata_key("", TODAY, expired), layout.json_line(document),
+                    content_type="application/json", create_only=False)
+    assert {(f.check, f.subject) for f in audited.verify().findings} >= {("object", expired)}
+
+
+def _besides_the_seal(report: Report) -> list:
+    """Findings other than entries missing from today's seal: the fixture sealed today before these
+    tests added entries, which a real sealer (sealing finished days only) never does."""
+    return [f for f in report.findings if f.check != "seal"]
