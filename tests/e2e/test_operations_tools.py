@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from recvault.commands.worker import node_name
 from recvault.ingest.app import create_app
 from recvault.launch.process import Component
 from recvault.launch.services import free_port
@@ -122,7 +123,9 @@ async def test_a_worker_exposes_metrics_answers_celery_inspect_and_sends_task_ev
         assert promtool_problems(worker_metrics) == ""
         assert promtool_problems(ingest_metrics) == ""
 
-        node = f"recvault@{socket.gethostname()}"  # `recvault worker`'s default name, recvault@%h
+        # `recvault worker` runs two worker processes by default, named from recvault@%h.
+        nodes = [node_name(f"recvault@{socket.gethostname()}", index) for index in range(2)]
+        node = nodes[0]
         for command in ("ping", "active"):
             inspect = await asyncio.to_thread(
                 subprocess.run, [sys.executable, "-m", "celery", "-A", "recvault.queue.celery_app", "inspect",
@@ -130,8 +133,9 @@ async def test_a_worker_exposes_metrics_answers_celery_inspect_and_sends_task_ev
                 timeout=60)
             assert inspect.returncode == 0, inspect.stdout + inspect.stderr
             assert node in inspect.stdout
-        assert "pong" in (await asyncio.to_thread(
+        every = (await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "celery", "-A", "recvault.queue.celery_app", "inspect", "ping"],
             env=env, capture_output=True, text=True, timeout=60)).stdout
+        assert every.count("pong") == 2 and all(name in every for name in nodes), every
     finally:
         worker.stop()
