@@ -12,10 +12,12 @@ supervises them like a small systemd:
   the whole group would otherwise reach each twice, and a second Ctrl-C means a cold
   stop to Celery), and this process exits once all have stopped: each finishes or hands
   back its tasks as a lone worker would;
-* one that dies (an OOM kill) is started again; its messages come back through the
-  keeper's records like any killed worker's;
-* one that exits 2 (a bad setting or policy rule, found at its start) stops them all, and
-  this process exits 2 too: a restart would fail the same way.
+* one killed by a signal (an OOM kill) is started again; its messages come back through
+  the keeper's records like any killed worker's;
+* one that exits by itself (2 for a bad setting or policy rule, 1 for a bucket or broker it
+  cannot work with) stops them all, and this process exits with its status, as a lone
+  worker would: a restart here would meet the same problem, and the supervisor above
+  (Kubernetes, systemd) sees it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ log = logging.getLogger("recvault.worker")
 
 # Linux prctl option: the signal a child gets when its parent dies.
 PR_SET_PDEATHSIG = 1
-# What a worker's exit status 2 means: its configuration is wrong (ConfigurationError).
-CONFIGURATION_EXIT = 2
 # A worker that keeps dying is started again at most this often.
 RESTART_PAUSE_SECONDS = 1.0
 POLL_SECONDS = 0.2
@@ -88,12 +88,16 @@ class WorkerGroup:
                 code = child.poll() if child is not None else None
                 if code is None:
                     continue
-                if code == CONFIGURATION_EXIT:
-                    log.error("a worker process stopped on its configuration; stopping the others")
+                if code > 0:
+                    # It stopped by itself: on its configuration (2), or on what it cannot work
+                    # without (the bucket, the broker), which a restart here would meet again.
+                    # The group stops with its status, as one worker would, for its supervisor.
+                    log.error("a worker process stopped; stopping the others", extra={"index": index, "code": code})
                     self._forward(signal.SIGTERM, None)
-                    status = CONFIGURATION_EXIT
+                    status = code
                     break
-                log.warning("worker process exited; starting it again", extra={"index": index, "code": code})
+                # Killed by a signal (the OOM killer, an operator's kill -9): only it is started again.
+                log.warning("worker process killed; starting it again", extra={"index": index, "code": code})
                 time.sleep(RESTART_PAUSE_SECONDS)
                 self._start(index)
         if status == 0:
