@@ -7,14 +7,12 @@ import subprocess
 import sys
 
 from bench import recordings as rec
-from bench.batches import archive_batch, summarize
+from bench.batches import measure_worker, summarize
 from bench.plan import Plan, Size
 from bench.procs import ROOT, python_env
-from bench.recordings import Enqueuer
-from bench.rss import MB, TreeSampler
+from bench.rss import MB
 from bench.stack import BUCKET, Stack, local_credentials
 from bench.stats import ratio
-from bench.worker_log import WorkerLog
 from recvault.simulator.recordings import SimRecording
 
 
@@ -31,17 +29,7 @@ def _size(stack: Stack, size: Size, plan: Plan) -> dict:
                for _ in range(plan.runs)]
     name = f"worker-archive-{size.duration}s-{size.channels}ch"
     worker = stack.worker(name, concurrency=1, processes=1)  # one archive at a time, like the baselines
-    log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
-    try:
-        with TreeSampler(worker.pid) as memory:
-            archive_batch(enqueuer, log, warmup)
-            runs = [archive_batch(enqueuer, log, batch) for batch in batches]
-        rss = memory.summary()
-    finally:
-        enqueuer.close()
-        stack.stop(worker)
-    missing = rec.missing_documents(stack, [r for batch in batches for r in batch])
-    recvault = {**summarize(runs), **rss, "documents_missing": len(missing)}
+    recvault = measure_worker(stack, worker, name, warmup, batches)
     ceiling = _ceiling(stack, warmup, batches)
     naive = _baseline(stack, "naive", warmup, batches)
     return {

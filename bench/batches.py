@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench import recordings as rec
 from bench.recordings import Enqueuer
+from bench.rss import TreeSampler
 from bench.stats import median
 from bench.worker_log import WorkerLog
 from recvault.simulator.recordings import SimRecording
+
+if TYPE_CHECKING:
+    from bench.stack import Stack
+    from recvault.launch.process import Component
 
 # Slowest pace a batch may take before it counts as stuck: 5 MB/s plus a minute.
 MIN_BYTES_PER_SECOND = 5e6
@@ -26,3 +33,20 @@ def summarize(runs: list[dict]) -> dict:
     """Median rate and throughput of measured runs (warm-up already left out)."""
     return {"rec_per_s": round(median([r["rec_per_s"] for r in runs]), 2),
             "mb_per_s": round(median([r["mb_per_s"] for r in runs]), 1), "runs": runs}
+
+
+def measure_worker(stack: Stack, worker: Component, name: str, warmup: list[SimRecording],
+                   batches: list[list[SimRecording]]) -> dict:
+    """A started worker through a warm-up batch and the measured ones: medians, its tree's peak
+    RSS and how many documents are missing; the worker is stopped afterwards."""
+    log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
+    try:
+        with TreeSampler(worker.pid) as memory:
+            archive_batch(enqueuer, log, warmup)
+            runs = [archive_batch(enqueuer, log, batch) for batch in batches]
+        rss = memory.summary()
+    finally:
+        enqueuer.close()
+        stack.stop(worker)
+    missing = rec.missing_documents(stack, [r for batch in batches for r in batch])
+    return {**summarize(runs), **rss, "documents_missing": len(missing)}

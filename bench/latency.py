@@ -16,14 +16,12 @@ import redis
 
 from bench import recordings as rec
 from bench.baselines import tutorial_worker
-from bench.batches import archive_batch, summarize
+from bench.batches import measure_worker, summarize
 from bench.plan import Plan
 from bench.procs import Launched, python_env
-from bench.recordings import Enqueuer
 from bench.rss import TreeSampler
 from bench.stack import BUCKET, Stack, local_credentials
 from bench.stats import ratio
-from bench.worker_log import WorkerLog
 from recvault.simulator.recordings import Faults, SimRecording
 
 CHANNELS, DURATION = 2, 60  # one-minute dual-channel recordings, 1.92 MB each
@@ -63,17 +61,7 @@ def _recvault(stack: Stack, plan: Plan, faults: Faults, count: int, pool: str | 
                for _ in range(plan.runs)]
     name = f"worker-latency-{pool or 'default'}-{int(faults.first_byte_seconds * 1000)}ms"
     worker = stack.worker(name, concurrency=None, pool=pool)
-    log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
-    try:
-        with TreeSampler(worker.pid) as memory:
-            archive_batch(enqueuer, log, warmup)
-            runs = [archive_batch(enqueuer, log, batch) for batch in batches]
-        rss = memory.summary()
-    finally:
-        enqueuer.close()
-        stack.stop(worker)
-    missing = rec.missing_documents(stack, [r for batch in batches for r in batch])
-    return {"recordings_per_run": count, **summarize(runs), **rss, "documents_missing": len(missing)}
+    return {"recordings_per_run": count, **measure_worker(stack, worker, name, warmup, batches)}
 
 
 def _tutorial(stack: Stack, plan: Plan, faults: Faults, pool: str, concurrency: int) -> dict:
