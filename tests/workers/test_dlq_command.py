@@ -51,6 +51,7 @@ def test_list_show_replay_and_drop(redis_url, s3_store) -> None:
     assert _dlq(redis_url, "replay", **nowhere).returncode == 2
 
 
+@pytest.mark.system  # three command processes
 def test_dead_letters_outlive_a_redis_that_forgets_them(redis_url, s3_store) -> None:
     letters = DeadLetters.connect(redis_url, store=s3_store)
     payload = {"params": {"RecordingSid": "RE" + "3" * 32}, "received_at": "2026-11-24T00:00:00+00:00"}

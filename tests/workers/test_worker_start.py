@@ -51,6 +51,7 @@ def test_a_worker_with_a_broken_policy_exits_at_start_naming_the_rule(redis_url,
     assert redis.Redis.from_url(redis_url).hlen("unacked") == 0
 
 
+@pytest.mark.system  # real worker processes, a pool child killed
 def test_a_context_that_fails_after_start_dead_letters_instead_of_losing_the_event(
         redis_url, s3_endpoint, sim, sim_account, tmp_path) -> None:
     policy = tmp_path / "policy.toml"
