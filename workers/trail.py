@@ -58,7 +58,9 @@ def archived_details(document: dict[str, Any]) -> dict[str, Any]:
     return {"media_key": document.get("media_key"), "sha256": document.get("media_sha256"),
             "size": document.get("media_size"), "media_source": document.get("media_source"),
             "media_check": document.get("media_check"), "labels": document.get("labels") or {},
-            "policy": document.get("policy"), "policy_version": document.get("policy_version")}
+            "policy": document.get("policy"), "policy_version": document.get("policy_version"),
+            "tags": document.get("tags") or {}, "retention_mode": document.get("retention_mode"),
+            "retain_until": document.get("retain_until"), "legal_hold": bool(document.get("legal_hold"))}
 
 
 def ensure_archived_entry(store: ObjectStore, prefix: str, document: dict[str, Any], now: datetime, *,

@@ -55,6 +55,9 @@ def test_a_labelled_recording_is_archived_under_its_rule_with_labels_version_loc
     [audit] = _audit(archive_env.store, "archived")
     assert (audit["labels"], audit["policy"], audit["policy_version"]) == (LABELS, "finance-7y",
                                                                            archive_env.policy.version)
+    # The entry says how the recording was tagged and locked, as its chain of custody's first step.
+    assert audit["tags"] == document["tags"] and audit["tags"]["recvault-policy"] == "finance-7y"
+    assert (audit["retention_mode"], audit["retain_until"]) == ("COMPLIANCE", document["retain_until"])
 
 
 def test_without_labels_the_default_decides_and_nothing_extra_is_asked_of_s3(archive_env, sim) -> None:
