@@ -1,37 +1,41 @@
-"""`audit` proves archived recordings are intact; `reconcile` finds what callbacks missed."""
+"""`audit verify` proves archived recordings are intact; `reconcile` finds what callbacks missed."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from recvault.events import RecordingStatusEvent
 from recvault.workers import documents as docs
-from recvault.workers.audit import audit_archive
+from recvault.workers.audit_verify import Sample, verify_archive
 from recvault.workers.policy import Policy
 from recvault.workers.reconcile import callback_params, reconcile
 
 
 def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim) -> None:
     archive_env.policy = Policy.from_dict({"default": {"mode": "none"}})  # so the test can tamper
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    def problems(**kwargs) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for finding in verify_archive(archive_env.store, "", today, today, **kwargs).findings:
+            found.setdefault(finding.subject, []).append(finding.problem)
+        return found
+
     intact = archive_env.archive(sim.create_recording(duration=2))
     tampered = archive_env.archive(sim.create_recording(duration=3))
-    findings = {f.recording_sid: f for f in audit_archive(archive_env.store, "", deep=True)}
-    assert [f.problem for f in findings.values()] == [None, None]
+    assert problems() == {}
 
     document = json.loads(archive_env.store.get_bytes(tampered.key))
     archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_sha256": "0" * 64}),
                                 content_type="application/json", create_only=False)
-    findings = {f.recording_sid: f for f in audit_archive(archive_env.store, "", deep=True)}
-    intact_sid = intact.media.key.rsplit("/", 1)[-1].removesuffix(".wav")
-    assert findings[intact_sid].problem is None
-    assert findings[document["sid"]].problem == "SHA-256 of stored bytes differs from the document"
-    shallow = {f.recording_sid: f for f in audit_archive(archive_env.store, "")}
-    assert shallow[document["sid"]].problem is None  # only --deep re-reads the bytes
+    assert problems() == {document["sid"]: ["SHA-256 of the stored bytes differs from the document"]}
+    assert intact.key != tampered.key
+    assert problems(sample=Sample(count=0)) == {}  # only the re-hash reads the bytes
 
     archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_size": 1}),
                                 content_type="application/json", create_only=False)
-    findings = {f.recording_sid: f for f in audit_archive(archive_env.store, "")}
-    assert findings[document["sid"]].problem.startswith("size ")
+    assert problems(sample=Sample(count=0)) == {document["sid"]: ["media size differs from the document"]}
 
 
 def test_reconcile_lists_only_completed_recordings_missing_from_the_archive(archive_env, sim, sim_account) -> None:
