@@ -55,8 +55,15 @@ def test_a_recording_that_kills_its_worker_is_dead_lettered_not_retried_forever(
             kills += 1
         letter = json.loads(wait_for(lambda: client.hget(DLQ_KEY, f"{rec.sid}:completed"), timeout=60,
                                      what="the dead letter"))
+        # The letter is stored before the delivery finishes (its audit entry, then the
+        # acknowledgement): the message leaves the queue and the unacked set once that is done.
+        wait_for(lambda: client.llen("recvault") == 0 and client.hlen("unacked") == 0, timeout=60,
+                 what="the dead-lettered message to be acknowledged")
+        requests = rec.media_requests
     finally:
         worker.stop()
     assert letter["error"] == "PoisonMessage" and f"delivered {MAX_DELIVERIES + 1} times" in letter["reason"]
     assert kills == MAX_DELIVERIES
-    assert client.llen("recvault") == 0 and client.hlen("unacked") == 0  # settled, not cycling
+    # Settled, not cycling: the stop hands nothing back and nothing fetched the media again.
+    assert client.llen("recvault") == 0 and client.hlen("unacked") == 0
+    assert rec.media_requests == requests
