@@ -142,14 +142,16 @@ def archive_recording(
     }
     document = docs.metadata_document(recording, archive)
     try:
-        store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
-                        retention=decision.retention, placement=decision.placement)
+        # The document, then its `archived` entry (the entry's index row goes with the document).
+        write_audit(store, options.prefix, event.recording_sid, "archived", archived_details(document),
+                    decision.retention, now(),
+                    alongside=lambda: store.put_bytes(meta_key, docs.json_line(document),
+                                                      content_type="application/json",
+                                                      retention=decision.retention, placement=decision.placement))
     except AlreadyExists:
         # A duplicate delivery running alongside finished first: its document and its audit
         # record describe the same object, and a second "archived" record would be false.
         return _already_archived(twilio, store, event, meta_key, options, now)
-    write_audit(store, options.prefix, event.recording_sid, "archived", archived_details(document),
-                decision.retention, now())
     log.info("archived", extra={"recording_sid": event.recording_sid, "key": mkey,
                                 "bytes": stored.size, "sha256": stored.sha256_hex})
 
@@ -210,12 +212,12 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
     retention = decision.retention
     document.update(docs.policy_fields(decision, event.labels))
     try:
-        store.put_bytes(key, docs.json_line(document), content_type="application/json", retention=retention,
-                        placement=decision.placement)
+        write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
+                    {"key": key, "error_code": event.error_code}, retention, now(),
+                    alongside=lambda: store.put_bytes(key, docs.json_line(document), content_type="application/json",
+                                                      retention=retention, placement=decision.placement))
     except AlreadyExists:
         return ArchiveResult("already-archived", key)
-    write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
-                {"key": key, "error_code": event.error_code}, retention, now())
     return ArchiveResult("event-recorded", key)
 
 

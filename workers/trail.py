@@ -33,10 +33,14 @@ def _usually_first(action: str) -> bool:
 
 
 def write_audit(store: ObjectStore, prefix: str, recording_sid: str, action: str, details: dict[str, Any],
-                retention: Retention | None, when: datetime, *, actor: str | None = None) -> None:
-    """Append one entry to the recording's chain, locked with `retention` (the recording's)."""
+                retention: Retention | None, when: datetime, *, actor: str | None = None,
+                alongside: Callable[[], object] | None = None) -> None:
+    """Append one entry to the recording's chain, locked with `retention` (the recording's).
+
+    `alongside`: the write this entry records, made first (see recvault.ops.trail.append).
+    """
     append(store, prefix, recording_sid, action, details, retention, when, actor=actor,
-           likely_first=_usually_first(action))
+           likely_first=_usually_first(action), alongside=alongside)
 
 
 def write_system_audit(store: ObjectStore, prefix: str, action: str, details: dict[str, Any], when: datetime, *,

@@ -10,7 +10,9 @@ no read at all.
 Before each attempt a tiny index row is written under the entry's UTC day, named after the
 entry's number and hash, so the daily sealer finds the day's entries without listing every
 chain. A row whose entry was never written, or lost the race to another writer's entry, is
-stale; the sealer checks each row against the entry it names and ignores those.
+stale; the sealer checks each row against the entry it names and ignores those. That is
+also why the first row may be written while the object the entry describes is still being
+written (`alongside`): if that write fails, the entry is not written and the row is stale.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from recvault import chain, layout
@@ -52,11 +57,14 @@ class Appended:
 
 def append(store: ObjectStore, prefix: str, chain_name: str, action: str, details: dict[str, Any],
            retention: Retention | None, when: datetime, *, actor: str | None = None,
-           likely_first: bool = False) -> Appended:
+           likely_first: bool = False, alongside: Callable[[], object] | None = None) -> Appended:
     """Append one entry to `chain_name`; returns where it landed.
 
     `likely_first`: try number 1 without reading the chain (a recording's archive or event
     entry), at the cost of one wasted attempt when the chain already has entries.
+    `alongside`: the write the entry records (a recording's metadata document), run at the
+    same time as the first index row, so the two cost one round trip; whatever it raises
+    is raised here and no entry is written.
     """
     who = actor or process_actor()
     when = when.astimezone(UTC)
@@ -68,8 +76,10 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
         body = chain.entry_bytes(chain_name, seq, prev, when, who, action, details)
         digest = chain.sha256_hex(body)
         # Locked like the entry: removing the pair would need the same rights as removing the entry.
-        store.put_bytes(layout.index_key(prefix, f"{when:%Y-%m-%d}", chain_name, seq, digest), b"",
-                        content_type="application/octet-stream", retention=retention, create_only=False)
+        index_key = layout.index_key(prefix, f"{when:%Y-%m-%d}", chain_name, seq, digest)
+        _together(partial(store.put_bytes, index_key, b"", content_type="application/octet-stream",
+                          retention=retention, create_only=False), alongside)
+        alongside = None
         key = layout.chain_key(prefix, chain_name, seq)
         try:
             store.put_bytes(key, body, content_type="application/json", retention=retention)
@@ -77,6 +87,20 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
         except AlreadyExists:
             seq, prev = _next_after_head(store, prefix, chain_name)
     raise TransientError(f"audit chain {chain_name}: no free entry number after {MAX_ATTEMPTS} attempts")
+
+
+def _together(write: Callable[[], object], alongside: Callable[[], object] | None) -> None:
+    """Run `write` and `alongside` at once; `alongside`'s error first (the caller's own), then `write`'s."""
+    if alongside is None:
+        write()
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-index") as pool:
+        row = pool.submit(write)
+        try:
+            alongside()
+        finally:
+            row.exception()  # wait for the row either way; its error, if any, is raised below
+    row.result()
 
 
 def _next_after_head(store: ObjectStore, prefix: str, chain_name: str) -> tuple[int, str]:

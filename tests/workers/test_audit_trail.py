@@ -6,6 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
 from recvault import chain, layout
@@ -37,6 +38,23 @@ def test_entries_chain_in_order_and_are_locked_like_the_recording(s3_store) -> N
     # Each entry has its index row under its day, named by its number and hash.
     rows = list(s3_store.list_keys(f"audit/index/date={now:%Y-%m-%d}/"))
     assert [layout.parse_index_key("", row) for row in rows] == [(SID, 1), (SID, 2)]
+
+
+def test_an_entry_is_written_only_once_the_write_it_records_has_succeeded(s3_store) -> None:
+    now = datetime.now(UTC)
+    s3_store.put_bytes("taken.json", b"{}", content_type="application/json")
+    with pytest.raises(AlreadyExists):
+        write_audit(s3_store, "", SID, "archived", {}, LOCK, now,
+                    alongside=lambda: s3_store.put_bytes("taken.json", b"{}", content_type="application/json"))
+    assert read_chain(s3_store, "", SID)[0] == []
+    write_audit(s3_store, "", SID, "archived", {"n": 2}, LOCK, now,
+                alongside=lambda: s3_store.put_bytes("fresh.json", b"{}", content_type="application/json"))
+    entries, seqs, _ = read_chain(s3_store, "", SID)
+    assert s3_store.head("fresh.json") is not None and seqs == [1] and entries[0].details == {"n": 2}
+    # The failed attempt's index row (written alongside) names an entry that does not exist:
+    # one of the stale rows the sealer skips. The written entry's row is there too.
+    rows = [layout.parse_index_key("", row) for row in s3_store.list_keys(f"audit/index/date={now:%Y-%m-%d}/")]
+    assert rows == [(SID, 1), (SID, 1)]
 
 
 def test_threads_appending_to_shared_chains_leave_each_chain_whole(s3_store) -> None:
