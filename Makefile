@@ -5,6 +5,10 @@ BIN     = $(VENV)/bin
 
 .PHONY: run test test-system test-all lint bench faults clean
 
+# Keep Python's bytecode cache even where the environment turns it off: the tests start many
+# `recvault` processes, each of which would otherwise compile recvault's modules again.
+unexport PYTHONDONTWRITEBYTECODE
+
 $(BIN)/recvault: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
