@@ -64,7 +64,7 @@ def _session(region: str) -> botocore.session.Session:
 
 
 class S3Store(S3LockControls):
-    """The S3 ObjectStore; the only place in recvault that talks to boto3."""
+    """The S3 ObjectStore; the only place in recvault that talks to S3 (through botocore)."""
 
     def __init__(
         self,
