@@ -20,9 +20,9 @@ run: $(BIN)/recvault
 	$(BIN)/recvault up
 
 ## test: the fast suite, under two minutes: unit and integration on real Redis + SeaweedFS
-## (two pytest-xdist workers: most tests wait on real services, not on the CPU)
+## (three pytest-xdist workers on two cores: most tests wait on real services, not on the CPU)
 test: $(BIN)/recvault
-	$(BIN)/python -m pytest -q -n 2 -m "not system"
+	$(BIN)/python -m pytest -q -n 3 -m "not system"
 
 ## test-system: whole-system scenarios: the fault suite at its quick sizes, `recvault up`,
 ## the benchmark smoke run, GB-sized recordings
