@@ -8,19 +8,12 @@ import itertools
 import json
 import sys
 
-import aiohttp
-
 from recvault.events import KNOWN_SOURCES
 from recvault.settings import Settings
-from recvault.simulator.callbacks import (
-    NO_PUBLIC_KEY,
-    OUTCOMES,
-    SILENT,
-    CallbackSender,
-    callback_sequence,
-    summarize,
-)
-from recvault.simulator.recordings import SimRecording, new_sid
+from recvault.simulator.recordings import NO_PUBLIC_KEY, OUTCOMES, SILENT, SimRecording, new_sid
+
+# aiohttp and the callback sender are imported where they are used: every `recvault` command
+# (a worker process too) builds this module's parser.
 
 HELP = "the Twilio simulator: serve its API and media, or send signed recording callbacks"
 CONFERENCE_SOURCES = {"Conference", "StartConferenceRecordingAPI"}
@@ -112,6 +105,8 @@ def plan_recordings(args: argparse.Namespace, account: str) -> list[SimRecording
 
 
 async def _create(api_base: str, plan: list[SimRecording]) -> None:
+    import aiohttp
+
     from recvault.simulator.control import recording_to_json
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -124,6 +119,10 @@ async def _create(api_base: str, plan: list[SimRecording]) -> None:
 
 
 async def _send(args: argparse.Namespace, account: str, token: str, api_base: str) -> dict:
+    import aiohttp
+
+    from recvault.simulator.callbacks import CallbackSender, callback_sequence, summarize
+
     plan = plan_recordings(args, account)
     try:
         await _create(api_base, plan)

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import redis
-
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
@@ -113,6 +111,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _redis(settings: Settings, data: Path, started: list[ChildProcess], RedisServer: type[RedisServer]) -> str:
     """Use the broker answering at the broker URL, else start a redis-server with AOF in the data dir."""
+    import redis
+
     from recvault.launch.process import LaunchError
     from recvault.queue.broker import broker_client
 

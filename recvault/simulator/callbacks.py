@@ -19,12 +19,8 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 from yarl import URL
 
-from recvault.simulator.recordings import SimRecording
+from recvault.simulator.recordings import NO_ERROR, NO_PUBLIC_KEY, OUTCOMES, SILENT, TOO_SHORT, SimRecording
 
-# Twilio's ErrorCode values in recording callbacks: 0 success, 16101 too short, 16102 silent,
-# 16105 no public key configured for Voice Recording Encryption.
-NO_ERROR, TOO_SHORT, SILENT, NO_PUBLIC_KEY = "0", "16101", "16102", "16105"
-OUTCOMES = ("completed", "absent", "failed")
 USER_AGENT = "TwilioProxy/1.1"  # what Twilio's webhook requests carry
 FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 TIMEOUT_SECONDS = 15.0  # Twilio's default read and total timeout for callbacks

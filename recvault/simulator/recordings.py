@@ -12,6 +12,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, overload
 
+# Twilio's ErrorCode values in recording callbacks: 0 success, 16101 too short, 16102 silent,
+# 16105 no public key configured for Voice Recording Encryption.
+NO_ERROR, TOO_SHORT, SILENT, NO_PUBLIC_KEY = "0", "16101", "16102", "16105"
+# The final statuses a simulated recording can end in.
+OUTCOMES = ("completed", "absent", "failed")
+
 # Twilio charges $0.0025 per recorded minute, started minutes rounded up; prices are negative.
 PRICE_PER_MINUTE = Decimal("-0.0025")
 REQUEST_LOG_LIMIT = 100_000

@@ -26,6 +26,16 @@ def test_help_lists_every_subcommand_the_contract_names() -> None:
         assert name in COMMANDS and f"    {name}" in result.stdout
 
 
+def test_building_the_parser_loads_no_subcommands_libraries() -> None:
+    # Every `recvault` process (each worker of a group too) builds the whole parser: what one
+    # subcommand needs (the simulator's aiohttp client, boto3, Celery) is loaded in its run().
+    heavy = ("aiohttp", "botocore", "celery", "kombu", "twilio", "redis")
+    probe = f"import sys, recvault.cli; recvault.cli.build_parser(); print(sorted(set({heavy!r}) & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_an_unknown_subcommand_is_a_usage_error() -> None:
     result = recvault("archive-everything")
     assert result.returncode == 2 and "invalid choice" in result.stderr
