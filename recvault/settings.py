@@ -40,10 +40,12 @@ MIN_API_TOKEN_LENGTH = 16
 # Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
 # on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
 # prefork worker runs one per process, and each process costs its own interpreter and clients.
-DEFAULT_CONCURRENCY = {"threads": 16, "prefork": 2, "solo": 1}
+DEFAULT_CONCURRENCY = {"threads": 24, "prefork": 2, "solo": 1}
 # Processes one `recvault worker` starts when RECVAULT_WORKER_PROCESSES is unset: each in-flight
-# archive holds its recording, so a process's memory bound caps its threads; two processes of
-# 16 keep 32 archives in flight within 150 MB each (a prefork pool forks its own processes).
+# archive holds its recording while it streams, so a process's memory bound caps its threads; two
+# processes of 24 keep 48 archives in flight within 150 MB each (a prefork pool forks its own
+# processes). About two thirds of an archive's time under Twilio-like latency is streaming, so
+# 24 threads fill the byte budget (RECVAULT_WORKER_BUFFER_MIB) that 16 left part idle.
 DEFAULT_PROCESSES = {"threads": 2, "prefork": 1, "solo": 1}
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
 
@@ -170,7 +172,7 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int | None = Field(
         default=None, ge=1, le=256,
-        description="Archives in flight per worker process (threads pool; default 16), or pool "
+        description="Archives in flight per worker process (threads pool; default 24), or pool "
         "processes (prefork; default 2).",
     )
     worker_processes: int | None = Field(
@@ -193,7 +195,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_part_size_mib: int = Field(default=8, ge=5, le=512)
     worker_buffer_mib: int = Field(
-        default=32, ge=8, le=4096,
+        default=28, ge=8, le=4096,
         description="Recording bytes one worker process holds in memory at once, over all its archives "
         "in flight (a small recording whole, a large one a few parts); archives wait for room.",
     )

@@ -21,7 +21,7 @@ HELP = "run an archive worker (Celery) on recvault's queue"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=None,
                         help="archives in flight (threads) or pool processes (prefork); default "
-                             "RECVAULT_WORKER_CONCURRENCY, else 16 threads or 2 processes")
+                             "RECVAULT_WORKER_CONCURRENCY, else 24 threads or 2 processes")
     parser.add_argument("--pool", default=None, choices=["threads", "prefork", "solo"],
                         help="Celery execution pool (default RECVAULT_WORKER_POOL, threads)")
     parser.add_argument("--processes", type=int, default=None, choices=range(1, 65), metavar="N",

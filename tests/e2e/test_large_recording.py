@@ -34,7 +34,7 @@ def test_a_recording_over_1_gib_archives_with_worker_rss_far_below_its_size(
            "RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_DATA_DIR": str(tmp_path),
            "RECVAULT_WORKER_METRICS_PORT": "0", "RECVAULT_QUEUE": f"large-{free_port()}"}
     settings = Settings(_env_file=None, broker_url=redis_url, queue=env["RECVAULT_QUEUE"])
-    # The shipped default worker (two threads processes of 16): RSS is bounded at any size by default.
+    # The shipped default worker (two threads processes of 24): RSS is bounded at any size by default.
     worker = Component("worker", ["worker"], env, log_path=tmp_path / "worker.log")
     url = sim.recording_url(rec)
     payload = {"params": {"AccountSid": rec.account_sid, "RecordingSid": rec.sid, "RecordingUrl": url,

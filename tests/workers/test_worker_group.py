@@ -9,6 +9,7 @@ import pytest
 
 from recvault.commands.worker import node_name
 from recvault.launch.process import Component
+from recvault.settings import DEFAULT_CONCURRENCY
 from tests.fixtures.worker import wait_for
 from tests.workers.test_worker_start import GOOD_POLICY, _env
 
@@ -45,7 +46,8 @@ def test_the_default_worker_runs_two_threads_workers_restarts_one_that_dies_and_
         assert len(children) == 2
         for child in children:
             command = child.cmdline()
-            assert command[command.index("--pool") + 1] == "threads" and command[command.index("-c") + 1] == "16"
+            assert command[command.index("--pool") + 1] == "threads"
+            assert command[command.index("-c") + 1] == str(DEFAULT_CONCURRENCY["threads"])
         # One dies (an OOM kill): it alone is started again.
         children[0].kill()
         wait_for(lambda: len(_workers(main)) == 2 and children[0].pid not in [c.pid for c in _workers(main)],
