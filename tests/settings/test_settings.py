@@ -139,12 +139,12 @@ def test_worker_operations_defaults(monkeypatch) -> None:
     assert "RECVAULT_WORKER_METRICS_PORT" in refusal(monkeypatch, WORKER_METRICS_PORT="70000")
 
 
-def test_the_default_worker_is_two_threads_processes_of_sixteen_archives(monkeypatch) -> None:
-    for name in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_PROCESSES"):
+def test_the_default_worker_is_two_threads_processes_of_24_archives_within_28_mib(monkeypatch) -> None:
+    for name in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_PROCESSES", "WORKER_BUFFER_MIB"):
         monkeypatch.delenv(f"RECVAULT_{name}", raising=False)
     settings = Settings()
     assert settings.worker_pool == "threads"
-    assert (settings.archives_in_flight(), settings.worker_process_count()) == (16, 2)
+    assert (settings.archives_in_flight(), settings.worker_process_count(), settings.worker_buffer_mib) == (24, 2, 28)
     # A prefork pool forks its own processes, one archive each: two of them, as before.
     assert (settings.archives_in_flight("prefork"), settings.worker_process_count("prefork")) == (2, 1)
 
