@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from bench import recordings as rec
 from bench.recordings import Enqueuer
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 # Slowest pace a batch may take before it counts as stuck: 5 MB/s plus a minute.
 MIN_BYTES_PER_SECOND = 5e6
+Batch = TypeVar("Batch")
 
 
 def archive_batch(enqueuer: Enqueuer, log: WorkerLog, batch: list[SimRecording]) -> dict:
@@ -35,16 +37,22 @@ def summarize(runs: list[dict]) -> dict:
             "mb_per_s": round(median([r["mb_per_s"] for r in runs]), 1), "runs": runs}
 
 
+def sampled_runs(pid: int, run: Callable[[Batch], dict], warmup: Batch,
+                 batches: list[Batch]) -> tuple[list[dict], dict[str, float]]:
+    """`run` over a warm-up batch (left out) and the measured ones, with the peak RSS of `pid`'s tree."""
+    with TreeSampler(pid) as memory:
+        run(warmup)
+        runs = [run(batch) for batch in batches]
+    return runs, memory.summary()
+
+
 def measure_worker(stack: Stack, worker: Component, name: str, warmup: list[SimRecording],
                    batches: list[list[SimRecording]]) -> dict:
     """A started worker through a warm-up batch and the measured ones: medians, its tree's peak
     RSS and how many documents are missing; the worker is stopped afterwards."""
     log, enqueuer = WorkerLog(stack.log(name)), Enqueuer(stack)
     try:
-        with TreeSampler(worker.pid) as memory:
-            archive_batch(enqueuer, log, warmup)
-            runs = [archive_batch(enqueuer, log, batch) for batch in batches]
-        rss = memory.summary()
+        runs, rss = sampled_runs(worker.pid, lambda batch: archive_batch(enqueuer, log, batch), warmup, batches)
     finally:
         enqueuer.close()
         stack.stop(worker)

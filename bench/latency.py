@@ -16,10 +16,9 @@ import redis
 
 from bench import recordings as rec
 from bench.baselines import tutorial_worker
-from bench.batches import measure_worker, summarize
+from bench.batches import measure_worker, sampled_runs, summarize
 from bench.plan import Plan
 from bench.procs import Launched, python_env
-from bench.rss import TreeSampler
 from bench.stack import BUCKET, Stack, local_credentials
 from bench.stats import ratio
 from recvault.simulator.recordings import Faults, SimRecording
@@ -84,10 +83,7 @@ def _tutorial(stack: Stack, plan: Plan, faults: Faults, pool: str, concurrency: 
     client = stack.client()
     try:
         _wait_ready(worker, log)
-        with TreeSampler(worker.pid) as memory:
-            _tutorial_batch(client, warmup, stack)
-            runs = [_tutorial_batch(client, batch, stack) for batch in batches]
-        rss = memory.summary()
+        runs, rss = sampled_runs(worker.pid, lambda batch: _tutorial_batch(client, batch, stack), warmup, batches)
     finally:
         client.close()
         worker.stop()
