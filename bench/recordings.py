@@ -8,14 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bench.stack import QUEUE, Stack, post_json
-from recvault.queue.app import create_celery
+from recvault import documents as docs
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.control import recording_to_json
 from recvault.simulator.media import media_size
 from recvault.simulator.recordings import Faults, SimRecording
-from recvault.workers import documents as docs
 
 CONTROL_BATCH = 1000
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import redis
 
 from recvault.launch.services import RedisServer
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recvault.ingest import ops_views, views
+from recvault.ingest import views
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.graceful import IN_FLIGHT, InFlight
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
-from recvault.ingest.operations import Operations
+from recvault.ingest.operator import views as ops_views
+from recvault.ingest.operator.context import Operations
 from recvault.ingest.spool import Spool
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, message_template
 from recvault.settings import Settings, require_tokens
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from recvault.queue.ledger import row_from_message
+from recvault.audit.ledger import row_from_message
 from recvault.queue.writer import Outgoing
 
 _SCHEMA = """

@@ -11,11 +11,11 @@ from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recvault import labels as label_rules
+from recvault.audit.ledger import ledger_row
 from recvault.events import InvalidCallback, Params, RecordingStatusEvent
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.parsing import Rejected, decode, informational, parse_form, parse_json_object, read_body
 from recvault.ingest.signature import UnusableHeader, could_match, is_valid, signed_url
-from recvault.queue.ledger import ledger_row
 from recvault.queue.writer import build_message
 from recvault.settings import Settings
 

@@ -7,7 +7,7 @@ Layout under the configured prefix (Hive-style `date=` partitions for Athena/Duc
     events/date=2026-11-24/RE…-absent.json    non-completed callbacks (in-progress, absent, failed, …)
     dead-letters/<id>/<time>.json             failures (and their resolutions), see workers.dlq
 
-The audit trail (hash-chained, see recvault.chain; appended by recvault.ops.trail)::
+The audit trail (hash-chained, see recvault.audit.chain; appended by recvault.audit.append)::
 
     audit/chains/RE…/000001.json              a recording's chain: entry 1, 2, … (create-only, locked
                                               like the recording); entry n+1 holds entry n's SHA-256

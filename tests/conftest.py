@@ -1,4 +1,5 @@
-"""Shared fixtures: real Redis (plain, TLS, Sentinel), SeaweedFS and the Twilio simulator (see tests/fixtures)."""
+"""Shared fixtures: real Redis (plain, TLS, Sentinel), SeaweedFS, the Twilio simulator, and archives
+made by the real archive functions (see tests/fixtures)."""
 
 pytest_plugins = [
     "tests.fixtures.foreign_host",
@@ -7,4 +8,6 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.simulator",
     "tests.fixtures.tls_redis",
+    # Last: it builds on the services above.
+    "tests.fixtures.archive",
 ]

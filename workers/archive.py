@@ -16,16 +16,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from recvault import documents as docs
+from recvault.audit.integrity import stored_sha256
+from recvault.audit.media_facts import HeaderProbe, check_media
+from recvault.audit.record import archived_details, ensure_archived_entry, write_audit
+from recvault.compliance.policy import Decision, Policy
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, PermanentError, RecordingGone
 from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
-from recvault.workers import documents as docs
-from recvault.workers.deletion import delete_verified, may_delete_from_twilio
-from recvault.workers.media_check import HeaderProbe, check_media
-from recvault.workers.policy import Decision, Policy
-from recvault.workers.trail import archived_details, ensure_archived_entry, write_audit
-from recvault.workers.twilio_api import DualUnavailable, Media, TwilioApi
-from recvault.workers.verify import stored_sha256
+from recvault.twilio.api import DualUnavailable, Media, TwilioApi
+from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
 
 log = logging.getLogger("recvault.worker")
 
@@ -133,7 +133,7 @@ def archive_recording(
         "archived_at": now().isoformat(),
         "received_at": received_at.isoformat(),
         "callback": event.params,
-        **docs.policy_fields(decision, event.labels),
+        **decision.document_fields(event.labels),
         "retention_mode": decision.retention.mode,
         "retain_until": decision.retention.until.isoformat() if decision.retention.until else None,
         "legal_hold": decision.retention.legal_hold,
@@ -210,7 +210,7 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
         "encryption_details": event.encryption_details,
     }, labels=event.labels, now=now())
     retention = decision.retention
-    document.update(docs.policy_fields(decision, event.labels))
+    document.update(decision.document_fields(event.labels))
     try:
         write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
                     {"key": key, "error_code": event.error_code}, retention, now(),

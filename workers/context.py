@@ -20,16 +20,16 @@ from functools import partial
 
 from celery import Celery
 
+from recvault.compliance.policy import Policy
 from recvault.errors import ConfigurationError
 from recvault.queue.writer import QueueWriter
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
 from recvault.storage.s3 import S3Store
+from recvault.twilio.api import TwilioApi
 from recvault.workers.archive import ArchiveOptions
-from recvault.workers.dlq import DeadLetters
+from recvault.workers.dead_letters import DeadLetters
 from recvault.workers.metrics import WorkerMetrics
-from recvault.workers.policy import Policy
-from recvault.workers.twilio_api import TwilioApi
 
 log = logging.getLogger("recvault.worker")
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from recvault.storage.base import ObjectStore
-from recvault.workers.refresh import InvalidRefresh, RefreshTarget
+from recvault.workers.price_refresh import InvalidRefresh, RefreshTarget
 
 log = logging.getLogger("recvault.worker")
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from celery import Celery
 
+from recvault import documents as docs
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
-from recvault.workers import documents as docs
-from recvault.workers.twilio_api import TwilioApi
+from recvault.twilio.api import TwilioApi
 
 # How long a recording queued by reconcile is not queued again, by the command or the daily run.
 RECONCILE_DEDUP_SECONDS = 3600

@@ -11,13 +11,13 @@ from celery import Celery, Task
 
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
-from recvault.queue.app import ARCHIVE_TASK, REFRESH_TASK
-from recvault.queue.keeper import UnackedKeeper, install_keeper
+from recvault.queue.celery_factory import ARCHIVE_TASK, REFRESH_TASK
+from recvault.queue.heartbeat import UnackedKeeper, install_keeper
 from recvault.workers.archive import archive_event, utcnow
+from recvault.workers.beat_tasks import register_scheduled_tasks
 from recvault.workers.context import ProcessContext, WorkerContext
 from recvault.workers.delivery import backoff, dead_letter, guarded, publish_follow_up
-from recvault.workers.refresh import RefreshTarget, refresh_recording
-from recvault.workers.scheduled import register_scheduled_tasks
+from recvault.workers.price_refresh import RefreshTarget, refresh_recording
 
 log = logging.getLogger("recvault.worker")
 

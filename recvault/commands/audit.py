@@ -105,8 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
-    from recvault.workers.audit_report import write_report
-    from recvault.workers.audit_verify import Sample, first_day, verify_archive
+    from recvault.audit.verify.archive import Sample, first_day, verify_archive
+    from recvault.audit.verify.report import write_report
 
     today = datetime.now(UTC).date().isoformat()
     one_day = getattr(args, "date", None)
@@ -139,7 +139,7 @@ def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
 
 
 def _show(store: object, prefix: str, args: argparse.Namespace) -> int:
-    from recvault.workers.custody import custody
+    from recvault.audit.history import custody
 
     steps = custody(store, prefix, args.recording_sid, ledger_days=args.ledger_dates)  # type: ignore[arg-type]
     if not steps:

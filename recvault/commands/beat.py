@@ -10,7 +10,7 @@ HELP = ("schedule the daily reconcile of the previous day and the price sweep, t
         "and the accepted-callback ledger's flush (Celery beat; run one; workers run the jobs)")
 
 # Beat's scheduler, by name: it publishes through recvault's queue writer.
-SCHEDULER = "recvault.workers.schedule:WriterScheduler"
+SCHEDULER = "recvault.workers.beat_schedule:WriterScheduler"
 # Longest beat sleeps between looking at its schedule, in seconds.
 MAX_SLEEP_SECONDS = 60
 
@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from celery.apps.beat import Beat
 
+    from recvault.compliance.policy import Policy
     from recvault.logs import configure_logging
-    from recvault.queue.app import create_celery
-    from recvault.workers.policy import Policy
-    from recvault.workers.schedule import beat_schedule
+    from recvault.queue.celery_factory import create_celery
+    from recvault.workers.beat_schedule import beat_schedule
 
     configure_logging(settings.log_level, settings.log_format)
     # Beat schedules jobs the workers run under the policy: a broken one stops it here too (exit 2).

@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.queue.app import create_celery
+    from recvault.queue.celery_factory import create_celery
     from recvault.queue.writer import QueueWriter, build_message
     from recvault.workers.context import dead_letter_store
-    from recvault.workers.dlq import DeadLetter
+    from recvault.workers.dead_letters import DeadLetter
 
     letters = dead_letter_store(settings)
     if args.dlq_command == "list":

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.commands.controls import store_for
-    from recvault.workers.erasure import erase, run_due
+    from recvault.compliance.erasure import erase, run_due
 
     if bool(args.recordings) == args.run_due:
         print("recvault: erase: name the recordings (RE…) or give --run-due", file=sys.stderr)

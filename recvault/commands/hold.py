@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.workers.hold_selector import BadSelector, Selector, parse_label
-    from recvault.workers.holds import HoldError, list_holds, release_hold, set_hold
+    from recvault.compliance.hold_selector import BadSelector, Selector, parse_label
+    from recvault.compliance.holds import HoldError, list_holds, release_hold, set_hold
 
     now = datetime.now(UTC)
     try:

@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.compliance.policy import Policy
     from recvault.storage.s3 import S3Store
     from recvault.storage.s3_setup import BucketSetup
-    from recvault.workers.policy import Policy
 
     policy = Policy.load(settings.policy_file)
     setup = BucketSetup(default_retention=policy.default_lock(), kms_key_id=settings.s3_kms_key_id)

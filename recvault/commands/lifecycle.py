@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.workers.lifecycle import apply_lifecycle, lifecycle_rules
-    from recvault.workers.policy import Policy
+    from recvault.compliance.lifecycle import apply_lifecycle, lifecycle_rules
+    from recvault.compliance.policy import Policy
 
     policy = Policy.load(args.policy or settings.policy_file)
     rules = lifecycle_rules(policy, settings.s3_prefix)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
-    from recvault.workers.policy import Decision, Policy
+    from recvault.compliance.policy import Decision, Policy
 
 HELP = "check a retention policy file, or explain what it decides for a recording or callback"
 # Callback parameters `explain` understands, and the Recording resource field each one is.
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings | None) -> int:
-    from recvault.workers.policy import Policy
+    from recvault.compliance.policy import Policy
 
     if args.action == "check":
         policy = Policy.load(args.file)  # PolicyError: the CLI prints it, naming the rule, and exits 2

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.workers.policy import Policy
-    from recvault.workers.purge import purge
+    from recvault.compliance.policy import Policy
+    from recvault.compliance.purge import purge
 
     policy = Policy.load(settings.policy_file)
     report = purge(store_for(settings), settings.s3_prefix, now=datetime.now(UTC), policy=policy,

@@ -47,10 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.queue.app import create_celery
+    from recvault.queue.celery_factory import create_celery
     from recvault.storage.s3 import S3Store
+    from recvault.twilio.api import TwilioApi
     from recvault.workers.reconcile import accounts_to_reconcile, queue_missing, reconcile, reconcile_writer
-    from recvault.workers.twilio_api import TwilioApi
 
     if args.date_to is not None and args.date_to < args.date_from:
         print(f"recvault: reconcile: --to {args.date_to} is before --from {args.date_from}", file=sys.stderr)

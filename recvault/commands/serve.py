@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.ingest.main import run_server
     from recvault.logs import configure_logging
-    from recvault.queue.app import create_celery
+    from recvault.queue.celery_factory import create_celery
     from recvault.settings import require_tokens
 
     require_tokens(settings)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
+    from recvault.compliance.policy import Policy
     from recvault.storage.base import ObjectStore
-    from recvault.workers.policy import Policy
 
 HELP = "run an archive worker (Celery) on recvault's queue"
 
@@ -52,7 +52,7 @@ def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings,
     """One audit record per worker start: which policy (by version) it archives under."""
     from datetime import UTC, datetime
 
-    from recvault.workers.trail import write_system_audit
+    from recvault.audit.record import write_system_audit
 
     details = {"policy_version": policy.version, "policy_file": str(settings.policy_file or "built-in"),
                "rules": [rule.name for rule in policy.all_rules()]}
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from recvault.errors import ConfigurationError
     from recvault.logs import configure_logging
-    from recvault.queue.app import create_celery
+    from recvault.queue.celery_factory import create_celery
     from recvault.workers.context import ProcessContext
     from recvault.workers.metrics import serve_metrics
     from recvault.workers.tasks import register_tasks

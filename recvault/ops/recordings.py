@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recvault import layout
+from recvault.audit.append import append
 from recvault.ops.entries import Entry
 from recvault.ops.query import FOLDERS, Position, RecordingQuery, encode_cursor
-from recvault.ops.trail import append
 from recvault.ops.view import ArchiveView, Budget
 from recvault.storage.base import Retention
 

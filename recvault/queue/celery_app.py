@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.settings import load_settings
 
 _built: list[Celery] = []

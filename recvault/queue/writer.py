@@ -42,9 +42,10 @@ from typing import NamedTuple
 import redis
 from celery import Celery
 
-from recvault.queue import kombu_redis, ledger
-from recvault.queue.app import ARCHIVE_TASK
+from recvault.audit import ledger
+from recvault.queue import kombu_redis
 from recvault.queue.broker import broker_client
+from recvault.queue.celery_factory import ARCHIVE_TASK
 from recvault.queue.task_message import MessageTemplate, template_for
 
 # The namespace makes task ids stable per (RecordingSid, status): logs and retries line up.

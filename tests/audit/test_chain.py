@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from recvault import chain
+from recvault.audit import chain
 
 WHEN = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

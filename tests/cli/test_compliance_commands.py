@@ -12,8 +12,8 @@ import pytest
 from recvault.cli import main
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
+from tests.compliance.seed import seed
 from tests.fixtures.services import unique_bucket
-from tests.workers.compliance_seed import seed
 
 
 @pytest.fixture(scope="module")

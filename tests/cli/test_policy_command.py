@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from recvault.cli import main
+from recvault.compliance.policy import Policy
 from recvault.layout import json_line, metadata_key
-from recvault.workers.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "policy.example.toml"

@@ -7,8 +7,8 @@ import tomllib
 
 import yaml
 
-from recvault.workers.lifecycle import lifecycle_rules
-from recvault.workers.policy import Policy
+from recvault.compliance.lifecycle import lifecycle_rules
+from recvault.compliance.policy import Policy
 from tests.deploy.test_manifests import DEPLOY, KUBERNETES, S3_ACTIONS, _operations
 
 # What the compliance controls call beyond the archive's own calls, and the IAM action each needs.

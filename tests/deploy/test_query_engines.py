@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import duckdb
 import pytest
 
-from recvault.workers import documents as docs
+from recvault import documents as docs
 
 ROOT = Path(__file__).resolve().parents[2]
 DUCKDB_QUERY = ROOT / "deploy" / "duckdb" / "recordings.sql"

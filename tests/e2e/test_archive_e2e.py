@@ -9,12 +9,12 @@ from collections import Counter
 import pytest
 from aiohttp.test_utils import TestServer
 
+from recvault.audit.append import read_chain
 from recvault.ingest.app import create_app
-from recvault.ops.trail import read_chain
 from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from recvault.simulator.recordings import Faults
-from recvault.workers.dlq import DeadLetters
+from recvault.workers.dead_letters import DeadLetters
 from tests.fixtures.worker import running_worker, wait_for
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from recvault.launch.process import Component
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params

@@ -11,7 +11,7 @@ import pytest
 from bench.rss import TreeSampler
 from recvault.launch.process import Component
 from recvault.launch.services import free_port
-from recvault.queue.app import ARCHIVE_TASK, create_celery
+from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.settings import Settings
 from tests.fixtures.worker import wait_for
 

@@ -20,7 +20,7 @@ from recvault.commands.worker import node_name
 from recvault.ingest.app import create_app
 from recvault.launch.process import Component
 from recvault.launch.services import free_port
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_sequence
 from tests.fixtures.worker import wait_for

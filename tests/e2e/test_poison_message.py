@@ -11,13 +11,13 @@ import pytest
 import redis
 
 from recvault.launch.process import Component
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
+from recvault.workers.dead_letters import DLQ_KEY
 from recvault.workers.delivery import MAX_DELIVERIES
-from recvault.workers.dlq import DLQ_KEY
 from tests.fixtures.worker import wait_for
 
 pytestmark = pytest.mark.system

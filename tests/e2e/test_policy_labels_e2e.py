@@ -8,10 +8,10 @@ import json
 import pytest
 from aiohttp.test_utils import TestServer
 
+from recvault.compliance.policy import Policy
 from recvault.ingest.app import create_app
 from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender, callback_params
-from recvault.workers.policy import Policy
 from tests.fixtures.worker import running_worker, wait_for
 
 POLICY = """

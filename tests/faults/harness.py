@@ -23,7 +23,7 @@ from recvault.launch.process import Component
 from recvault.launch.services import RedisServer, SeaweedFS, free_port
 from recvault.queue.broker import broker_client
 from recvault.simulator.recordings import SimState, new_sid
-from recvault.workers.dlq import DLQ_KEY
+from recvault.workers.dead_letters import DLQ_KEY
 from tests.faults.archive_view import ArchiveView
 from tests.faults.ledger import QueueLedger
 from tests.faults.peers import ForeignHost, WitnessedSim

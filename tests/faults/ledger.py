@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recvault.queue.app import ARCHIVE_TASK
+from recvault.queue.celery_factory import ARCHIVE_TASK
 
 UNACKED_KEY = b"unacked"
 

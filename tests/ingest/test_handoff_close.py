@@ -9,7 +9,7 @@ import redis
 from recvault.ingest.handoff import Handoff, Outcome
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.spool import Spool
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 

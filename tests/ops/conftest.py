@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from recvault.compliance.policy import Policy
 from recvault.ingest.app import create_app
 from recvault.settings import Settings
 from recvault.simulator.recordings import SimRecording, new_sid
 from recvault.simulator.server import SimServer
 from recvault.storage.multipart import MIN_PART_SIZE
 from recvault.storage.s3 import S3Store
-from recvault.workers.dlq import DeadLetters
-from recvault.workers.policy import Policy
-from recvault.workers.twilio_api import TwilioApi
+from recvault.twilio.api import TwilioApi
+from recvault.workers.dead_letters import DeadLetters
+from tests.fixtures.archive import ArchiveEnv
 from tests.fixtures.services import unique_bucket
-from tests.workers.conftest import ArchiveEnv
 
 API_TOKEN = "ops-" + "7c1f0e9a2b4d6e8f" * 2
 # A retention rule the filters can find: DialVerb recordings, with a tag.

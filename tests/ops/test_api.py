@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from recvault.audit.append import read_chain
 from recvault.ingest.app import create_app
-from recvault.ingest.openapi import ENTRY_FIELDS, openapi_document
+from recvault.ingest.operator.openapi import ENTRY_FIELDS, openapi_document
 from recvault.ops.entries import Entry
 from recvault.ops.query import PARAMETERS
-from recvault.ops.trail import read_chain
 from tests.ops.conftest import API_TOKEN, bearer, ops_settings
 
 OPERATIONS_ROUTES = ["/status", "/status/login", "/api/recordings", "/api/recordings/RE" + "0" * 32,

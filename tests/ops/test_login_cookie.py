@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recvault.ingest.ops_auth import LOGIN_SECONDS, make_cookie, read_cookie
+from recvault.ingest.operator.auth import LOGIN_SECONDS, make_cookie, read_cookie
 
 TOKEN = "a-token-of-twenty-four-ch"
 

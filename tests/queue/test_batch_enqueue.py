@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 

@@ -9,11 +9,11 @@ import pytest
 import redis
 
 from recvault.errors import ConfigurationError
-from recvault.queue.app import create_celery
 from recvault.queue.broker import BrokerAddress, broker_client, celery_broker_url
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import NotReplicated, QueueWriter, build_message
 from recvault.settings import Settings
-from recvault.workers.dlq import DeadLetters
+from recvault.workers.dead_letters import DeadLetters
 from tests.fixtures.sentinel import SentinelSetup
 from tests.fixtures.tls_redis import TlsRedisServer
 from tests.fixtures.worker import wait_for

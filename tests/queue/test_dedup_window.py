@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import SEEN, QueueWriter, build_message
 from recvault.settings import DEDUP_TTL_SECONDS, Settings
 

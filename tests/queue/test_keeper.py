@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from recvault.queue.app import create_celery
-from recvault.queue.keeper import UnackedKeeper
+from recvault.queue.celery_factory import create_celery
+from recvault.queue.heartbeat import UnackedKeeper
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 

@@ -12,7 +12,7 @@ import redis
 from packaging.requirements import Requirement
 
 from recvault.errors import ConfigurationError
-from recvault.queue.app import ARCHIVE_TASK, create_celery
+from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 

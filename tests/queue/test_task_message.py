@@ -6,7 +6,7 @@ import json
 import uuid
 
 from recvault.queue import kombu_redis
-from recvault.queue.app import ARCHIVE_TASK, create_celery
+from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.queue.task_message import MessageTemplate
 from recvault.queue.writer import _ORIGIN, TASK_ID_NAMESPACE, build_message, task_id_for
 from recvault.settings import Settings

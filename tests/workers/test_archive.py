@@ -10,6 +10,9 @@ from email.utils import format_datetime
 
 import pytest
 
+from recvault import documents as docs
+from recvault.audit.append import read_chain
+from recvault.compliance.policy import Policy
 from recvault.errors import (
     ForeignHost,
     IntegrityFailed,
@@ -19,14 +22,11 @@ from recvault.errors import (
     TwilioAuthFailed,
     TwilioUnavailable,
 )
-from recvault.ops.trail import read_chain
 from recvault.simulator.media import media_sha256, media_size
 from recvault.simulator.recordings import Faults
-from recvault.workers import documents as docs
+from recvault.twilio.api import TwilioApi
+from recvault.twilio.deletion import delete_verified
 from recvault.workers.archive import ArchiveOptions
-from recvault.workers.deletion import delete_verified
-from recvault.workers.policy import Policy
-from recvault.workers.twilio_api import TwilioApi
 
 
 def _document(env, result) -> dict:

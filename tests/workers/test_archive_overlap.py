@@ -9,7 +9,7 @@ import pytest
 
 from recvault.errors import TwilioUnavailable
 from recvault.simulator.recordings import Faults
-from recvault.workers.twilio_api import TwilioApi
+from recvault.twilio.api import TwilioApi
 
 LATENCY = 0.6
 

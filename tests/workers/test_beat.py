@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from recvault import documents as docs
 from recvault.cli import main
 from recvault.launch.process import Component
 from recvault.queue import kombu_redis
-from recvault.queue.app import PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK, create_celery
+from recvault.queue.celery_factory import PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK, create_celery
 from recvault.settings import Settings
-from recvault.workers import documents as docs
+from recvault.workers.beat_schedule import PRICE_SWEEP_DAYS, WriterScheduler, beat_schedule
 from recvault.workers.context import ProcessContext
-from recvault.workers.schedule import PRICE_SWEEP_DAYS, WriterScheduler, beat_schedule
 from recvault.workers.tasks import register_tasks
 from tests.fixtures.worker import wait_for
 
@@ -132,10 +132,10 @@ def test_the_price_sweep_gives_recordings_still_unpriced_one_more_refresh(settin
 
 
 def test_beat_seals_the_audit_trail_and_flushes_the_accepted_ledger(settings, s3_store, redis_url) -> None:
-    from recvault.queue.app import LEDGER_FLUSH_TASK, SEAL_TASK
-    from recvault.queue.ledger import ledger_row
-    from recvault.workers.schedule import LEDGER_FLUSH_AT, SEAL_AT, ledger_flush_payload, seal_payload
-    from recvault.workers.trail import write_audit
+    from recvault.audit.ledger import ledger_row
+    from recvault.audit.record import write_audit
+    from recvault.queue.celery_factory import LEDGER_FLUSH_TASK, SEAL_TASK
+    from recvault.workers.beat_schedule import LEDGER_FLUSH_AT, SEAL_AT, ledger_flush_payload, seal_payload
 
     schedule = beat_schedule()
     assert schedule["seal-audit-days"]["task"] == SEAL_TASK and schedule["seal-audit-days"]["schedule"] == SEAL_AT

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from recvault.queue.app import ARCHIVE_TASK
+from recvault.queue.celery_factory import ARCHIVE_TASK
 from recvault.settings import Settings
-from recvault.workers.dlq import DeadLetters
+from recvault.workers.dead_letters import DeadLetters
 from tests.fixtures.worker import running_worker, wait_for
 
 AC = "AC" + "a" * 32

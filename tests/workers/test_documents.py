@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from recvault import documents as docs
+from recvault.audit.media_facts import HeaderProbe, check_media
 from recvault.wav import wav_header
-from recvault.workers import documents as docs
-from recvault.workers.media_check import HeaderProbe, check_media
 from recvault.workers.tasks import backoff
 
 RE = "RE" + "1" * 32

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from recvault.compliance.policy import Policy
 from recvault.events import RecordingStatusEvent
 from recvault.settings import Settings
 from recvault.storage.base import Retention
 from recvault.storage.placement import Placement
 from recvault.storage.s3_params import write_params
 from recvault.workers.archive import ArchiveOptions, archive_event
-from recvault.workers.policy import Policy
-from tests.workers.compliance_seed import audit_trail
+from tests.compliance.seed import audit_trail
 
 POLICY = {
     "default": {"retention_days": 1, "mode": "GOVERNANCE", "tags": {"classification": "call-recording"}},

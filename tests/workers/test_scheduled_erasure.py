@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from recvault import layout
-from recvault.queue.app import ERASE_DUE_TASK, create_celery
+from recvault.compliance.erasure import erase
+from recvault.compliance.hold_selector import Selector
+from recvault.compliance.holds import release_hold, set_hold
+from recvault.queue.celery_factory import ERASE_DUE_TASK, create_celery
 from recvault.settings import Settings
+from recvault.workers.beat_schedule import beat_schedule, erase_due_payload
 from recvault.workers.context import ProcessContext
-from recvault.workers.erasure import erase
-from recvault.workers.hold_selector import Selector
-from recvault.workers.holds import release_hold, set_hold
-from recvault.workers.schedule import beat_schedule, erase_due_payload
 from recvault.workers.tasks import register_tasks
-from tests.workers.compliance_seed import seed
+from tests.compliance.seed import seed
 
 
 def test_beat_schedules_the_erasure_pass_hourly_with_a_payload_naming_the_hour() -> None:

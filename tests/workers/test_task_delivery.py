@@ -11,7 +11,7 @@ from celery.exceptions import Reject
 from celery.worker.request import Request
 
 from recvault.launch.services import free_port
-from recvault.queue.app import ARCHIVE_TASK, create_celery
+from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.workers.context import ProcessContext

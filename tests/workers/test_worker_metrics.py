@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
-from recvault.workers.dlq import DeadLetters
+from recvault.workers.dead_letters import DeadLetters
 from recvault.workers.metrics import WorkerMetrics
 from tests.fixtures.worker import running_worker, wait_for
 

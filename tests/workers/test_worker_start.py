@@ -16,11 +16,11 @@ import pytest
 import redis
 
 from recvault.launch.process import Component
-from recvault.queue.app import create_celery
+from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.simulator.callbacks import callback_params
-from recvault.workers.dlq import DLQ_KEY
+from recvault.workers.dead_letters import DLQ_KEY
 from tests.fixtures.worker import wait_for
 
 GOOD_POLICY = '[default]\nretention_days = 1\nmode = "GOVERNANCE"\n'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from recvault.queue.app import ARCHIVE_TASK
+from recvault.queue.celery_factory import ARCHIVE_TASK
 from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import SimRecording, new_sid
 from tests.faults.fuzz import Pairs, Target, encode

@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from recvault import documents as docs
 from recvault.simulator.callbacks import CallbackSender
 from recvault.simulator.media import iter_media
-from recvault.workers import documents as docs
 from tests.faults.harness import Stack, StackOptions
 from tests.faults.result import ScenarioResult
 from tests.faults.traffic import Traffic, interleave, lifecycle, stream_during

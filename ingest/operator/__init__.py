@@ -1,0 +1,1 @@
+"""The operator routes of the ingest service: status page, API, sign-in, OpenAPI document, charts."""

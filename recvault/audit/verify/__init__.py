@@ -1,0 +1,1 @@
+"""`recvault audit verify`: every check an auditor asks of the archive, and its report."""

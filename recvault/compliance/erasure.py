@@ -1,0 +1,190 @@
+"""Erasure: delete every version of a recording once no lock protects it, and leave a tombstone.
+
+A data-subject request (GDPR Art. 17) must yield to a legal obligation to keep the record
+(Art. 17(3)(b)): while Object Lock retention or a legal hold protects any version, the
+request is recorded and refused with the date it becomes possible, or queued to run then.
+Nothing here bypasses a lock; the store refuses a locked delete as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recvault import layout
+from recvault.audit.record import stamped, write_audit
+from recvault.compliance.holds import holds_covering, list_holds
+from recvault.compliance.recording_objects import Located, audit_retention, locate, versions
+from recvault.errors import AlreadyExists
+from recvault.storage.base import ObjectStore, ObjectVersion, Retention
+
+# What a refusal says of a hold, which has no end date.
+WHEN_RELEASED = "when released"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a recording may not be deleted yet, and when it may (a date, or WHEN_RELEASED)."""
+
+    reasons: list[str]
+    possible_from: str
+
+
+@dataclass
+class Outcome:
+    """What an erasure or purge did for one recording."""
+
+    recording_sid: str
+    status: str  # "erased", "purged", "refused", "queued", "not-found"
+    refusal: Refusal | None = None
+    tombstone: dict[str, Any] | None = None
+    objects: int = 0
+
+
+def blockers(locks: list[Retention | None], holds: list[str], now: datetime) -> Refusal | None:
+    """Why versions with these locks may not be deleted now, or None when nothing protects them. Pure."""
+    reasons: list[str] = []
+    until: datetime | None = None
+    held = False
+    for lock in locks:
+        if lock is None:
+            continue
+        if lock.mode and lock.until and lock.until > now:
+            until = max(until, lock.until) if until else lock.until
+        if lock.legal_hold:
+            held = True
+    if until is not None:
+        reasons.append(f"retention: locked until {until.isoformat()} (Object Lock)")
+    if holds:
+        reasons.append(f"legal hold: {', '.join(holds)}")
+    elif held:
+        reasons.append("legal hold set on the stored objects (policy or S3)")
+    if not reasons:
+        return None
+    if held or holds:
+        return Refusal(reasons, WHEN_RELEASED + (f", and not before {until.isoformat()}" if until else ""))
+    assert until is not None  # a reason without a hold is a retention
+    return Refusal(reasons, until.isoformat())
+
+
+def check(store: ObjectStore, located: Located, active_holds: list[str], now: datetime
+          ) -> tuple[list[ObjectVersion], Refusal | None]:
+    """Every version of the recording and why they may not go yet (None: they may)."""
+    found = versions(store, located.keys)
+    locks = [store.lock_of(v.key, v.version_id) for v in found if not v.is_delete_marker]
+    return found, blockers(locks, active_holds, now)
+
+
+def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[ObjectVersion], *, action: str,
+               requested_by: str, reason: str, now: datetime) -> dict[str, Any]:
+    """Delete every version (hashing each first), then write the tombstone; returns the tombstone."""
+    objects = []
+    for version in found:
+        entry: dict[str, Any] = {"key": version.key, "version_id": version.version_id}
+        if version.is_delete_marker:
+            entry["delete_marker"] = True
+        else:
+            entry["size"], entry["sha256"] = _sha256(store, located, version)
+        objects.append(entry)
+    for version in found:
+        store.delete_version(version.key, version.version_id)
+    document = located.document or {}
+    tombstone = {"recording_sid": located.sid, "date": located.date, "action": action, "at": now.isoformat(),
+                 "requested_by": requested_by, "reason": reason, "policy_rule": document.get("policy"),
+                 "media_sha256": document.get("media_sha256"), "objects": objects}
+    try:
+        store.put_bytes(layout.tombstone_key(prefix, located.sid), layout.json_line(tombstone),
+                        content_type="application/json")
+    except AlreadyExists:
+        pass  # an earlier run deleted and left its tombstone; this one removed what it had missed
+    return tombstone
+
+
+def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, requested_by: str, actor: str,
+          now: datetime, when_allowed: bool = False, date: str | None = None) -> Outcome:
+    """Erase one recording now if nothing protects it; otherwise record the refusal (and queue it).
+
+    `date` (the recording's day) saves searching every partition for it.
+    """
+    located = locate(store, prefix, recording_sid, date=date)
+    if located is None:
+        return Outcome(recording_sid, "not-found")
+    request = {"reason": reason, "requested_by": requested_by, "when_allowed": when_allowed}
+    retention = audit_retention(located.document, now)
+    write_audit(store, prefix, recording_sid, "erase-requested", request, retention, stamped(now), actor=actor)
+    found, refusal = check(store, located, holds_covering(list_holds(store, prefix), recording_sid), now)
+    if refusal is not None:
+        details = {**request, "refused_because": refusal.reasons, "possible_from": refusal.possible_from}
+        write_audit(store, prefix, recording_sid, "erase-refused", details, retention, stamped(now), actor=actor)
+        if when_allowed:
+            _queue(store, prefix, recording_sid, {**request, "actor": actor, "at": now.isoformat()})
+            return Outcome(recording_sid, "queued", refusal)
+        return Outcome(recording_sid, "refused", refusal)
+    tombstone = delete_all(store, prefix, located, found, action="erased", requested_by=requested_by,
+                           reason=reason, now=now)
+    write_audit(store, prefix, recording_sid, "erased",
+                {**request, "objects": len(found), "tombstone": layout.tombstone_key(prefix, recording_sid)},
+                None, stamped(now), actor=actor)
+    _mark_done(store, prefix, recording_sid, now)
+    return Outcome(recording_sid, "erased", tombstone=tombstone, objects=len(found))
+
+
+def pending(store: ObjectStore, prefix: str) -> list[dict[str, Any]]:
+    """Erasure requests queued with --when-allowed and not done yet, oldest first."""
+    done = {key.rsplit("/", 1)[-1] for key in store.list_keys(f"{prefix}{layout.ERASURES}done/")}
+    waiting = [json.loads(store.get_bytes(key)) for key in store.list_keys(f"{prefix}{layout.ERASURES}pending/")
+               if key.rsplit("/", 1)[-1] not in done]
+    return sorted(waiting, key=lambda r: str(r.get("at")))
+
+
+def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
+    """Run every queued erasure whose locks have ended; the others stay queued, their refusal already recorded."""
+    outcomes = []
+    holds = list_holds(store, prefix)
+    for request in pending(store, prefix):
+        sid = str(request["recording_sid"])
+        located = locate(store, prefix, sid)
+        refusal = check(store, located, holds_covering(holds, sid), now)[1] if located else None
+        if refusal is not None:
+            outcomes.append(Outcome(sid, "queued", refusal))
+            continue
+        outcome = erase(store, prefix, sid, reason=str(request.get("reason")),
+                        requested_by=str(request.get("requested_by")), actor="recvault scheduled erasure", now=now)
+        if outcome.status == "not-found":
+            _mark_done(store, prefix, sid, now)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _queue(store: ObjectStore, prefix: str, recording_sid: str, request: dict[str, Any]) -> None:
+    try:
+        store.put_bytes(layout.erasure_key(prefix, recording_sid, "pending"),
+                        layout.json_line({"recording_sid": recording_sid, **request}), content_type="application/json")
+    except AlreadyExists:
+        pass  # already queued: the first request runs, and this one is in the audit trail
+
+
+def _mark_done(store: ObjectStore, prefix: str, recording_sid: str, now: datetime) -> None:
+    if store.head(layout.erasure_key(prefix, recording_sid, "pending")) is None:
+        return
+    try:
+        store.put_bytes(layout.erasure_key(prefix, recording_sid, "done"),
+                        layout.json_line({"recording_sid": recording_sid, "at": now.isoformat()}),
+                        content_type="application/json")
+    except AlreadyExists:
+        pass
+
+
+def _sha256(store: ObjectStore, located: Located, version: ObjectVersion) -> tuple[int, str]:
+    """(size, SHA-256 hex) of one stored version: the media's as archived (and verified then), else streamed."""
+    document = located.document or {}
+    if (version.key, version.version_id) == (document.get("media_key"), document.get("media_version_id")):
+        return int(document.get("media_size") or version.size), str(document.get("media_sha256"))
+    digest, size = hashlib.sha256(), 0
+    for chunk in store.iter_version(version.key, version.version_id):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()

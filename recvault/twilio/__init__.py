@@ -1,0 +1,1 @@
+"""Twilio's REST API as recvault uses it: the client, where credentials may go, verified deletion."""

@@ -1,0 +1,54 @@
+"""`audit verify` proves archived recordings are intact; `reconcile` finds what callbacks missed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from recvault import documents as docs
+from recvault.audit.verify.archive import Sample, verify_archive
+from recvault.compliance.policy import Policy
+from recvault.events import RecordingStatusEvent
+from recvault.workers.reconcile import callback_params, reconcile
+
+
+def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim) -> None:
+    archive_env.policy = Policy.from_dict({"default": {"mode": "none"}})  # so the test can tamper
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    def problems(**kwargs) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for finding in verify_archive(archive_env.store, "", today, today, **kwargs).findings:
+            found.setdefault(finding.subject, []).append(finding.problem)
+        return found
+
+    intact = archive_env.archive(sim.create_recording(duration=2))
+    tampered = archive_env.archive(sim.create_recording(duration=3))
+    assert problems() == {}
+
+    document = json.loads(archive_env.store.get_bytes(tampered.key))
+    archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_sha256": "0" * 64}),
+                                content_type="application/json", create_only=False)
+    assert problems() == {document["sid"]: ["SHA-256 of the stored bytes differs from the document"]}
+    assert intact.key != tampered.key
+    assert problems(sample=Sample(count=0)) == {}  # only the re-hash reads the bytes
+
+    archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_size": 1}),
+                                content_type="application/json", create_only=False)
+    assert problems(sample=Sample(count=0)) == {document["sid"]: ["media size differs from the document"]}
+
+
+def test_reconcile_lists_only_completed_recordings_missing_from_the_archive(archive_env, sim, sim_account) -> None:
+    archived = sim.create_recording(duration=2)
+    archive_env.archive(archived)
+    missing = sim.create_recording(duration=3)
+    sim.create_recording(status="absent")
+    report = reconcile(archive_env.twilio, archive_env.store, "", sim_account.sid, date_from="2000-01-01",
+                       date_to=None)
+    assert [gap.sid for gap in report.missing] == [missing.sid]
+    assert (report.listed, report.not_completed, report.archived) == (3, 1, 1)
+    listed = archive_env.twilio.fetch_recording(archive_env.twilio.recording_url(sim_account.sid, missing.sid),
+                                                sim_account.sid)
+    params = callback_params(listed, archive_env.twilio.recording_url(sim_account.sid, missing.sid))
+    event = RecordingStatusEvent.from_params(params)  # what reconcile queues is a valid callback
+    assert event.recording_status == "completed" and event.recording_sid == missing.sid

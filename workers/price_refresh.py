@@ -1,0 +1,87 @@
+"""Filling in what Twilio did not know at completion (the price), then any delayed Twilio delete."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recvault import documents as docs
+from recvault import sids
+from recvault.audit.record import write_audit
+from recvault.errors import PermanentError
+from recvault.storage.base import ObjectStore
+from recvault.twilio.api import TwilioApi
+from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A metadata document's key carries its partition date.
+_KEY_DATE = re.compile(rf"(?:^|/)metadata/date=(\d{{4}}-\d{{2}}-\d{{2}})/{sids.sid_pattern(sids.RECORDING)}\.json$")
+
+
+class InvalidRefresh(PermanentError):
+    """A refresh message whose SIDs or date are malformed; nothing is fetched or deleted for it."""
+
+
+@dataclass(frozen=True)
+class RefreshTarget:
+    """The one recording a refresh message is about; every URL and key is derived from it."""
+
+    account_sid: str
+    recording_sid: str
+    date: str
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> RefreshTarget:
+        account, recording = payload.get("account_sid"), payload.get("recording_sid")
+        if not sids.is_sid(account, sids.ACCOUNT) or not sids.is_sid(recording, sids.RECORDING):
+            raise InvalidRefresh(f"refresh names no valid AccountSid and RecordingSid: {account!r}, {recording!r}")
+        date = payload.get("date")
+        # Messages queued by earlier versions name the document's key instead of the date.
+        if date is None and isinstance(payload.get("metadata_key"), str):
+            found = _KEY_DATE.search(payload["metadata_key"])
+            date = found[1] if found else None
+        if not isinstance(date, str) or not DATE.fullmatch(date):
+            raise InvalidRefresh(f"refresh of {recording} names no partition date")
+        assert isinstance(account, str) and isinstance(recording, str)  # checked by is_sid
+        return cls(account, recording, date)
+
+    @classmethod
+    def for_document(cls, account_sid: str, recording_sid: str, meta_key: str) -> RefreshTarget:
+        """The target of the document at `meta_key` (its key carries the date)."""
+        return cls.from_payload({"account_sid": account_sid, "recording_sid": recording_sid,
+                                 "metadata_key": meta_key})
+
+    def payload(self, attempt: int) -> dict[str, Any]:
+        return {"account_sid": self.account_sid, "recording_sid": self.recording_sid, "date": self.date,
+                "attempt": attempt}
+
+
+def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: ObjectStore, prefix: str,
+                      delete_after_archive: bool, now: Callable[[], datetime], final: bool = False) -> bool:
+    """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
+    meta_key = docs.metadata_key(prefix, target.date, target.recording_sid)
+    if store.head(meta_key) is None:
+        raise InvalidRefresh(f"{target.recording_sid} has no metadata document at {meta_key}")
+    document = json.loads(store.get_bytes(meta_key))
+    if document.get("sid") != target.recording_sid or document.get("account_sid") != target.account_sid:
+        raise InvalidRefresh(f"{meta_key} does not describe {target.recording_sid} of {target.account_sid}")
+    if document.get("price") is None:
+        url = twilio.recording_url(target.account_sid, target.recording_sid)
+        recording = twilio.fetch_recording(url, target.account_sid)
+        if recording.get("price") is None and not final:
+            return False
+        if recording.get("price") is not None:
+            retention = docs.retention_of(document, now())
+            document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
+            document["price_updated_at"] = now().isoformat()
+            store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
+                            create_only=False, retention=retention, placement=docs.placement_of(document))
+            write_audit(store, prefix, target.recording_sid, "price-updated",
+                        {"price": document["price"], "price_unit": document["price_unit"]}, retention, now())
+    if delete_after_archive and may_delete_from_twilio(document) and not document.get("twilio_deleted_at"):
+        delete_verified(twilio, store, target.account_sid, target.recording_sid, meta_key, prefix, now)
+    return True
