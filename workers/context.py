@@ -136,7 +136,7 @@ class ProcessContext:
                       extra={"error": str(error), "kind": type(error).__name__})
 
     def writer(self) -> QueueWriter:
-        """A queue writer of this process's own (the keeper's, in the worker's main process)."""
+        """A queue writer of this process's own (the heartbeat's, in the worker's main process)."""
         return queue_writer(self.settings, self.app)
 
     def get(self) -> WorkerContext:

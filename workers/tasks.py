@@ -12,7 +12,7 @@ from celery import Celery, Task
 from recvault.errors import PermanentError
 from recvault.events import InvalidCallback, RecordingStatusEvent
 from recvault.queue.celery_factory import ARCHIVE_TASK, REFRESH_TASK
-from recvault.queue.heartbeat import UnackedKeeper, install_keeper
+from recvault.queue.heartbeat import UnackedHeartbeat, install_heartbeat
 from recvault.workers.archive import archive_event, utcnow
 from recvault.workers.beat_tasks import register_scheduled_tasks
 from recvault.workers.context import ProcessContext, WorkerContext
@@ -26,7 +26,7 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
     """Attach recvault's tasks to `app`; they run with the context `process` built at start."""
     settings = process.settings
     metrics = process.metrics
-    install_keeper(app, lambda held: UnackedKeeper.for_writer(process.writer(), settings, held=held))
+    install_heartbeat(app, lambda held: UnackedHeartbeat.for_writer(process.writer(), settings, held=held))
 
     def follow_up(ctx: WorkerContext, task: str, payload: dict, dedup_key: str, *, task_id: str | None = None,
                   delay: float = 0, retries: int = 0) -> None:

@@ -66,8 +66,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                                 reason=args.reason, actor=actor_of(args), now=now)
             for sid in released:
                 print(f"released {sid}")
-            for sid, keepers in kept.items():
-                print(f"still held {sid} by {', '.join(keepers)}")
+            for sid, heartbeats in kept.items():
+                print(f"still held {sid} by {', '.join(heartbeats)}")
             print(f"hold {hold.hold_id} released: {len(released)} recording(s) released, "
                   f"{len(kept)} still held by another hold", file=sys.stderr)
             return 0

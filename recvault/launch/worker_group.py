@@ -3,7 +3,7 @@
 One threads worker keeps tens of archives in flight, but each in-flight archive holds its
 recording's bytes, so one process's memory bound caps how many it may run. A site that
 needs more runs more processes; `recvault worker --processes N` starts N single-process
-workers (each a full Celery worker with its own keeper, clients and threads) and
+workers (each a full Celery worker with its own heartbeat, clients and threads) and
 supervises them like a small systemd:
 
 * each runs in a process group of its own and dies with this process (PR_SET_PDEATHSIG),
@@ -13,7 +13,7 @@ supervises them like a small systemd:
   stop to Celery), and this process exits once all have stopped: each finishes or hands
   back its tasks as a lone worker would;
 * one killed by a signal (an OOM kill) is started again; its messages come back through
-  the keeper's records like any killed worker's;
+  the heartbeat's records like any killed worker's;
 * one that exits by itself (2 for a bad setting or policy rule, 1 for a bucket or broker it
   cannot work with) stops them all, and this process exits with its status, as a lone
   worker would: a restart here would meet the same problem, and the supervisor above

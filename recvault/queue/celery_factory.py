@@ -24,8 +24,8 @@ LEDGER_FLUSH_TASK = "recvault.flush_accepted_ledger"
 def create_celery(settings: Settings) -> Celery:
     """Build the Celery app from settings; nothing connects until it is used."""
     transport = {
-        # Short: a live worker's keeper rewrites the records of what it holds every third of
-        # this (keeper.py), so only a dead worker's messages ever get this old.
+        # Short: a live worker's heartbeat rewrites the records of what it holds every third of
+        # this (heartbeat.py), so only a dead worker's messages ever get this old.
         "visibility_timeout": settings.visibility_timeout,
         # kombu looks for abandoned messages every 5 s instead of about every 100 s, so a
         # killed worker's messages are handed out within visibility_timeout + 5 s.

@@ -21,7 +21,7 @@ def queue_depth(client: redis.Redis, keys: RedisKeys) -> QueueDepth:
     """Read both in one round trip; held excludes recvault's pending records (score ≥ PENDING_OFFSET)."""
     pipe = client.pipeline(transaction=False)
     pipe.llen(keys.queue)
-    # kombu scores a taken message with the time it was taken (or its keeper's last beat);
+    # kombu scores a taken message with the time it was taken (or its heartbeat's last beat);
     # messages still on the queue carry recvault's pending score instead.
     pipe.zcount(keys.unacked_index, "-inf", f"({PENDING_OFFSET}")
     waiting, held = pipe.execute()

@@ -2,7 +2,7 @@
 
 kombu's Redis transport hands a message out again when its unacknowledged record is older
 than the visibility timeout; it cannot tell a dead worker from a slow one. So each worker's
-main process runs a keeper thread that
+main process runs a heartbeat thread that
 
 * every `heartbeat` seconds rewrites the score of every message it holds (running, or
   waiting for its ETA) to now: a live worker's messages never look abandoned, however long a
@@ -13,7 +13,7 @@ main process runs a keeper thread that
   whose message is no longer on the queue: a worker popped it and died before recording it.
 
 The held delivery tags come from kombu's QoS of the worker's task consumer (`_delivered`),
-the one piece of kombu state read here; tests/queue/test_keeper.py checks it.
+the one piece of kombu state read here; tests/queue/test_heartbeat.py checks it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger("recvault.worker")
 SWEEP_LIMIT = 100
 
 
-class UnackedKeeper:
+class UnackedHeartbeat:
     """Heartbeat for held messages and restore for lost pending ones, on one thread."""
 
     def __init__(self, client: redis.Redis, keys: kombu_redis.RedisKeys, routing_key: str, *,
@@ -54,8 +54,8 @@ class UnackedKeeper:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_writer(cls, writer: QueueWriter, settings: Settings, *, held: Callable[[], list[str]]) -> UnackedKeeper:
-        """A keeper on the writer's broker and keys, beating three times per visibility timeout."""
+    def for_writer(cls, writer: QueueWriter, settings: Settings, *, held: Callable[[], list[str]]) -> UnackedHeartbeat:
+        """A heartbeat on the writer's broker and keys, beating three times per visibility timeout."""
         return cls(writer.client, writer.keys, settings.queue, held=held,
                    heartbeat=settings.visibility_timeout / 3, pending_grace=settings.visibility_timeout)
 
@@ -91,7 +91,7 @@ class UnackedKeeper:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="recvault-keeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="recvault-heartbeat", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -105,7 +105,7 @@ class UnackedKeeper:
                 self.beat()
                 self.sweep()
             except redis.RedisError as error:  # Redis away: nothing to keep; try again next beat
-                log.warning("keeper could not reach Redis", extra={"error": repr(error)})
+                log.warning("heartbeat could not reach Redis", extra={"error": repr(error)})
 
 
 def held_tags(consumer: Any) -> list[str]:
@@ -123,25 +123,25 @@ def held_tags(consumer: Any) -> list[str]:
     return []
 
 
-def install_keeper(app: Celery, make_keeper: Callable[[Callable[[], list[str]]], UnackedKeeper]) -> None:
-    """Run an UnackedKeeper in every worker of `app` while its consumer runs."""
+def install_heartbeat(app: Celery, make_heartbeat: Callable[[Callable[[], list[str]]], UnackedHeartbeat]) -> None:
+    """Run an UnackedHeartbeat in every worker of `app` while its consumer runs."""
 
-    class Keeper(bootsteps.StartStopStep):
-        """Celery consumer step owning the keeper thread."""
+    class Heartbeat(bootsteps.StartStopStep):
+        """Celery consumer step owning the heartbeat thread."""
 
         requires = ("celery.worker.consumer.tasks:Tasks",)
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
             super().__init__(parent, **kwargs)
-            self.keeper: UnackedKeeper | None = None
+            self.heartbeat: UnackedHeartbeat | None = None
 
         def start(self, parent: Any) -> None:
-            if self.keeper is None:
-                self.keeper = make_keeper(lambda: held_tags(parent))
-            self.keeper.start()
+            if self.heartbeat is None:
+                self.heartbeat = make_heartbeat(lambda: held_tags(parent))
+            self.heartbeat.start()
 
         def shutdown(self, parent: Any) -> None:
-            if self.keeper is not None:
-                self.keeper.stop()
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
 
-    app.steps["consumer"].add(Keeper)
+    app.steps["consumer"].add(Heartbeat)

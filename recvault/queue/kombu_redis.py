@@ -39,7 +39,7 @@ FENCE_KEY = "recvault:replication-fence"
 # "taken at" time, so kombu's restore (scores older than now − visibility timeout) never
 # hands out a message that is merely waiting in the queue, however long the backlog. When a
 # worker takes it, kombu rewrites the score with the time taken and its normal visibility
-# rules apply; the keeper (keeper.py) restores pending records whose message a worker took
+# rules apply; the heartbeat (heartbeat.py) restores pending records whose message a worker took
 # off the queue but died before recording.
 PENDING_OFFSET = 10**12
 

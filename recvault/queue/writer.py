@@ -168,7 +168,7 @@ class QueueWriter:
 
     @property
     def client(self) -> redis.Redis:
-        """The Redis client of the broker, for the keeper and counters beside the queue."""
+        """The Redis client of the broker, for the heartbeat and counters beside the queue."""
         return self._client
 
     @property

@@ -4,7 +4,7 @@ The private redis-server runs with `appendfsync always`, so its AOF is a complet
 log of every write, including the ones ingest's Lua script makes (Redis 7 logs a script's
 effects). Counting first publications there needs no cooperation from the code under test
 and survives every restart and kill: a task message is counted when it is pushed with
-`retries == 0` (LPUSH; restores by kombu or recvault's keeper use RPUSH and are not counted).
+`retries == 0` (LPUSH; restores by kombu or recvault's heartbeat use RPUSH and are not counted).
 
 With Sentinel the history is spread over several servers: each push is in the incremental
 AOF of the master that took it, and again in those of the replicas it reached. A replica's
@@ -109,7 +109,7 @@ def pushes(files: list[Path], queue: str) -> Iterator[Push]:
             scores = {c[3]: float(c[2]) for c in block if c[0].upper() == b"ZADD" and len(c) == 4}
             for command in block:
                 # Publications are LPUSHed (ingest, recvault's writer, kombu); RPUSH puts a message
-                # back at the front: kombu's restore and the keeper's, never a new publication.
+                # back at the front: kombu's restore and the heartbeat's, never a new publication.
                 if command[0].upper() == b"LPUSH" and command[1] == queue.encode():
                     for message in command[2:]:
                         push = _first_publication(message, scores)

@@ -35,7 +35,7 @@ FULL = Size(recordings=150, outages=3, outage_seconds=15, gap_seconds=6, retry_b
 
 def run(workdir: Path, size: Size, seed: int = 3) -> ScenarioResult:
     rng = random.Random(seed)
-    # A task may spend a while in S3 retries: the workers' keepers hold on to its message.
+    # A task may spend a while in S3 retries: the workers' heartbeats hold on to its message.
     options = StackOptions(delete_after_archive=True, retry_backoff_max=size.retry_backoff_max)
     result = ScenarioResult(NAME, f"{size.outages} outages")
     with Stack(workdir, options) as stack:

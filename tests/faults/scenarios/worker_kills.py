@@ -53,7 +53,7 @@ def run(workdir: Path, size: Size, seed: int = 1) -> ScenarioResult:
                                      size.kills * ROUND_SECONDS * 0.8,
                                      lambda: kill_at_random(stack, rng, size.kills, kills, held)))
         # With the shipped defaults: a dead worker's messages go to another worker one
-        # visibility timeout (30 s) after its keeper's last beat; nothing restarts anything here.
+        # visibility timeout (30 s) after its heartbeat's last beat; nothing restarts anything here.
         settle(stack, traffic.accepted, timeout=300)
         judge(stack, result, traffic.accepted, signed={(p.recording_sid, p.status) for p in prepared})
         result.server_errors = traffic.server_errors
