@@ -13,7 +13,7 @@ from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.graceful import IN_FLIGHT, InFlight
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
-from recvault.ingest.operator import views as ops_views
+from recvault.ingest.operator import views as operator_views
 from recvault.ingest.operator.context import Operations
 from recvault.ingest.spool import Spool
 from recvault.queue.celery_factory import create_celery
@@ -73,5 +73,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)
-    ops_views.add_routes(app)
+    operator_views.add_routes(app)
     return app

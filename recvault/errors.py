@@ -1,6 +1,7 @@
 """recvault's error hierarchy; library errors are mapped into it at each boundary.
 
     RecvaultError
+    ├── AlreadyExists           a create-only write found its key taken: the work was done
     ├── TransientError          retry with jittered exponential backoff
     │   ├── TwilioUnavailable       429, 5xx, timeouts, cut or short bodies
     │   ├── MediaNotReady           404 in the first minutes after `completed`

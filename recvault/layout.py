@@ -5,7 +5,7 @@ Layout under the configured prefix (Hive-style `date=` partitions for Athena/Duc
     media/date=2026-11-24/AC…/RE….wav         the recording, create-only, Object Lock
     metadata/date=2026-11-24/RE….json         one JSON line: the Recording resource + archive facts
     events/date=2026-11-24/RE…-absent.json    non-completed callbacks (in-progress, absent, failed, …)
-    dead-letters/<id>/<time>.json             failures (and their resolutions), see workers.dlq
+    dead-letters/<id>/<time>.json             failures (and their resolutions), see workers.dead_letters
 
 The audit trail (hash-chained, see recvault.audit.chain; appended by recvault.audit.append)::
 

@@ -3,7 +3,7 @@
 The enqueue script (kombu_redis.ENQUEUE_ONCE) appends the row in the same atomic step that
 queues the callback, so "accepted" and "queued" cannot disagree, whether the callback went
 straight to Redis or waited in ingest's spool. A beat task copies the stream to S3
-(workers.ledger_flush) and only then trims what it copied. A row is one stream field of
+(audit.ledger_flush) and only then trims what it copied. A row is one stream field of
 about 110 bytes: `RecordingSid|RecordingStatus|AccountSid|received_at`.
 """
 

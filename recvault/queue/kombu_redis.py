@@ -51,7 +51,7 @@ def pending_score(queued_at: float) -> float:
 # Sets the dedup key and, only if it was new, pushes the message onto the queue and records
 # it as unacknowledged in kombu's shape: hash value [message, exchange "", routing key],
 # with a pending score. A callback also gets its row in the accepted-callback ledger
-# (queue.ledger), in the same step; other messages pass an empty row.
+# (audit.ledger), in the same step; other messages pass an empty row.
 # KEYS: dedup, queue, unacked, unacked_index, ledger stream.
 # ARGV: dedup TTL, message, dedup value, delivery tag, pending score, routing key (JSON string), ledger row.
 ENQUEUE_ONCE = """

@@ -72,7 +72,7 @@ class Outgoing(NamedTuple):
     message: str
     task_id: str
     delivery_tag: str = ""  # read back from the message when empty (spooled rows)
-    # The accepted-callback ledger row (queue.ledger) for a callback; empty for other messages.
+    # The accepted-callback ledger row (audit.ledger) for a callback; empty for other messages.
     ledger: str = ""
 
 

@@ -9,6 +9,7 @@ import pytest
 from bench.plan import SMOKE
 from bench.report import write
 from bench.runner import run_benchmarks
+from bench.targets import check
 
 SERVER_FIGURES = {"rate", "p50_ms", "p99_ms", "runs"}
 DESIGN_FIGURES = {"rec_per_s", "mb_per_s", "runs"}
@@ -42,6 +43,28 @@ def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> No
     assert [w["processes"] for w in report["scaling"]["workers"]] == list(SMOKE.scaling_workers)
     assert all({"rec_per_s", "cpu_ms_per_recording"} <= w.keys() for w in report["scaling"]["workers"])
     assert all({"target", "goal", "measured", "reached"} <= row.keys() for row in report["targets"])
+
+    # Every design measured something, and every median sits within its spread.
+    for server in servers.values():
+        assert server["saturation"]["rate"] > 0 and server["saturation"]["runs"] >= 1
+        assert 0 < server["saturation"]["p50_ms"] <= server["saturation"]["p99_ms"]
+        assert server["fixed_rate"]["achieved"] > 0
+        assert server["all_queued_once"] is True
+    for design in ("recvault", "ceiling", "naive"):
+        assert size[design]["rec_per_s"] > 0 and size[design]["mb_per_s"] > 0
+    assert size["recvault"]["tree_peak_mb"] >= size["recvault"]["child_peak_mb"] > 0
+    for condition in report["latency"]["conditions"]:
+        assert all(d["rec_per_s"] > 0 and d["tree_peak_mb"] > 0 for d in condition["designs"].values())
+    assert all(0 < e["p50_s"] <= e["p99_s"] and e["rate"] > 0 for e in report["e2e"]["rates"])
+    assert all(w["rec_per_s"] > 0 for w in report["scaling"]["workers"])
+    # The targets are the ones the results meet or miss, each judged from the figures in the report.
+    assert report["targets"] == check(report)
+    names = " | ".join(row["target"] for row in report["targets"])
+    for target in ("ingest vs the tutorial design", "ingest p99", "archive MB/s vs storage ceiling",
+                   "worker peak RSS", "archive rec/s at 0.25 s latency", "worker tree peak RSS under latency",
+                   "end-to-end p50"):
+        assert target in names
+    assert all(isinstance(row["reached"], bool) for row in report["targets"])
 
     text = markdown_path.read_text()
     for heading in ("## Ingest", "## Archive", "## Archive under Twilio latency", "## End to end", "## Scaling",

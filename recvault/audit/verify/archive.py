@@ -1,7 +1,7 @@
 """`recvault audit verify`: everything an auditor asks of the archive over a range of days.
 
 * the audit trail: chain links and numbering, seals (roots, leaves, the seal chain), every
-  entry of a sealed day covered by its seal (workers.trail_check);
+  entry of a sealed day covered by its seal (audit.verify.trail);
 * every archived recording: media present in the version the document recorded, the same
   size and S3 checksum, the same SHA-256 recomputed from the stored bytes (streamed; all of
   them, or a sample), the retention mode and date, legal hold and tags the policy decided;
