@@ -400,8 +400,10 @@ class S3Store(S3LockControls):
             if status >= 400 and (model.name, status) not in EXPECTED_ANSWERS:
                 observer(model.name, status)
 
-        def after_error(model: Any, **_: Any) -> None:
-            observer(model.name, 0)
+        # botocore emits `after-call-error.s3.<Operation>` with the exception and the request
+        # context, not the operation model: the operation is the event name's last part.
+        def after_error(event_name: str, **_: Any) -> None:
+            observer(event_name.rsplit(".", 1)[-1], 0)
 
         self._client.meta.events.register("after-call.s3", after_call)
         self._client.meta.events.register("after-call-error.s3", after_error)

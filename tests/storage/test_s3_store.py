@@ -20,7 +20,7 @@ from recvault.errors import (
     StorageUnavailable,
     TwilioUnavailable,
 )
-from recvault.launch.services import SeaweedFS
+from recvault.launch.services import SeaweedFS, free_port
 from recvault.settings import Settings
 from recvault.storage.base import Retention
 from recvault.storage.multipart import MIN_PART_SIZE, MiB
@@ -383,3 +383,19 @@ def test_failed_calls_are_reported_but_a_checks_expected_answer_is_not(s3_store:
     with pytest.raises(StorageRejected):
         s3_store.get_bytes("nothing-here")
     assert seen == [("GetObject", 404)]
+
+
+def test_an_unreachable_endpoint_is_reported_as_no_answer_and_raised_as_unavailable() -> None:
+    # Nothing listens on this port: every call fails before S3 answers.
+    store = S3Store("nowhere", endpoint_url=f"http://127.0.0.1:{free_port()}", connect_timeout=1, read_timeout=1,
+                    max_attempts=1)
+    seen: list[tuple[str, int]] = []
+    store.observe_errors(lambda operation, status: seen.append((operation, status)))
+    with pytest.raises(StorageUnavailable):
+        store.ensure_bucket(create=False)
+    with pytest.raises(StorageUnavailable):
+        store.put_bytes("during", b"x", content_type="text/plain")
+    with pytest.raises(StorageUnavailable):
+        store.put_stream("during.wav", pieces(b"x" * 1000, 100), content_type="audio/x-wav")
+    assert ("HeadBucket", 0) in seen and ("PutObject", 0) in seen
+    assert {status for _, status in seen} == {0}
