@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> web.Application:
             settings.queue,
             settings.dedup_ttl_seconds,
             timeout=settings.publish_timeout_seconds,
-            connect_timeout=min(settings.redis_connect_timeout, settings.publish_timeout_seconds),
+            connect_timeout=min(settings.redis_connect_timeout_seconds, settings.publish_timeout_seconds),
             replicas=settings.enqueue_replicas,
         )
         spool = Spool(settings.spool_dir / "callbacks.sqlite3", max_bytes=settings.spool_max_bytes)

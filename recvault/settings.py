@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +17,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from recvault import sids
 from recvault.errors import ConfigurationError
@@ -48,12 +57,67 @@ DEFAULT_CONCURRENCY = {"threads": 24, "prefork": 2, "solo": 1}
 # 24 threads fill the byte budget (RECVAULT_WORKER_BUFFER_MIB) that 16 left part idle.
 DEFAULT_PROCESSES = {"threads": 2, "prefork": 1, "solo": 1}
 PLACEHOLDERS = {"changeme", "change-me", "your_auth_token", "xxx", "todo", "secret", "token"}
+# Settings renamed so that their names carry their unit, old name → new name. For one release
+# the old names still work, as RECVAULT_ variables (environment or .env) and as keywords: an
+# old name's value is used unless the new name is set too, and every old name set is logged
+# as a warning naming its replacement.
+RENAMED = {
+    "redis_socket_timeout": "redis_socket_timeout_seconds",
+    "redis_connect_timeout": "redis_connect_timeout_seconds",
+    "visibility_timeout": "visibility_timeout_seconds",
+    "task_time_limit": "task_time_limit_seconds",
+    "retry_backoff_max": "retry_backoff_max_seconds",
+}
+
+log = logging.getLogger(__name__)
 
 
 def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def env_name(field: str) -> str:
+    """The RECVAULT_ variable that sets `field`."""
+    return f"RECVAULT_{field.upper()}"
+
+
+def _use_renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each old name of RENAMED moved to its new one (the new one wins), each logged."""
+    data = dict(data)
+    for old, new in RENAMED.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        message = f"{env_name(old)} is deprecated; use {env_name(new)}"
+        if new in data:
+            message += f" ({env_name(new)} is set too and wins)"
+        else:
+            data[new] = value
+        log.warning(message, extra={"deprecated": env_name(old), "replacement": env_name(new)})
+    return data
+
+
+class _RenamedVariables(PydanticBaseSettingsSource):
+    """The old RECVAULT_ variables of RENAMED set in the environment or the .env file, by old name."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *sources: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._sources = [source for source in sources if isinstance(source, EnvSettingsSource)]
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # no field of its own: __call__ gives the old names
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for source in reversed(self._sources):  # the first source (the environment) wins
+            for old in RENAMED:
+                name = source.env_prefix + old
+                value = source.env_vars.get(name if source.case_sensitive else name.lower())
+                if value is not None:
+                    found[old] = value
+        return found
 
 
 def _reject_placeholder(secret: SecretStr, name: str) -> SecretStr:
@@ -157,15 +221,15 @@ class Settings(BaseSettings):
         "spooled; default 1 with sentinel:// URLs, 0 otherwise.",
     )
     queue: str = "recvault"
-    redis_socket_timeout: float = Field(default=5.0, gt=0)
-    redis_connect_timeout: float = Field(default=3.0, gt=0)
-    visibility_timeout: int = Field(
+    redis_socket_timeout_seconds: float = Field(default=5.0, gt=0)
+    redis_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    visibility_timeout_seconds: int = Field(
         default=30, ge=6,
         description="Seconds without a worker's heartbeat before its messages go to another worker.",
     )
-    task_time_limit: int = Field(default=3 * 3600, ge=5)
+    task_time_limit_seconds: int = Field(default=3 * 3600, ge=5)
     max_retries: int = Field(default=12, ge=0)
-    retry_backoff_max: int = Field(default=600, ge=1)
+    retry_backoff_max_seconds: int = Field(default=600, ge=1)
     worker_pool: Literal["threads", "prefork", "solo"] = Field(
         default="threads",
         description="Celery pool: threads (many archives in flight per process), prefork or solo.",
@@ -212,6 +276,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text", "auto"] = Field(
         default="auto", description="json, text, or auto: text on a terminal, JSON otherwise.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        renamed = _RenamedVariables(settings_cls, env_settings, dotenv_settings)
+        return init_settings, env_settings, renamed, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_settings(cls, data: Any) -> Any:
+        return _use_renamed(data) if isinstance(data, dict) else data
 
     @model_validator(mode="before")
     @classmethod
@@ -356,7 +437,7 @@ def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
-        variable = f"RECVAULT_{field.upper()}" if field else "configuration"
+        variable = env_name(field) if field else "configuration"
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{variable}: {message}")
     return "\n".join(lines)
@@ -372,7 +453,7 @@ def load_settings(**overrides: object) -> Settings:
         # pydantic-settings raises this, naming the field, when a JSON-valued variable
         # (RECVAULT_BROKER_TRANSPORT_OPTIONS, RECVAULT_TWILIO_SUBACCOUNT_TOKENS) is not JSON.
         field = re.search(r'field "([a-z_0-9]+)"', str(error))
-        variable = f"RECVAULT_{field[1].upper()}" if field else "configuration"
+        variable = env_name(field[1]) if field else "configuration"
         raise ConfigurationError(f"{variable}: not valid JSON") from None
 
 

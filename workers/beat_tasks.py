@@ -1,8 +1,9 @@
-"""The tasks `recvault beat` schedules: reconcile a window of days, the price sweep, queued erasures.
+"""The tasks `recvault beat` schedules: reconcile, price sweep, audit seal, ledger flush, queued erasures.
 
-Their bodies are plain functions of a worker context and a payload, run by the tasks with
-the same delivery policy as the archive task: transient failures are retried with backoff,
-anything else is dead-lettered (and replayable with `recvault dlq replay`).
+Their bodies are plain functions of a worker context and a payload, run through the delivery
+policy every task shares (delivery.py): transient failures are retried with backoff, anything
+else is dead-lettered (and replayable with `recvault dlq replay`), and each run is counted in
+the `recvault_task_*` metrics, its success under the outcome "done".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from recvault.audit import ledger
 from recvault.audit.ledger_flush import flush_accepted
 from recvault.audit.seal import seal_pending, seal_retention
 from recvault.compliance.erasure import run_due
+from recvault.days import parse_day
 from recvault.errors import PermanentError
 from recvault.queue.celery_factory import (
     ERASE_DUE_TASK,
@@ -28,16 +30,14 @@ from recvault.queue.celery_factory import (
     SEAL_TASK,
 )
 from recvault.queue.writer import build_message
-from recvault.settings import Settings
 from recvault.workers.archive import utcnow
 from recvault.workers.context import ProcessContext, WorkerContext
-from recvault.workers.delivery import backoff, dead_letter, guarded, publish_follow_up
+from recvault.workers.delivery import deliver
 from recvault.workers.price_refresh import RefreshTarget
 from recvault.workers.price_sweep import SweepReport, sweep_prices
 from recvault.workers.reconcile import (
     GapReport,
     accounts_to_reconcile,
-    day,
     queue_missing,
     reconcile,
     reconcile_writer,
@@ -50,14 +50,14 @@ class InvalidSchedule(PermanentError):
     """A scheduled task's payload names no valid days."""
 
 
-def _days(values: list[object]) -> list[str]:
+def scheduled_days(values: list[object]) -> list[str]:
     """The values as YYYY-MM-DD days; InvalidSchedule naming the first that is not one."""
     days = []
     for value in values:
         try:
             if not isinstance(value, str):
                 raise ValueError(value)
-            days.append(day(value))
+            days.append(parse_day(value).isoformat())
         except ValueError:
             raise InvalidSchedule(f"{value!r} is not a day written YYYY-MM-DD") from None
     return days
@@ -67,7 +67,7 @@ def reconcile_days(ctx: WorkerContext, app: Celery, payload: dict) -> list[GapRe
     """Reconcile every account recvault knows over payload's date_from..date_to, queueing what is missing."""
     if not isinstance(payload, dict):
         raise InvalidSchedule(f"reconcile payload is not an object: {payload!r}")
-    date_from, date_to = _days([payload.get("date_from"), payload.get("date_to")])
+    date_from, date_to = scheduled_days([payload.get("date_from"), payload.get("date_to")])
     settings = ctx.settings
     writer = reconcile_writer(settings, app)
     try:
@@ -83,7 +83,7 @@ def sweep_days(ctx: WorkerContext, app: Celery, payload: dict) -> SweepReport:
     listed = payload.get("dates") if isinstance(payload, dict) else None
     if not isinstance(listed, list) or not listed:
         raise InvalidSchedule(f"price sweep payload names no dates: {payload!r}")
-    dates = _days(listed)
+    dates = scheduled_days(listed)
     settings = ctx.settings
 
     def publish(target: RefreshTarget) -> bool:
@@ -120,7 +120,6 @@ def run_due_erasures(ctx: WorkerContext) -> str:
 
 def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
     """Attach the scheduled tasks to `app`; they run with the context `process` built at start."""
-    settings = process.settings
 
     @app.task(name=RECONCILE_TASK, bind=True, max_retries=None, shared=False)
     def reconcile_days_task(self: Task, payload: dict) -> str:
@@ -128,32 +127,26 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
             payload, dict) else "reconcile:unparseable"
 
         def body(ctx: WorkerContext) -> str:
-            try:
-                reports = reconcile_days(ctx, app, payload)
-            except Exception as error:
-                return _retry_or_dead_letter(app, settings, process, ctx, self, letter_id, payload, error)
+            reports = reconcile_days(ctx, app, payload)
             for report in reports:
                 log.info("reconciled", extra={"task_id": self.request.id, "account_sid": report.account_sid,
                                               "listed": report.listed, "archived": report.archived,
                                               "missing": len(report.missing), "queued": report.count("queued")})
             return f"{sum(len(r.missing) for r in reports)} missing"
 
-        return guarded(self, process, letter_id, payload, body)
+        return deliver(self, process, letter_id, payload, body, report=True)
 
     @app.task(name=PRICE_SWEEP_TASK, bind=True, max_retries=None, shared=False)
     def sweep_prices_task(self: Task, payload: dict) -> str:
         letter_id = f"price-sweep:{payload.get('dates')}" if isinstance(payload, dict) else "price-sweep:unparseable"
 
         def body(ctx: WorkerContext) -> str:
-            try:
-                report = sweep_days(ctx, app, payload)
-            except Exception as error:
-                return _retry_or_dead_letter(app, settings, process, ctx, self, letter_id, payload, error)
+            report = sweep_days(ctx, app, payload)
             log.info("price sweep done", extra={"task_id": self.request.id, "documents": report.documents,
                                                 "unpriced": report.unpriced, "queued": report.queued})
             return f"{report.queued} refresh(es) queued"
 
-        return guarded(self, process, letter_id, payload, body)
+        return deliver(self, process, letter_id, payload, body, report=True)
 
     _register_simple(app, process, SEAL_TASK, "seal", seal_days)
     _register_simple(app, process, LEDGER_FLUSH_TASK, "ledger-flush", flush_ledger)
@@ -162,34 +155,9 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
 
 def _register_simple(app: Celery, process: ProcessContext, name: str, letter: str,
                      work: Callable[[WorkerContext], str]) -> None:
-    """A scheduled task whose body needs only the worker context, with the same delivery policy."""
-    settings = process.settings
+    """A scheduled task whose body needs only the worker context; its payload names the run."""
 
     @app.task(name=name, bind=True, max_retries=None, shared=False)
     def task(self: Task, payload: dict) -> str:
         letter_id = f"{letter}:{json.dumps(payload, sort_keys=True, default=str)}"
-
-        def body(ctx: WorkerContext) -> str:
-            try:
-                return work(ctx)
-            except Exception as error:
-                return _retry_or_dead_letter(app, settings, process, ctx, self, letter_id, payload, error)
-
-        return guarded(self, process, letter_id, payload, body)
-
-
-def _retry_or_dead_letter(app: Celery, settings: Settings, process: ProcessContext, ctx: WorkerContext, task: Task,
-                          letter_id: str, payload: dict, error: Exception) -> str:
-    """Transient: run the whole task again after a backoff. Permanent or out of retries: dead-letter it."""
-    retries = task.request.retries
-    if not isinstance(error, PermanentError) and retries < settings.max_retries:
-        delay = backoff(retries, cap=settings.retry_backoff_max, retry_after=getattr(error, "retry_after", None))
-        log.warning("retrying", extra={"task_id": task.request.id, "error": str(error),
-                                       "kind": type(error).__name__, "retry_in": round(delay, 1)})
-        publish_follow_up(app, ctx.publisher, settings.queue, task=task.name, payload=payload,
-                          dedup_key=f"{letter_id}:{task.request.id}:retry:{retries + 1}", task_id=task.request.id,
-                          delay=delay, retries=retries + 1)
-        return "retrying"
-    dead_letter(process, task, letter_id, payload, error)
-    log.error("dead-lettered", extra={"task_id": task.request.id, "error": str(error), "kind": type(error).__name__})
-    return "dead-lettered"
+        return deliver(self, process, letter_id, payload, work, report=True)

@@ -65,7 +65,7 @@ class WorkerContext:
                 connections=max(10, 2 * settings.archives_in_flight()),
                 # What Celery's soft time limit was for prefork: a download that takes longer goes
                 # back through the retry path (the threads pool enforces no time limit).
-                download_deadline=max(settings.task_time_limit - 60, 1),
+                download_deadline=max(settings.task_time_limit_seconds - 60, 1),
             ),
             store=store,
             policy=Policy.load(settings.policy_file),
@@ -82,7 +82,8 @@ class WorkerContext:
 def queue_writer(settings: Settings, app: Celery) -> QueueWriter:
     """A writer on the broker `app` uses, with the worker's Redis timeouts."""
     return QueueWriter.for_app(app, settings.queue, settings.dedup_ttl_seconds,
-                               timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout)
+                               timeout=settings.redis_socket_timeout_seconds,
+                               connect_timeout=settings.redis_connect_timeout_seconds)
 
 
 def dead_letter_store(settings: Settings, store: ObjectStore | None = None) -> DeadLetters:
@@ -92,7 +93,8 @@ def dead_letter_store(settings: Settings, store: ObjectStore | None = None) -> D
     except ConfigurationError:
         retention = None  # the policy is what failed: keep the letters anyway, unlocked
     return DeadLetters.connect(settings.broker_url, settings.broker_transport_options,
-                               timeout=settings.redis_socket_timeout, store=store or S3Store.from_settings(settings),
+                               timeout=settings.redis_socket_timeout_seconds,
+                               store=store or S3Store.from_settings(settings),
                                prefix=settings.s3_prefix, retention=retention)
 
 

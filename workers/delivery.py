@@ -1,41 +1,59 @@
-"""Delivery policy around a task body: follow-ups published safely, failures never acknowledged unrecorded.
+"""The delivery policy of every recvault task: `deliver` runs a task body, retries, dead-letters, measures.
 
+* A body raises what went wrong. Anything but a `PermanentError` may be a blip: the whole
+  task runs again after a jittered backoff, up to RECVAULT_MAX_RETRIES times; a permanent
+  failure, or one out of retries, is dead-lettered with its reason (and replayable with
+  `recvault dlq replay`).
 * Follow-up messages (a retry after backoff, a later price refresh) go through recvault's
   queue writer, like callbacks from ingest: recorded as pending the moment they are queued,
   so a worker killed while taking one cannot lose it, and published once per attempt
   (their dedup key names the attempt), so a redelivered task cannot publish them twice.
 * A message delivered again and again without finishing — one that kills its worker — is
   dead-lettered after MAX_DELIVERIES instead of cycling forever.
-* Whatever escapes the body is dead-lettered with its reason; only when even the
-  dead-letter store cannot be written is the message handed back to the queue.
+* No failure is acknowledged unrecorded: only when even the dead-letter store (or the queue,
+  for a retry) cannot be written is the message handed back to the queue.
+* Every task, scheduled or not, counts into the same `recvault_task_*` metrics.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from celery import Celery, Task
 from celery.exceptions import Reject
 
+from recvault.errors import PermanentError
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.workers.context import ProcessContext, WorkerContext
 
 log = logging.getLogger("recvault.worker")
-# First retry waits about this long; each later one doubles, up to retry_backoff_max.
+# First retry waits about this long; each later one doubles, up to retry_backoff_max_seconds.
 BACKOFF_BASE_SECONDS = 2.0
 # Deliveries of one attempt that may end without an answer (the pool process died, the
 # worker was killed) before it counts as a poison message.
 MAX_DELIVERIES = 5
 # A delivery count outlives any redelivery delay (visibility timeout, restarts) by far.
 DELIVERIES_TTL_SECONDS = 24 * 3600
+# The outcome a scheduled task's success is counted under: its body answers with a report ("2 missing").
+REPORTED = "done"
 
 
-class PoisonMessage(Exception):
+class PoisonMessage(PermanentError):
     """Delivered MAX_DELIVERIES times without finishing: it likely kills the worker that runs it."""
+
+
+class Unprocessable(PermanentError):
+    """A payload no attempt can process; dead-lettered at once under the error that found it so."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def backoff(retries: int, *, cap: float, retry_after: float | None = None) -> float:
@@ -65,42 +83,77 @@ def count_delivery(publisher: QueueWriter, task: Task) -> int:
     return int(pipe.execute()[0])
 
 
-def guarded(task: Task, process: ProcessContext, letter_id: str, payload: object,
-            body: Callable[[WorkerContext], str]) -> str:
-    """Run a task body so that no failure is acknowledged without a durable record.
+def deliver(task: Task, process: ProcessContext, letter_id: str, payload: Any,
+            body: Callable[[WorkerContext], str], *, extra: dict[str, Any] | None = None,
+            report: bool = False) -> str:
+    """Run `body` under the delivery policy; what it returns, or "retrying" / "dead-lettered".
+
+    `letter_id` names the dead letter (and, with the task id, each retry's dedup key);
+    `extra` adds fields (the recording) to the log lines; `report` says the body answers with
+    a report, not an outcome, so a success is counted as REPORTED.
 
     Celery acknowledges a task that raises (acks_late still acks failures), and on Redis a
-    rejection without requeue drops the message too. So every error that escapes the body —
-    a context that could not be built, a bug in recvault's own handling, a poison message —
-    is dead-lettered here with its reason.
+    rejection without requeue drops the message too: so nothing but Reject escapes from here.
     """
+    metrics = process.metrics
+    started, outcome = time.perf_counter(), "handed-back"  # unless the delivery ends here
+    context: WorkerContext | None = None
     try:
         context = process.get()
-        try:
-            deliveries = count_delivery(context.publisher, task)
-        except redis.RedisError as error:
-            # The count is a safety net: a Redis blip (a connection reset after a restart) must
-            # not turn into a dead letter. This delivery runs uncounted.
-            log.warning("delivery not counted", extra={"task_id": task.request.id, "error": repr(error)})
-            deliveries = 0
-        if deliveries > MAX_DELIVERIES:
-            raise PoisonMessage(f"delivered {deliveries} times without finishing; "
-                                "it may kill the worker that runs it")
-        return body(context)
+        _check_deliveries(context.publisher, task)
+        result = body(context)
+        outcome = REPORTED if report else result
+        return result
     except Reject:
         raise
     except Exception as error:
-        log.error("task failed outside its own handling; dead-lettering",
-                  extra={"task_id": task.request.id, "error": str(error), "kind": type(error).__name__})
-        dead_letter(process, task, letter_id, payload, error)
-        return "dead-lettered"
+        outcome = _failed(task, process, context, letter_id, payload, error,
+                          {"task_id": task.request.id, **(extra or {})})
+        return outcome
+    finally:
+        metrics.task_seconds.labels(task.name).observe(time.perf_counter() - started)
+        metrics.tasks.labels(task.name, outcome).inc()
 
 
-def dead_letter(process: ProcessContext, task: Task, letter_id: str, payload: object, error: Exception) -> None:
+def _check_deliveries(publisher: QueueWriter, task: Task) -> None:
+    """PoisonMessage if this attempt was delivered more than MAX_DELIVERIES times."""
     try:
-        process.dead_letters.add(letter_id, task.name, payload, reason=str(error) or type(error).__name__,
-                                 error=type(error).__name__, attempts=task.request.retries + 1)
+        deliveries = count_delivery(publisher, task)
+    except redis.RedisError as error:
+        # The count is a safety net: a Redis blip (a connection reset after a restart) must
+        # not turn into a dead letter. This delivery runs uncounted.
+        log.warning("delivery not counted", extra={"task_id": task.request.id, "error": repr(error)})
+        return
+    if deliveries > MAX_DELIVERIES:
+        raise PoisonMessage(f"delivered {deliveries} times without finishing; it may kill the worker that runs it")
+
+
+def _failed(task: Task, process: ProcessContext, context: WorkerContext | None, letter_id: str, payload: Any,
+            error: Exception, extra: dict[str, Any]) -> str:
+    """Transient: run the whole task again after a backoff. Permanent or out of retries: dead-letter it."""
+    settings, metrics = process.settings, process.metrics
+    permanent = isinstance(error, PermanentError)
+    if isinstance(error, Unprocessable):
+        error = error.error  # recorded under the error that found the payload unprocessable
+    kind = type(error).__name__
+    retries = task.request.retries
+    # Without a context (its build failed: a ConfigurationError) there is no queue writer to retry through.
+    if not permanent and context is not None and retries < settings.max_retries:
+        delay = backoff(retries, cap=settings.retry_backoff_max_seconds,
+                        retry_after=getattr(error, "retry_after", None))
+        log.warning("retrying", extra={**extra, "error": str(error), "kind": kind, "retry_in": round(delay, 1),
+                                       "retries": retries})
+        publish_follow_up(process.app, context.publisher, settings.queue, task=task.name, payload=payload,
+                          dedup_key=f"{letter_id}:{task.request.id}:retry:{retries + 1}", task_id=task.request.id,
+                          delay=delay, retries=retries + 1)
+        metrics.retries.labels(kind).inc()
+        return "retrying"
+    try:
+        process.dead_letters.add(letter_id, task.name, payload, reason=str(error) or kind, error=kind,
+                                 attempts=retries + 1)
     except redis.RedisError:
         # Without a durable record the event must not be acknowledged: hand it back.
         raise Reject("dead-letter store unreachable", requeue=True) from None
-    process.metrics.dead_letters.labels(type(error).__name__).inc()
+    metrics.dead_letters.labels(kind).inc()
+    log.error("dead-lettered", extra={**extra, "error": str(error), "kind": kind, "retries": retries})
+    return "dead-lettered"

@@ -10,10 +10,9 @@ nothing twice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -28,7 +27,6 @@ from recvault.twilio.api import TwilioApi
 RECONCILE_DEDUP_SECONDS = 3600
 # Twilio's largest list page.
 MAX_PAGE_SIZE = 1000
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -111,8 +109,9 @@ def reconcile(
 
 def reconcile_writer(settings: Settings, app: Celery) -> QueueWriter:
     """A queue writer whose dedup keys hold for RECONCILE_DEDUP_SECONDS."""
-    return QueueWriter.for_app(app, settings.queue, RECONCILE_DEDUP_SECONDS, timeout=settings.redis_socket_timeout,
-                               connect_timeout=settings.redis_connect_timeout)
+    return QueueWriter.for_app(app, settings.queue, RECONCILE_DEDUP_SECONDS,
+                               timeout=settings.redis_socket_timeout_seconds,
+                               connect_timeout=settings.redis_connect_timeout_seconds)
 
 
 def queue_missing(app: Celery, writer: QueueWriter, queue: str, twilio: TwilioApi) -> Callable[[dict], bool]:
@@ -134,13 +133,6 @@ def accounts_to_reconcile(settings: Settings) -> list[str]:
 def previous_day(now: datetime) -> str:
     """The UTC day before `now`, as YYYY-MM-DD."""
     return (now.astimezone(UTC).date() - timedelta(days=1)).isoformat()
-
-
-def day(value: str) -> str:
-    """`value` if it is a calendar day written YYYY-MM-DD, else ValueError."""
-    if not DAY.fullmatch(value):
-        raise ValueError(f"{value!r} is not a day written YYYY-MM-DD")
-    return date.fromisoformat(value).isoformat()
 
 
 def callback_params(recording: dict, recording_url: str) -> dict[str, str]:

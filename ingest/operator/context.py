@@ -40,8 +40,9 @@ class Operations:
         """Nothing connects here: S3 and Redis are first reached by a request (ingest's callbacks never
         depend on them)."""
         options = celery.conf.broker_transport_options or {}
-        client = broker_client(settings.broker_url, options, socket_timeout=settings.redis_socket_timeout,
-                               socket_connect_timeout=settings.redis_connect_timeout)
+        client = broker_client(settings.broker_url, options,
+                               socket_timeout=settings.redis_socket_timeout_seconds,
+                               socket_connect_timeout=settings.redis_connect_timeout_seconds)
         broker = BrokerView(client, RedisKeys.for_queue(settings.queue, options))
         view = ArchiveView(S3Store.from_settings(settings), settings.s3_prefix)
         return cls(view, broker, RecordingsReader(view), StatusReader(view, broker),

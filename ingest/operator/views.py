@@ -26,7 +26,7 @@ from recvault.ingest.operator.context import Operations
 from recvault.ingest.operator.openapi import openapi_document
 from recvault.ingest.operator.status_page import render_login, render_status
 from recvault.ops.entries import Entry
-from recvault.ops.query import BadQuery, RecordingQuery, parse_date
+from recvault.ops.query import BadQuery, RecordingQuery, day_parameter
 from recvault.ops.recordings import Caller, MediaUnavailable, Records
 
 log = logging.getLogger("recvault.ops")
@@ -99,7 +99,7 @@ def _day(request: web.Request) -> str | None:
     unknown = sorted(set(params) - {"date"})
     if unknown:
         raise BadQuery(f"unknown parameter {unknown[0]!r}; known: date")
-    return parse_date(params["date"], "date") if "date" in params else None
+    return day_parameter(params["date"], "date") if "date" in params else None
 
 
 def _links(sid: str, day: str | None) -> dict[str, str]:

@@ -17,7 +17,6 @@ written (`alongside`): if that write fails, the entry is not written and the row
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 from collections.abc import Callable
@@ -40,11 +39,6 @@ MAX_ATTEMPTS = 50
 def process_actor() -> str:
     """Who a worker or service process is in the trail: hostname:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def person_actor(named: str | None = None) -> str:
-    """Who runs a command in the trail: the name given (`--actor`), else the OS user and host."""
-    return named or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)

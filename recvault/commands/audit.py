@@ -9,23 +9,17 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from recvault import sids
+from recvault.commands.controls import day
 from recvault.settings import Settings
 
 HELP = "verify the archive and its audit trail (verify), or show one recording's chain of custody (show)"
 # The progress bar redraws at most this often: a long run on a terminal, never in a log.
 REDRAW_SECONDS = 0.2
-
-
-def _day(value: str) -> str:
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a day written YYYY-MM-DD") from None
 
 
 def _sample(value: str) -> tuple[int | None, float | None]:
@@ -42,15 +36,15 @@ def _sample(value: str) -> tuple[int | None, float | None]:
 
 
 def _verify_options(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
-    parser.add_argument("--from", dest="date_from", type=_day,
+    parser.add_argument("--from", dest="date_from", type=day,
                         help="first day (UTC); default: the archive's first day")
-    parser.add_argument("--to", dest="date_to", type=_day, help="last day (UTC); default: today")
+    parser.add_argument("--to", dest="date_to", type=day, help="last day (UTC); default: today")
     parser.add_argument("--report", type=Path, help="write report.html and report.json into this directory")
     parser.add_argument("--sample", type=_sample,
                         help="re-hash only N recordings, or this fraction of them (default: all)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     if legacy:
-        parser.add_argument("--date", type=_day, help="one day: --from D --to D")
+        parser.add_argument("--date", type=day, help="one day: --from D --to D")
         parser.add_argument("--deep", action="store_true", help="kept for older scripts: verify re-hashes anyway")
 
 
@@ -62,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="the chain of custody of one recording")
     show.add_argument("recording_sid", type=_recording_sid)
     show.add_argument("--json", action="store_true", help="one JSON line per step")
-    show.add_argument("--date", dest="ledger_dates", type=_day, action="append",
+    show.add_argument("--date", dest="ledger_dates", type=day, action="append",
                       help="look for its accepted callbacks on this day (repeatable; default: around its first "
                            "audit entry)")
 

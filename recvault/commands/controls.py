@@ -1,28 +1,21 @@
-"""What the compliance commands (hold, erase, lifecycle, purge) share: who acts, days, the store."""
+"""What the commands share: who acts, days, the store.
+
+The compliance commands (hold, erase, lifecycle, purge) record who acted; every command that
+takes a day (those, `audit` and `reconcile`) reads it with `day`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import pwd
-import re
-from datetime import date
 from typing import TYPE_CHECKING
 
+from recvault.days import parse_day
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
     from recvault.storage.s3 import S3Store
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def local_user() -> str:
-    """The operating-system account running the command (from the password database, not the environment)."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid:{os.getuid()}"
 
 
 def add_actor(parser: argparse.ArgumentParser) -> None:
@@ -31,18 +24,22 @@ def add_actor(parser: argparse.ArgumentParser) -> None:
 
 
 def actor_of(args: argparse.Namespace) -> str:
-    return str(args.actor or local_user())
+    """Who a command acts as in the audit trail: `--actor` when given, else the operating-system
+    account running it (from the password database, not the environment; `uid:N` without an entry)."""
+    if args.actor:
+        return str(args.actor)
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid:{os.getuid()}"
 
 
 def day(value: str) -> str:
-    """An argparse type: a day written YYYY-MM-DD."""
+    """An argparse type: a day written YYYY-MM-DD (recvault.days.parse_day), else a usage error."""
     try:
-        if not _DAY.fullmatch(value):
-            raise ValueError
-        date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a day written YYYY-MM-DD") from None
-    return value
+        return parse_day(value).isoformat()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def reason(value: str) -> str:

@@ -68,7 +68,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Through recvault's writer, like callbacks: recorded as pending when queued, so a worker
     # killed while taking a replayed event cannot lose it; published once per letter.
     writer = QueueWriter.for_app(app, settings.queue, settings.dedup_ttl_seconds,
-                                 timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout)
+                                 timeout=settings.redis_socket_timeout_seconds,
+                                 connect_timeout=settings.redis_connect_timeout_seconds)
 
     def publish(letter: DeadLetter) -> Callable[[str, object], object]:
         def send(task: str, payload: object) -> bool:

@@ -8,21 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
+from recvault.commands.controls import day
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
     from recvault.workers.reconcile import GapReport
 
 HELP = "compare Twilio's recordings with the archive and report the gap; --enqueue archives what is missing"
-
-
-def _day(value: str) -> str:
-    from recvault.workers.reconcile import day
-
-    try:
-        return day(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _page_size(value: str) -> int:
@@ -34,9 +26,9 @@ def _page_size(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", "--since", dest="date_from", required=True, type=_day, metavar="D",
+    parser.add_argument("--from", "--since", dest="date_from", required=True, type=day, metavar="D",
                         help="recordings created on or after this day (YYYY-MM-DD, UTC)")
-    parser.add_argument("--to", "--until", dest="date_to", type=_day, metavar="D",
+    parser.add_argument("--to", "--until", dest="date_to", type=day, metavar="D",
                         help="and on or before this day (default: up to now)")
     parser.add_argument("--account", help="this AccountSid only (default: RECVAULT_TWILIO_ACCOUNT_SID and "
                                           "every subaccount in RECVAULT_TWILIO_SUBACCOUNT_TOKENS)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recvault import sids
+from recvault.days import parse_day
 
 
 class BadSelector(ValueError):
@@ -30,6 +31,9 @@ class Selector:
             _check(self.call_sid, sids.CALL, "--call")
         if self.account_sid:
             _check(self.account_sid, sids.ACCOUNT, "--account")
+        for value, what in ((self.date_from, "--from"), (self.date_to, "--to")):
+            if value:
+                _check_day(value, what)
         if self.date_from and self.date_to and self.date_to < self.date_from:
             raise BadSelector(f"--to {self.date_to} is before --from {self.date_from}")
         if not self.as_dict():
@@ -74,6 +78,13 @@ def parse_label(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise BadSelector(f"--label {text!r} is not written name=value")
     return name, value
+
+
+def _check_day(value: str, what: str) -> None:
+    try:
+        parse_day(value)
+    except ValueError as error:
+        raise BadSelector(f"{what} {error}") from None
 
 
 def _check(value: str, kind: str, what: str) -> None:

@@ -17,6 +17,7 @@ from recvault.compliance.erasure import Outcome, check, delete_all
 from recvault.compliance.holds import holds_covering, list_holds
 from recvault.compliance.policy import Policy
 from recvault.compliance.recording_objects import documents
+from recvault.days import parse_day
 from recvault.layout import retention_fields
 from recvault.storage.base import ObjectStore
 
@@ -58,7 +59,7 @@ def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | No
     """Delete every version of each due recording (recordings of days before `date_before` only, when given)."""
     report = PurgeReport(dry_run)
     holds = list_holds(store, prefix)
-    last_day = (datetime.fromisoformat(date_before) - timedelta(days=1)).strftime("%Y-%m-%d") if date_before else None
+    last_day = (parse_day(date_before) - timedelta(days=1)).isoformat() if date_before else None
     for located in documents(store, prefix, date_to=last_day):
         report.examined += 1
         document = located.document or {}

@@ -9,10 +9,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date as Date
 from typing import Any
 
 from recvault import sids
+from recvault.days import parse_day
 from recvault.ops.entries import COMPLETED, Entry
 
 # Items per page: the default, and the most one request may ask for.
@@ -129,24 +129,23 @@ def decode_cursor(cursor: str, fingerprint: str) -> Position:
     if data.get("q") != fingerprint:
         raise BadQuery("cursor: made for other filters; repeat the query that returned it")
     day, folder, key = data.get("d"), data.get("f"), data.get("k")
-    if not isinstance(day, str) or not _is_date(day) or not isinstance(folder, int) \
+    if not isinstance(day, str) or not _is_day(day) or not isinstance(folder, int) \
             or folder not in range(len(FOLDERS)) or not (key is None or isinstance(key, str) and len(key) <= 1024):
         raise BadQuery("cursor: not a cursor this service returned")
     return Position(day, folder, key)
 
 
-def parse_date(value: str, name: str) -> str:
-    """`value` when it is a calendar date written YYYY-MM-DD; BadQuery naming `name` otherwise."""
-    if not _is_date(value):
-        raise BadQuery(f"{name}: {value[:40]!r} is not a date (YYYY-MM-DD)")
-    return value
-
-
-def _is_date(value: str) -> bool:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        return False
+def day_parameter(value: str, name: str) -> str:
+    """`value` when it is a day written YYYY-MM-DD (recvault.days.parse_day); BadQuery naming `name` otherwise."""
     try:
-        Date.fromisoformat(value)
+        return parse_day(value).isoformat()
+    except ValueError as error:
+        raise BadQuery(f"{name}: {error}") from None
+
+
+def _is_day(value: str) -> bool:
+    try:
+        parse_day(value)
     except ValueError:
         return False
     return True
@@ -154,7 +153,7 @@ def _is_date(value: str) -> bool:
 
 def _date(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
-    return None if value is None else parse_date(value, name)
+    return None if value is None else day_parameter(value, name)
 
 
 def _sid(params: Mapping[str, str], name: str, prefix: str) -> str | None:

@@ -26,13 +26,13 @@ def create_celery(settings: Settings) -> Celery:
     transport = {
         # Short: a live worker's heartbeat rewrites the records of what it holds every third of
         # this (heartbeat.py), so only a dead worker's messages ever get this old.
-        "visibility_timeout": settings.visibility_timeout,
+        "visibility_timeout": settings.visibility_timeout_seconds,
         # kombu looks for abandoned messages every 5 s instead of about every 100 s, so a
-        # killed worker's messages are handed out within visibility_timeout + 5 s.
+        # killed worker's messages are handed out within visibility_timeout_seconds + 5 s.
         "unacked_restore_interval": RESTORE_SWEEP_SECONDS,
         "unacked_restore_throttle": 1,
-        "socket_timeout": settings.redis_socket_timeout,
-        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_timeout": settings.redis_socket_timeout_seconds,
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
         "socket_keepalive": True,
         "health_check_interval": 25,
         **settings.broker_transport_options,
@@ -56,8 +56,8 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_on_timeout=False,
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue,
-        task_time_limit=settings.task_time_limit,
-        task_soft_time_limit=max(settings.task_time_limit - 60, 1),
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(settings.task_time_limit_seconds - 60, 1),
         worker_hijack_root_logger=False,
         # Task events (received, started, succeeded, …) for `celery events` and Flower.
         worker_send_task_events=settings.task_events,

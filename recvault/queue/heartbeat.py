@@ -57,7 +57,7 @@ class UnackedHeartbeat:
     def for_writer(cls, writer: QueueWriter, settings: Settings, *, held: Callable[[], list[str]]) -> UnackedHeartbeat:
         """A heartbeat on the writer's broker and keys, beating three times per visibility timeout."""
         return cls(writer.client, writer.keys, settings.queue, held=held,
-                   heartbeat=settings.visibility_timeout / 3, pending_grace=settings.visibility_timeout)
+                   heartbeat=settings.visibility_timeout_seconds / 3, pending_grace=settings.visibility_timeout_seconds)
 
     def beat(self, now: float | None = None) -> int:
         """Rewrite the score of each held message to now; returns how many were still recorded."""

@@ -44,7 +44,7 @@ def test_an_unknown_subcommand_is_a_usage_error() -> None:
 @pytest.mark.parametrize(("variables", "expected"), [
     ({"RECVAULT_BROKER_TRANSPORT_OPTIONS": "master_name=x"}, "RECVAULT_BROKER_TRANSPORT_OPTIONS: not valid JSON"),
     ({"RECVAULT_TWILIO_SUBACCOUNT_TOKENS": "{"}, "RECVAULT_TWILIO_SUBACCOUNT_TOKENS: not valid JSON"),
-    ({"RECVAULT_VISIBILITY_TIMEOUT": "soon"}, "RECVAULT_VISIBILITY_TIMEOUT:"),
+    ({"RECVAULT_VISIBILITY_TIMEOUT_SECONDS": "soon"}, "RECVAULT_VISIBILITY_TIMEOUT_SECONDS:"),
     ({"RECVAULT_BROKER_URL": "sentinel://127.0.0.1:26379;sentinel://127.0.0.1:26380"},
      "RECVAULT_BROKER_URL: sentinel:// needs the master's name"),
 ])
@@ -63,3 +63,14 @@ def test_serve_refuses_broker_options_its_writer_cannot_honour() -> None:
     assert "RECVAULT_BROKER_TRANSPORT_OPTIONS: ack_emulation=False is not supported" in result.stderr
     assert "Traceback" not in result.stderr
     assert "listening" not in result.stderr  # refused before it opened a port
+
+
+def test_an_old_variable_name_works_and_the_command_says_on_stderr_what_replaces_it() -> None:
+    old = recvault("policy", "explain", "RecordingSource=DialVerb", RECVAULT_TASK_TIME_LIMIT="600")
+    assert old.returncode == 0, old.stderr
+    assert old.stderr.splitlines() == ["RECVAULT_TASK_TIME_LIMIT is deprecated; use RECVAULT_TASK_TIME_LIMIT_SECONDS"]
+    bad = recvault("dlq", "list", RECVAULT_VISIBILITY_TIMEOUT="soon")  # the value is checked under the new name
+    assert bad.returncode == 2
+    warning, error = bad.stderr.splitlines()
+    assert warning == "RECVAULT_VISIBILITY_TIMEOUT is deprecated; use RECVAULT_VISIBILITY_TIMEOUT_SECONDS"
+    assert error.startswith("recvault: configuration error: RECVAULT_VISIBILITY_TIMEOUT_SECONDS:")

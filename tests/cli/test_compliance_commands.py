@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
+import os
+import pwd
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recvault.cli import main
+from recvault.cli import build_parser, main
+from recvault.commands.controls import actor_of
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
 from tests.compliance.seed import seed
@@ -92,3 +96,9 @@ def test_lifecycle_writes_the_json_for_deploy_and_purge_dry_run_deletes_nothing(
     assert main(["purge", "--dry-run"]) == 0
     assert f"due {seeded.sid}" in capsys.readouterr().out
     assert bucket.head(seeded.media_key) is not None
+
+
+def test_a_command_acts_as_the_actor_given_else_as_the_local_account() -> None:
+    assert actor_of(build_parser().parse_args(["hold", "release", "h", "--reason", "r", "--actor", "dana"])) == "dana"
+    local = pwd.getpwuid(os.getuid()).pw_name  # the password database's name, not $USER
+    assert actor_of(build_parser().parse_args(["purge"])) == actor_of(argparse.Namespace(actor="")) == local

@@ -24,7 +24,7 @@ def e2e_settings(redis_url, tmp_path, sim, sim_account, s3_store) -> Settings:
         twilio_auth_tokens=sim_account.token, twilio_account_sid=sim_account.sid,
         twilio_api_base_url=sim.base_url, broker_url=redis_url, data_dir=tmp_path,
         s3_bucket=s3_store.bucket, s3_endpoint_url=s3_store.endpoint_url, s3_part_size_mib=5,
-        max_retries=5, retry_backoff_max=1, not_found_grace_seconds=30,
+        max_retries=5, retry_backoff_max_seconds=1, not_found_grace_seconds=30,
         price_refresh_seconds=1, queue="e2e",
     )
 

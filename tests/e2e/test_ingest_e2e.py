@@ -64,7 +64,7 @@ async def test_redis_outage_while_callbacks_arrive_loses_and_doubles_nothing(pri
 
     broker = f"{private_redis.url}/0"
     settings = Settings(twilio_auth_tokens=TOKEN, broker_url=broker, data_dir=tmp_path,
-                        publish_timeout_seconds=0.5, redis_connect_timeout=0.5)
+                        publish_timeout_seconds=0.5, redis_connect_timeout_seconds=0.5)
     plan = [SimRecording(account_sid=ACCOUNT, duration=10) for _ in range(150)]
     async with TestServer(create_app(settings)) as server:
         url = str(server.make_url("/twilio/recording-status"))

@@ -42,7 +42,7 @@ class StackOptions:
     workers: int = 2
     concurrency: int = 2
     max_retries: int = 12
-    retry_backoff_max: int = 2
+    retry_backoff_max_seconds: int = 2
     not_found_grace: int = 120
     delete_after_archive: bool = False
 
@@ -141,12 +141,12 @@ class Stack:
             "RECVAULT_S3_PART_SIZE_MIB": "5",  # S3's minimum: recordings over ~5 MiB go multipart
             "RECVAULT_DATA_DIR": str(self.dir / "data"),
             "RECVAULT_MAX_RETRIES": str(o.max_retries),
-            "RECVAULT_RETRY_BACKOFF_MAX": str(o.retry_backoff_max),
+            "RECVAULT_RETRY_BACKOFF_MAX_SECONDS": str(o.retry_backoff_max_seconds),
             "RECVAULT_NOT_FOUND_GRACE_SECONDS": str(o.not_found_grace),
             "RECVAULT_DELETE_AFTER_ARCHIVE": str(o.delete_after_archive).lower(),
             "RECVAULT_PRICE_REFRESH_SECONDS": "2",
             "RECVAULT_PUBLISH_TIMEOUT_SECONDS": "0.5",
-            "RECVAULT_REDIS_CONNECT_TIMEOUT": "0.5",
+            "RECVAULT_REDIS_CONNECT_TIMEOUT_SECONDS": "0.5",
             "RECVAULT_LOG_FORMAT": "json",
             "RECVAULT_LOG_LEVEL": "INFO",
             # SeaweedFS accepts any key pair; a real-looking secret lets the log check look for it.

@@ -55,7 +55,7 @@ def ingest_settings(redis_url: str, tmp_path) -> Settings:
         broker_url=redis_url,
         data_dir=tmp_path,
         publish_timeout_seconds=0.5,
-        redis_connect_timeout=0.5,
+        redis_connect_timeout_seconds=0.5,
     )
 
 

@@ -42,7 +42,7 @@ def test_spool_survives_reopening(tmp_path: Path) -> None:
 async def test_unreachable_broker_spools_and_still_answers_2xx(tmp_path: Path) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     settings = Settings(twilio_auth_tokens=TOKEN, broker_url=dead, data_dir=tmp_path,
-                        publish_timeout_seconds=0.3, redis_connect_timeout=0.3)
+                        publish_timeout_seconds=0.3, redis_connect_timeout_seconds=0.3)
     async with TestClient(TestServer(create_app(settings))) as client:
         params = callback_params()
         responses = await asyncio.gather(*(post_callback(client, params) for _ in range(3)),

@@ -18,7 +18,7 @@ SPOOL_BYTES = 64 * 1024
 
 def settings_for(broker: str, tmp_path) -> Settings:
     return Settings(twilio_auth_tokens=TOKEN, broker_url=broker, data_dir=tmp_path, spool_max_bytes=SPOOL_BYTES,
-                    publish_timeout_seconds=0.5, redis_connect_timeout=0.5)
+                    publish_timeout_seconds=0.5, redis_connect_timeout_seconds=0.5)
 
 
 async def fill_spool(client: TestClient) -> tuple[list[dict], list[int]]:

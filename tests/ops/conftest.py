@@ -107,7 +107,7 @@ def _rfc2822(moment: datetime) -> str:
 def ops_settings(redis_url: str, tmp_path, s3_store, **overrides) -> Settings:
     values = dict(twilio_auth_tokens="ingest-token-0123456789abcdef", broker_url=redis_url, data_dir=tmp_path,
                   s3_bucket=s3_store.bucket, s3_endpoint_url=s3_store.endpoint_url, api_token=API_TOKEN,
-                  publish_timeout_seconds=0.5, redis_connect_timeout=0.5)
+                  publish_timeout_seconds=0.5, redis_connect_timeout_seconds=0.5)
     values.update(overrides)
     return Settings(**values)
 

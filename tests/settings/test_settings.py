@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recvault.errors import ConfigurationError
-from recvault.settings import Settings, load_settings, require_tokens
+from recvault.settings import RENAMED, Settings, load_settings, require_tokens
 
 ACCOUNT = "AC" + "a" * 32
 API_KEY = "SK" + "b" * 32
@@ -161,3 +161,88 @@ def test_archives_in_flight_and_processes_come_from_their_variables(monkeypatch)
                                              ("WORKER_PROCESSES", "0"), ("WORKER_BUFFER_MIB", "1")])
 def test_a_bad_worker_sizing_is_refused_by_name(monkeypatch, name: str, value: str) -> None:
     assert f"RECVAULT_{name}" in refusal(monkeypatch, **{name: value})
+
+
+# --- settings renamed to carry their unit ------------------------------------------------------
+
+# An old variable, the value it is set to, and the renamed setting that takes the value.
+OLD_NAMES = [("REDIS_SOCKET_TIMEOUT", "7.5", "redis_socket_timeout_seconds", 7.5),
+             ("REDIS_CONNECT_TIMEOUT", "1.5", "redis_connect_timeout_seconds", 1.5),
+             ("VISIBILITY_TIMEOUT", "45", "visibility_timeout_seconds", 45),
+             ("TASK_TIME_LIMIT", "600", "task_time_limit_seconds", 600),
+             ("RETRY_BACKOFF_MAX", "60", "retry_backoff_max_seconds", 60)]
+
+
+def deprecations(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "recvault.settings" and r.levelname == "WARNING"]
+
+
+def test_every_duration_setting_says_its_unit() -> None:
+    durations = {"timeout", "ttl", "limit", "grace", "backoff", "delay", "interval", "window", "age"}
+    for name in Settings.model_fields:
+        if durations & set(name.split("_")):
+            assert name.endswith("_seconds"), name
+    assert set(RENAMED.values()) <= set(Settings.model_fields)
+    assert not set(RENAMED) & set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(("old", "value", "field", "expected"), OLD_NAMES)
+def test_an_old_variable_still_works_and_warns_naming_the_new_one(monkeypatch, caplog, old, value, field,
+                                                                   expected) -> None:
+    monkeypatch.setenv(f"RECVAULT_{old}", value)
+    assert getattr(load_settings(), field) == expected
+    assert deprecations(caplog) == [f"RECVAULT_{old} is deprecated; use RECVAULT_{old}_SECONDS"]
+
+
+@pytest.mark.parametrize(("old", "value", "field", "expected"), OLD_NAMES)
+def test_with_both_names_set_the_new_one_wins_and_the_old_one_still_warns(monkeypatch, caplog, old, value, field,
+                                                                          expected) -> None:
+    monkeypatch.setenv(f"RECVAULT_{old}", value)
+    monkeypatch.setenv(f"RECVAULT_{old}_SECONDS", "3000")
+    assert getattr(load_settings(), field) == 3000
+    [warning] = deprecations(caplog)
+    assert warning.startswith(f"RECVAULT_{old} is deprecated; use RECVAULT_{old}_SECONDS")
+    assert "wins" in warning
+
+
+def test_an_old_variable_in_the_env_file_works_too_and_the_environment_wins(monkeypatch, caplog, tmp_path) -> None:
+    (tmp_path / ".env").write_text("RECVAULT_VISIBILITY_TIMEOUT=40\nRECVAULT_TASK_TIME_LIMIT=900\n")
+    monkeypatch.setenv("RECVAULT_TASK_TIME_LIMIT", "1200")
+    settings = load_settings()
+    assert (settings.visibility_timeout_seconds, settings.task_time_limit_seconds) == (40, 1200)
+    assert sorted(deprecations(caplog)) == [
+        "RECVAULT_TASK_TIME_LIMIT is deprecated; use RECVAULT_TASK_TIME_LIMIT_SECONDS",
+        "RECVAULT_VISIBILITY_TIMEOUT is deprecated; use RECVAULT_VISIBILITY_TIMEOUT_SECONDS"]
+
+
+def test_a_new_name_in_the_env_file_beats_an_old_one_in_the_environment(monkeypatch, caplog, tmp_path) -> None:
+    (tmp_path / ".env").write_text("RECVAULT_VISIBILITY_TIMEOUT_SECONDS=40\n")
+    monkeypatch.setenv("RECVAULT_VISIBILITY_TIMEOUT", "90")
+    assert load_settings().visibility_timeout_seconds == 40
+    assert len(deprecations(caplog)) == 1
+
+
+def test_no_warning_without_old_names(caplog) -> None:
+    settings = load_settings()
+    assert (settings.visibility_timeout_seconds, settings.task_time_limit_seconds) == (30, 3 * 3600)
+    assert deprecations(caplog) == []
+
+
+def test_old_keywords_work_for_one_release_too(caplog) -> None:
+    settings = Settings(redis_connect_timeout=0.5, retry_backoff_max=7, task_time_limit_seconds=99,
+                        task_time_limit=1)
+    assert (settings.redis_connect_timeout_seconds, settings.retry_backoff_max_seconds) == (0.5, 7)
+    assert settings.task_time_limit_seconds == 99
+    assert len(deprecations(caplog)) == 3
+
+
+@pytest.mark.parametrize("name", ["VISIBILITY_TIMEOUT_SECONDS", "VISIBILITY_TIMEOUT"])
+def test_the_bounds_hold_under_either_name(monkeypatch, name: str) -> None:
+    assert refusal(monkeypatch, **{name: "5"}).startswith("RECVAULT_VISIBILITY_TIMEOUT_SECONDS:")
+
+
+@pytest.mark.parametrize(("name", "value"), [("REDIS_SOCKET_TIMEOUT_SECONDS", "0"),
+                                             ("REDIS_CONNECT_TIMEOUT_SECONDS", "-1"),
+                                             ("TASK_TIME_LIMIT_SECONDS", "4"), ("RETRY_BACKOFF_MAX_SECONDS", "0")])
+def test_a_duration_out_of_bounds_is_refused_by_its_new_name(monkeypatch, name: str, value: str) -> None:
+    assert refusal(monkeypatch, **{name: value}).startswith(f"RECVAULT_{name}:")

@@ -15,7 +15,7 @@ from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.workers.context import ProcessContext
-from recvault.workers.delivery import guarded, publish_follow_up
+from recvault.workers.delivery import deliver, publish_follow_up
 from recvault.workers.tasks import register_tasks
 
 
@@ -59,7 +59,7 @@ def test_a_task_stopped_by_the_hard_time_limit_goes_back_to_the_queue(redis_url:
         request = Request(taken, app=app, task=app.tasks[ARCHIVE_TASK], hostname="w@test",
                           on_ack=taken.ack_log_error, on_reject=taken.reject_log_error,
                           connection_errors=connection.connection_errors)
-        request.on_timeout(soft=False, timeout=settings.task_time_limit)
+        request.on_timeout(soft=False, timeout=settings.task_time_limit_seconds)
         # Handed back at once: the message is on the queue again, not acknowledged and gone.
         assert [json.loads(raw)["headers"]["id"] for raw in client.lrange("q", 0, -1)] == [message.task_id]
     writer.close()
@@ -68,11 +68,11 @@ def test_a_task_stopped_by_the_hard_time_limit_goes_back_to_the_queue(redis_url:
 def test_a_redis_blip_while_counting_deliveries_runs_the_task_instead_of_dead_lettering_it(s3_store) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: every Redis call fails at once
     settings = Settings(broker_url=dead, queue="q", s3_endpoint_url=s3_store.endpoint_url,
-                        s3_bucket=s3_store.bucket, redis_connect_timeout=0.5, redis_socket_timeout=0.5)
+                        s3_bucket=s3_store.bucket, redis_connect_timeout_seconds=0.5, redis_socket_timeout_seconds=0.5)
     app = create_celery(settings)
     process = ProcessContext(settings, app)
     process.build()
     task = SimpleNamespace(request=SimpleNamespace(id="task-1", retries=0), name=ARCHIVE_TASK)
     ran = []
-    outcome = guarded(task, process, "RE1:completed", {}, lambda ctx: ran.append(ctx) or "archived")
+    outcome = deliver(task, process, "RE1:completed", {}, lambda ctx: ran.append(ctx) or "archived")
     assert outcome == "archived" and len(ran) == 1

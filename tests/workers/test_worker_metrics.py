@@ -30,7 +30,7 @@ def test_a_worker_counts_archives_retries_dead_letters_and_twilio_errors(
     settings = Settings(
         twilio_auth_tokens=sim_account.token, twilio_account_sid=sim_account.sid, twilio_api_base_url=sim.base_url,
         broker_url=redis_url, data_dir=tmp_path, s3_bucket=s3_store.bucket, s3_endpoint_url=s3_store.endpoint_url,
-        max_retries=3, retry_backoff_max=1, not_found_grace_seconds=0, queue="metrics",
+        max_retries=3, retry_backoff_max_seconds=1, not_found_grace_seconds=0, queue="metrics",
     )
     flaky = sim.create_recording(duration=4, faults=Faults(server_errors=1))
     gone = sim.create_recording(duration=2, faults=Faults(gone=True))

@@ -25,18 +25,18 @@ class Size:
     gap_seconds: float
     # The cap of the retry backoff: twelve retries must outlast the longest outage (a graceful
     # SeaweedFS stop can take 20 s on top of it), or the event is dead-lettered as designed.
-    retry_backoff_max: int
+    retry_backoff_max_seconds: int
     large_share: float = 0.3
 
 
-QUICK = Size(recordings=16, outages=1, outage_seconds=5, gap_seconds=2, retry_backoff_max=4)
-FULL = Size(recordings=150, outages=3, outage_seconds=15, gap_seconds=6, retry_backoff_max=10)
+QUICK = Size(recordings=16, outages=1, outage_seconds=5, gap_seconds=2, retry_backoff_max_seconds=4)
+FULL = Size(recordings=150, outages=3, outage_seconds=15, gap_seconds=6, retry_backoff_max_seconds=10)
 
 
 def run(workdir: Path, size: Size, seed: int = 3) -> ScenarioResult:
     rng = random.Random(seed)
     # A task may spend a while in S3 retries: the workers' heartbeats hold on to its message.
-    options = StackOptions(delete_after_archive=True, retry_backoff_max=size.retry_backoff_max)
+    options = StackOptions(delete_after_archive=True, retry_backoff_max_seconds=size.retry_backoff_max_seconds)
     result = ScenarioResult(NAME, f"{size.outages} outages")
     with Stack(workdir, options) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings, large_share=size.large_share)

@@ -31,17 +31,17 @@ class Size:
     # How long a 404 may mean "not yet", and the cap of the retry backoff: together they set
     # how long the recordings Twilio never serves take to reach the dead-letter store.
     not_found_grace: int = 15
-    retry_backoff_max: int = 2
+    retry_backoff_max_seconds: int = 2
     large_share: float = 0.1
 
 
-QUICK = Size(recordings=40, not_found_grace=8, retry_backoff_max=1)
+QUICK = Size(recordings=40, not_found_grace=8, retry_backoff_max_seconds=1)
 FULL = Size(recordings=250)
 
 
 def run(workdir: Path, size: Size, seed: int = 4) -> ScenarioResult:
     rng = random.Random(seed)
-    options = StackOptions(max_retries=12, retry_backoff_max=size.retry_backoff_max,
+    options = StackOptions(max_retries=12, retry_backoff_max_seconds=size.retry_backoff_max_seconds,
                            not_found_grace=size.not_found_grace)
     result = ScenarioResult(NAME, "")
     with Stack(workdir, options) as stack:
