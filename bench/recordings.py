@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bench.stack import QUEUE, Stack, post_json
-from recvault import documents as docs
+from recvault import layout
 from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
@@ -46,7 +46,7 @@ def metadata_key(recording: SimRecording) -> str:
     """Where the worker writes its metadata document (recvault's deterministic key)."""
     assert recording.start_time is not None
     date = recording.start_time.astimezone(UTC).strftime("%Y-%m-%d")
-    return docs.metadata_key("", date, recording.sid)
+    return layout.metadata_key("", date, recording.sid)
 
 
 class Enqueuer:

@@ -1,9 +1,10 @@
-"""`create_app(settings)`: the aiohttp application Twilio calls."""
+"""`create_app(settings)`: the aiohttp application Twilio calls, and the operator routes' listener."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -15,6 +16,7 @@ from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.operator import views as operator_views
 from recvault.ingest.operator.context import Operations
+from recvault.ingest.server import server_options
 from recvault.ingest.spool import Spool
 from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, message_template
@@ -38,8 +40,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the ingest app; connections open when it starts, close when it stops."""
+def create_app(settings: Settings, *, ops_socket: socket.socket | None = None) -> web.Application:
+    """Build the ingest app; connections open when it starts, close when it stops.
+
+    The operator routes are on this app, unless RECVAULT_OPS_PORT is set: then they are served only
+    on `ops_socket` (listening on that port), by an app of their own that starts and stops with this one.
+    """
     require_tokens(settings)
     in_flight = InFlight()  # outermost, so it counts every request, refusals included
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[in_flight.middleware, json_errors])
@@ -60,7 +66,7 @@ def create_app(settings: Settings) -> web.Application:
         spool = Spool(settings.spool_dir / "callbacks.sqlite3", max_bytes=settings.spool_max_bytes)
         handoff = Handoff(writer, spool, metrics)
         handoff.start(asyncio.get_running_loop())
-        ops = Operations.open(settings, celery) if settings.api_token.get_secret_value() else None
+        ops = Operations.open(settings, celery, metrics.registry) if settings.api_token.get_secret_value() else None
         app[INGEST] = IngestContext(settings, celery, metrics, handoff, ops)
         yield
         if ops is not None:
@@ -73,5 +79,32 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)
-    operator_views.add_routes(app)
+    if settings.ops_port is None:
+        operator_views.add_routes(app)
+    elif ops_socket is not None:
+        app.cleanup_ctx.append(_operator_listener(settings, ops_socket, in_flight))
     return app
+
+
+def _operator_listener(settings: Settings, sock: socket.socket,
+                       in_flight: InFlight) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Serve the operator routes on `sock` while `app` runs, from its context.
+
+    It starts after the app's resources and stops before them (cleanup runs in reverse), finishing
+    its requests in flight first; the in-flight count it shares lets a graceful stop wait for them.
+    """
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        operator_app = web.Application(client_max_size=settings.max_body_bytes,
+                                       middlewares=[in_flight.middleware, json_errors])
+        operator_app[INGEST] = app[INGEST]
+        operator_views.add_routes(operator_app)
+        runner = web.AppRunner(operator_app, handle_signals=False, access_log=None, **server_options(settings))
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            yield
+        finally:
+            await runner.cleanup()
+
+    return listener

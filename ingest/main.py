@@ -4,6 +4,9 @@ One CPython process tops out around one core (handler and hand-off thread share 
 GIL), so `--processes N` pre-forks N servers on a socket bound once by the parent, like
 gunicorn does. Prometheus metrics then live in a shared directory so `/metrics` on any
 process reports the sum over all of them.
+
+With RECVAULT_OPS_PORT set, the operator routes listen on a socket of their own, bound by the
+parent too and served by every process.
 """
 
 from __future__ import annotations
@@ -35,15 +38,31 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) -> int:
     """Serve until SIGTERM/SIGINT, then stop gracefully (ingest/graceful.py); returns the exit status."""
+    ops_host = settings.ops_host or host
+    if settings.ops_port is not None and settings.ops_port == port and _same_address(ops_host, host):
+        print(f"recvault: RECVAULT_OPS_PORT ({port}) must differ from the callback port", file=sys.stderr)
+        return 1
     try:
         sock = _listen(host, port)
     except OSError as error:
         print(f"recvault: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 1
+    ops_sock = None
+    if settings.ops_port is not None:
+        try:
+            ops_sock = _listen(ops_host, settings.ops_port)
+        except OSError as error:
+            sock.close()
+            print(f"recvault: cannot listen on {ops_host}:{settings.ops_port} (RECVAULT_OPS_PORT): {error.strerror}",
+                  file=sys.stderr)
+            return 1
     print(f"recvault ingest listening on http://{host}:{port}/twilio/recording-status"
           + (f" ({processes} processes)" if processes > 1 else ""), file=sys.stderr, flush=True)
+    if ops_sock is not None:
+        print(f"recvault operator routes listening on http://{ops_host}:{settings.ops_port}/status only",
+              file=sys.stderr, flush=True)
     if processes == 1:
-        _serve_forever(settings, sock)
+        _serve_forever(settings, sock, ops_sock)
         return 0
     metrics_dir = settings.data_dir.resolve() / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -52,7 +71,13 @@ def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) 
     # variable only: set it before the servers import it. recvault itself reads the
     # directory from settings.
     os.environ[METRICS_DIR_ENV] = str(metrics_dir)
-    return _supervise(settings.model_copy(update={"metrics_dir": metrics_dir}), sock, processes)
+    return _supervise(settings.model_copy(update={"metrics_dir": metrics_dir}), sock, ops_sock, processes)
+
+
+def _same_address(one: str, other: str) -> bool:
+    """Whether two listen addresses would collide on one port (a wildcard collides with anything)."""
+    wildcards = {"0.0.0.0", "::", ""}
+    return one == other or one in wildcards or other in wildcards
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -65,22 +90,24 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_forever(settings: Settings, sock: socket.socket) -> None:
+def _serve_forever(settings: Settings, sock: socket.socket, ops_sock: socket.socket | None) -> None:
     from recvault.ingest.app import create_app
     from recvault.ingest.graceful import serve
     from recvault.ingest.server import quiet_parser_refusals
 
     quiet_parser_refusals()
     with asyncio.Runner(loop_factory=event_loop) as runner:
-        runner.run(serve(create_app(settings), sock, settings, backlog=BACKLOG))
+        runner.run(serve(create_app(settings, ops_socket=ops_sock), sock, settings, backlog=BACKLOG))
 
 
-def _supervise(settings: Settings, sock: socket.socket, processes: int) -> int:
+def _supervise(settings: Settings, sock: socket.socket, ops_sock: socket.socket | None, processes: int) -> int:
     """Fork the servers, forward SIGTERM/SIGINT, and stop all when one dies."""
-    children = [_fork(settings, sock) for _ in range(processes)]
-    # The servers hold the socket now. Were the parent to keep its copy open, the port would
+    children = [_fork(settings, sock, ops_sock) for _ in range(processes)]
+    # The servers hold the sockets now. Were the parent to keep its copies open, the ports would
     # still take connections (into the backlog, never answered) after the servers stop accepting.
     sock.close()
+    if ops_sock is not None:
+        ops_sock.close()
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:
@@ -108,13 +135,13 @@ def _supervise(settings: Settings, sock: socket.socket, processes: int) -> int:
     return status
 
 
-def _fork(settings: Settings, sock: socket.socket) -> int:
+def _fork(settings: Settings, sock: socket.socket, ops_sock: socket.socket | None) -> int:
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
-            _serve_forever(settings, sock)
+            _serve_forever(settings, sock, ops_sock)
         finally:
             os._exit(0)
     return pid

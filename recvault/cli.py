@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 
 from recvault.errors import ConfigurationError, RecvaultError
-from recvault.settings import load_settings
+from recvault.settings import load_settings, warn_unknown_variables
 
 # Subcommand names; the module recvault.commands.<name> (with "_" for "-") gives HELP,
 # add_arguments(parser) and run(args, settings). Modules keep their heavy imports inside
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module = command_module(args.command)
+    # At every start, one line per RECVAULT_ variable no setting reads: a misspelt one would be ignored unseen.
+    warn_unknown_variables()
     try:
         settings = load_settings() if getattr(args, "needs_settings", True) else None
         return int(module.run(args, settings) or 0)
@@ -46,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`recvault … | head`): stop quietly, as other commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

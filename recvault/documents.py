@@ -7,12 +7,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from recvault import __version__
-
-# Keys and the line format live with the layout; named here too for the modules that build documents.
-from recvault.layout import event_key as event_key
-from recvault.layout import json_line as json_line
-from recvault.layout import media_key as media_key
-from recvault.layout import metadata_key as metadata_key
 from recvault.layout import retention_fields
 from recvault.storage.base import Retention
 from recvault.storage.placement import Placement

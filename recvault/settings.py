@@ -1,12 +1,16 @@
-"""recvault's one configuration, read from ``RECVAULT_*`` variables and an optional ``.env``."""
+"""recvault's one configuration, read from ``RECVAULT_*`` variables, the file `recvault up` leaves in the data
+directory while it runs, and an optional ``.env``."""
 
 from __future__ import annotations
 
+import difflib
 import logging
+import math
+import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -20,7 +24,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     EnvSettingsSource,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -44,8 +50,13 @@ REGION_API_HOSTS = {
 # spends about 170 bytes: an hour at a million callbacks a day is 42,000 keys, 7 MB.
 DEDUP_TTL_SECONDS = 3600
 # Values people paste from docs or templates instead of a real secret.
-# Shortest operations API token accepted: 16 random characters are beyond guessing online.
-MIN_API_TOKEN_LENGTH = 16
+# RECVAULT_API_TOKEN's strength, in bits: its length times the bits a character carries in the
+# smallest alphabet holding it — digits log2(10), hex 4, anything else 6 (base64url's 64 characters;
+# wider alphabets are counted as base64url too). 128 bits: 32 hex or 22 base64url characters.
+MIN_API_TOKEN_BITS = 128
+# Fewest different characters a token may have: a random token of the shortest accepted length has
+# fewer at most once in a billion (decimal digits), far more rarely in hex or base64url.
+MIN_API_TOKEN_DISTINCT = 6
 # Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
 # on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
 # prefork worker runs one per process, and each process costs its own interpreter and clients.
@@ -68,6 +79,10 @@ RENAMED = {
     "task_time_limit": "task_time_limit_seconds",
     "retry_backoff_max": "retry_backoff_max_seconds",
 }
+# RECVAULT_ variables that are not settings but are known: the test suite's own.
+TEST_VARIABLES = frozenset({"RECVAULT_TEST_REDIS", "RECVAULT_FAULTS_REPORT"})
+# RECVAULT_LOG_LEVEL's values (any case); WARN is taken as WARNING, as the logging module does.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +135,56 @@ class _RenamedVariables(PydanticBaseSettingsSource):
         return found
 
 
+# The file `recvault up` writes into its data directory while it runs (RECVAULT_DATA_DIR/env, mode 0600):
+# how to reach the services it started (broker, S3, the Twilio simulator) and its API token, as
+# `export RECVAULT_…=…` lines. Every other recvault process that finds it under its data directory
+# reads it: after the environment (a variable set there wins) and before .env.
+UP_ENV_FILE = "env"
+
+
+def _variable(source: EnvSettingsSource, field: str) -> str | None:
+    """The raw value a source holds for `field`'s RECVAULT_ variable."""
+    name = source.env_prefix + field
+    return source.env_vars.get(name if source.case_sensitive else name.lower())
+
+
+def up_env_path(init: PydanticBaseSettingsSource, env: PydanticBaseSettingsSource,
+                dotenv: PydanticBaseSettingsSource, default_data_dir: Path) -> Path | None:
+    """RECVAULT_DATA_DIR/env if that file exists, the data directory taken from the keywords, the
+    environment or .env (in that order); None when it does not, or when env files are off (_env_file=None)."""
+    if isinstance(dotenv, DotEnvSettingsSource) and dotenv.env_file is None:
+        return None
+    data_dir = init.init_kwargs.get("data_dir") if isinstance(init, InitSettingsSource) else None
+    for source in (env, dotenv):
+        if data_dir is None and isinstance(source, EnvSettingsSource):
+            data_dir = _variable(source, "data_dir") or None
+    path = Path(data_dir or default_data_dir) / UP_ENV_FILE
+    return path if path.is_file() else None
+
+
+def api_token_weakness(token: str) -> str | None:
+    """Why `token` cannot be RECVAULT_API_TOKEN (never quoting it), or None when it can.
+
+    Bits are counted as MIN_API_TOKEN_BITS says; a token must also look random: at least
+    MIN_API_TOKEN_DISTINCT different characters, and not one block repeated (`abcabcabc…`).
+    """
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        return "must be printable ASCII, without spaces"
+    alphabet = 10 if token.isdigit() else 16 if re.fullmatch(r"[0-9a-fA-F]+", token) else 64
+    bits = int(len(token) * math.log2(alphabet))
+    if bits < MIN_API_TOKEN_BITS:
+        needed = math.ceil(MIN_API_TOKEN_BITS / math.log2(alphabet))
+        kind = {10: "digits", 16: "hex characters", 64: "characters"}[alphabet]
+        return (f"too weak: {len(token)} {kind}, about {bits} bits; at least {MIN_API_TOKEN_BITS} bits are "
+                f"required ({needed} {kind} or more of a random token, e.g. `openssl rand -hex 32`)")
+    repeated = any(token == (token[:size] * (len(token) // size + 1))[:len(token)]
+                   for size in range(1, len(token) // 2 + 1))
+    if len(set(token)) < MIN_API_TOKEN_DISTINCT or repeated:
+        return ("too weak: it does not look random (too few different characters, or a repeated "
+                "pattern); generate one, e.g. `openssl rand -hex 32`")
+    return None
+
+
 def _reject_placeholder(secret: SecretStr, name: str) -> SecretStr:
     raw = secret.get_secret_value()
     if not raw.strip():
@@ -135,6 +200,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RECVAULT_", env_file=".env", extra="ignore", frozen=True
     )
+    # Whether the file `recvault up` leaves in the data directory (UP_ENV_FILE) is read.
+    reads_up_env_file: ClassVar[bool] = True
 
     # --- ingest ---------------------------------------------------------------
     public_url: AnyHttpUrl | None = Field(
@@ -142,7 +209,10 @@ class Settings(BaseSettings):
         description="Base URL Twilio calls (scheme://host[:port]); used to rebuild the signed URL.",
     )
     trust_forwarded_headers: bool = Field(
-        default=False, description="Rebuild the signed URL from X-Forwarded-Proto/Host."
+        default=False,
+        description="Trust the X-Forwarded-* headers of the proxy in front: callbacks' signed URL "
+        "(X-Forwarded-Proto/Host), and on the operator routes the client's address (X-Forwarded-For) and "
+        "whether the request came over TLS (X-Forwarded-Proto: the login cookie is then Secure).",
     )
     twilio_auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Auth Tokens, current first, comma-separated."
@@ -181,6 +251,25 @@ class Settings(BaseSettings):
     media_playback: bool = Field(
         default=True,
         description="Whether /api/recordings/{sid}/media hands out presigned URLs (else 403).",
+    )
+    identity_header: str = Field(
+        default="",
+        description="Header an authenticating proxy in front of the operator routes names the signed-in "
+        "person with (oauth2-proxy: X-Forwarded-Email); it then names them in the audit trail. Empty: off. "
+        "Set it only when that proxy is the one way to the operator routes (see RECVAULT_OPS_PORT).",
+    )
+    forwarded_for_hops: int = Field(
+        default=1, ge=1, le=16,
+        description="Proxies in front of ingest that each append to X-Forwarded-For (with "
+        "RECVAULT_TRUST_FORWARDED_HEADERS): the client's address is the entry this far from the right.",
+    )
+    ops_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Port of a listener of its own for the operator routes; set, they are served only "
+        "there, and the port Twilio calls keeps the callback route, /healthz, /readyz and /metrics.",
+    )
+    ops_host: str | None = Field(
+        default=None, description="Address the operator listener (RECVAULT_OPS_PORT) binds; default: serve's --host."
     )
 
     # --- Twilio API -----------------------------------------------------------
@@ -273,7 +362,7 @@ class Settings(BaseSettings):
     # --- policy and local state ----------------------------------------------
     policy_file: Path | None = None
     data_dir: Path = Path(".recvault")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description=f"One of {', '.join(LOG_LEVELS)} (any case).")
     log_format: Literal["json", "text", "auto"] = Field(
         default="auto", description="json, text, or auto: text on a terminal, JSON otherwise.")
 
@@ -287,7 +376,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         renamed = _RenamedVariables(settings_cls, env_settings, dotenv_settings)
-        return init_settings, env_settings, renamed, dotenv_settings, file_secret_settings
+        sources = [init_settings, env_settings, renamed, dotenv_settings, file_secret_settings]
+        path = up_env_path(init_settings, env_settings, dotenv_settings, cls.model_fields["data_dir"].default)
+        if cls.reads_up_env_file and path is not None:
+            # What the running `recvault up` says wins over .env: it is what its services use.
+            sources.insert(3, DotEnvSettingsSource(settings_cls, env_file=path))
+        return tuple(sources)
 
     @model_validator(mode="before")
     @classmethod
@@ -328,9 +422,20 @@ class Settings(BaseSettings):
         if not token.get_secret_value():
             return token  # off
         _reject_placeholder(token, "RECVAULT_API_TOKEN")
-        if len(token.get_secret_value()) < MIN_API_TOKEN_LENGTH:
-            raise ValueError(f"RECVAULT_API_TOKEN must be at least {MIN_API_TOKEN_LENGTH} characters")
+        weakness = api_token_weakness(token.get_secret_value())
+        if weakness is not None:
+            raise ValueError(weakness)
         return token
+
+    @field_validator("identity_header")
+    @classmethod
+    def _identity_header_name(cls, name: str) -> str:
+        name = name.strip()
+        if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", name):
+            raise ValueError("must be an HTTP header name (letters, digits and '-'), e.g. X-Forwarded-Email")
+        if name.lower() in {"authorization", "cookie", "host", "x-forwarded-for", "x-recvault-user"}:
+            raise ValueError(f"{name} cannot name the person: use the header the proxy sets, e.g. X-Forwarded-Email")
+        return name
 
     @field_validator("twilio_account_sid")
     @classmethod
@@ -355,6 +460,15 @@ class Settings(BaseSettings):
         if urlsplit(url.split(";")[0]).scheme not in {"redis", "rediss", "sentinel"}:
             raise ValueError("must be a redis://, rediss:// or sentinel://host:port;sentinel://… URL")
         return url
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_known(cls, value: object) -> object:
+        level = value.strip().upper() if isinstance(value, str) else value
+        level = "WARNING" if level == "WARN" else level
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("s3_prefix")
     @classmethod
@@ -433,20 +547,70 @@ class Settings(BaseSettings):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, each naming the RECVAULT_ variable."""
-    lines = []
+    """One line per RECVAULT_ variable in trouble, naming it; a check across variables names them itself."""
+    problems: dict[str, list[str]] = {}
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
-        variable = env_name(field) if field else "configuration"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{variable}: {message}")
+        loc = [str(part) for part in problem["loc"] if not isinstance(part, int)]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not loc:
+            problems.setdefault(message, [])
+            continue
+        variable = env_name(loc[0])
+        inner = ": ".join([*loc[1:], message])  # a JSON setting's key, then what is wrong with it
+        said = problems.setdefault(variable, [])
+        if inner not in said:
+            said.append(inner)
+    lines = []
+    for variable, said in problems.items():
+        text = "; ".join(said)
+        lines.append(f"{variable}: {text}" if said and not text.startswith(variable) else text or variable)
     return "\n".join(lines)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment, turning validation errors into one clear message."""
+def unknown_variables(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> list[str]:
+    """A warning for each RECVAULT_ variable (in the environment, or .env if there is one) that no setting
+    reads, with the closest setting's name: a misspelt setting is otherwise silently ignored.
+
+    Old names that RENAMED still accepts and the test suite's variables are known names."""
+    known = {env_name(field) for field in Settings.model_fields} | {env_name(old) for old in RENAMED}
+    known |= TEST_VARIABLES
+    found = [(name, "") for name in (os.environ if environ is None else environ)]
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        found += [(name, f" (in {env_file})") for name in dotenv_values(env_file)]
+    candidates = [field.upper() for field in Settings.model_fields]
+    warnings = []
+    for name, where in found:
+        upper = name.upper()
+        if not upper.startswith("RECVAULT_") or upper in known:
+            continue
+        closest = difflib.get_close_matches(upper.removeprefix("RECVAULT_"), candidates, n=1)
+        hint = f"; did you mean RECVAULT_{closest[0]}?" if closest else ""
+        warnings.append(f"{name}{where} is not a recvault setting and is ignored{hint}")
+    return warnings
+
+
+def warn_unknown_variables() -> None:
+    """Log one warning line per unknown RECVAULT_ variable (see unknown_variables)."""
+    for warning in unknown_variables():
+        log.warning(warning, extra={"unknown_setting": warning.split(" ", 1)[0]})
+
+
+class _WithoutUpEnvFile(Settings):
+    """Settings that ignore the file `recvault up` leaves: what `up` itself reads (it writes that file)."""
+
+    reads_up_env_file: ClassVar[bool] = False
+
+
+def load_settings(*, up_env_file: bool = True, **overrides: object) -> Settings:
+    """Build Settings from the environment, turning validation errors into one clear message.
+
+    `up_env_file=False`: without the file a running `recvault up` leaves in the data directory.
+    """
+    kind = Settings if up_env_file else _WithoutUpEnvFile
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return kind(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigurationError(describe_validation_error(error)) from None
     except SettingsError as error:

@@ -1,4 +1,4 @@
-"""The RIFF/WAVE PCM header: built by the simulator, read back by the workers' media check."""
+"""The RIFF/WAVE PCM header: built by the simulator, read back by the archive's media facts check."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 SAMPLE_RATE = 8000
 BITS_PER_SAMPLE = 16
 HEADER_SIZE = 44  # RIFF (12) + fmt chunk (24) + data chunk header (8)
+# What a reader keeps of a media stream to read its header: the header, with room for a longer fmt chunk.
+HEADER_PROBE_BYTES = 64
 
 
 class WavFormatError(ValueError):

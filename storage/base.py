@@ -1,4 +1,4 @@
-"""The object-store interface the rest of recvault codes against; nothing else imports boto3."""
+"""The object-store interface the rest of recvault codes against; only storage.s3 talks to S3 (through botocore)."""
 
 from __future__ import annotations
 

@@ -17,15 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from recvault import documents as docs
+from recvault import layout
 from recvault.audit.integrity import stored_sha256
-from recvault.audit.media_facts import HeaderProbe, check_media
-from recvault.audit.record import archived_details, ensure_archived_entry, write_audit
+from recvault.audit.write import archived_details, ensure_archived_entry, write_audit
 from recvault.compliance.policy import Decision, Policy
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, PermanentError, RecordingGone
 from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
 from recvault.twilio.api import DualUnavailable, Media, TwilioApi
 from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
+from recvault.workers.media_facts import HeaderProbe, check_media
 
 log = logging.getLogger("recvault.worker")
 
@@ -99,8 +100,8 @@ def archive_recording(
         except MediaNotReady as error:
             return _not_found(twilio, store, event, received_at, options, now, error)
         date = docs.recording_date(recording.get("start_time"), received_at)
-        meta_key = docs.metadata_key(options.prefix, date, event.recording_sid)
-        if meta_key != docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid) \
+        meta_key = layout.metadata_key(options.prefix, date, event.recording_sid)
+        if meta_key != layout.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid) \
                 and store.head(meta_key) is not None:
             return _already_archived(twilio, store, event, meta_key, options, now, repair_trail=True)
         decision = policy.decide(recording, labels=event.labels, now=now())
@@ -110,7 +111,7 @@ def archive_recording(
         if opened is None or (fmt, channels) != guess:
             held.close()  # the callback's facts were missing or wrong: ask again as the resource says
             opened = _open_media(twilio, held, url, event, fmt, channels)
-        mkey = docs.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
+        mkey = layout.media_key(options.prefix, date, event.account_sid, event.recording_sid, fmt)
         try:
             stored, header, got_channels, source = _store_media(
                 twilio, store, event, recording, mkey, opened, fmt=fmt, channels=channels, decision=decision,
@@ -145,7 +146,7 @@ def archive_recording(
         # The document, then its `archived` entry (the entry's index row goes with the document).
         write_audit(store, options.prefix, event.recording_sid, "archived", archived_details(document),
                     decision.retention, now(),
-                    alongside=lambda: store.put_bytes(meta_key, docs.json_line(document),
+                    alongside=lambda: store.put_bytes(meta_key, layout.json_line(document),
                                                       content_type="application/json",
                                                       retention=decision.retention, placement=decision.placement))
     except AlreadyExists:
@@ -191,7 +192,7 @@ def _event_date(event: RecordingStatusEvent, received_at: datetime) -> str:
 def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: ObjectStore, policy: Policy,
                  options: ArchiveOptions, now: Callable[[], datetime] = utcnow) -> ArchiveResult:
     """Keep a non-completed callback (in-progress, absent, failed, …) as an event document."""
-    key = docs.event_key(options.prefix, _event_date(event, received_at), event.recording_sid,
+    key = layout.event_key(options.prefix, _event_date(event, received_at), event.recording_sid,
                          event.recording_status)
     document = {
         "sid": event.recording_sid, "account_sid": event.account_sid, "call_sid": event.call_sid,
@@ -214,7 +215,7 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
     try:
         write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
                     {"key": key, "error_code": event.error_code}, retention, now(),
-                    alongside=lambda: store.put_bytes(key, docs.json_line(document), content_type="application/json",
+                    alongside=lambda: store.put_bytes(key, layout.json_line(document), content_type="application/json",
                                                       retention=retention, placement=decision.placement))
     except AlreadyExists:
         return ArchiveResult("already-archived", key)
@@ -260,7 +261,7 @@ def _not_found(twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEven
     """Twilio answered 404: already archived (and deleted there), not ready yet, or gone."""
     # Looked at only on this path: a redelivered task whose first run archived the recording and
     # deleted it at Twilio meets a 404 for good and must not end as a dead letter.
-    callback_key = docs.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
+    callback_key = layout.metadata_key(options.prefix, _event_date(event, received_at), event.recording_sid)
     if store.head(callback_key) is not None:
         return _already_archived(twilio, store, event, callback_key, options, now, repair_trail=True)
     if now() - received_at > options.not_found_grace:

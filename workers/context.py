@@ -68,7 +68,7 @@ class WorkerContext:
                 download_deadline=max(settings.task_time_limit_seconds - 60, 1),
             ),
             store=store,
-            policy=Policy.load(settings.policy_file),
+            policy=Policy.from_settings(settings),
             options=ArchiveOptions(
                 prefix=settings.s3_prefix,
                 media_format=settings.media_format,
@@ -89,7 +89,7 @@ def queue_writer(settings: Settings, app: Celery) -> QueueWriter:
 def dead_letter_store(settings: Settings, store: ObjectStore | None = None) -> DeadLetters:
     """Dead letters in Redis and, under the policy's default retention, in the archive bucket."""
     try:
-        retention = Policy.load(settings.policy_file).default_retention()
+        retention = Policy.from_settings(settings).default_retention()
     except ConfigurationError:
         retention = None  # the policy is what failed: keep the letters anyway, unlocked
     return DeadLetters.connect(settings.broker_url, settings.broker_transport_options,

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from recvault import sids
-from recvault.audit.record import write_audit
+from recvault.audit.write import write_audit
 from recvault.errors import RecvaultError
 from recvault.layout import DEAD_LETTERS, DLQ_KEY
 from recvault.queue.broker import broker_client

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from recvault import documents as docs
-from recvault import sids
-from recvault.audit.record import write_audit
+from recvault import layout, sids
+from recvault.audit.write import write_audit
+from recvault.days import parse_day
 from recvault.errors import PermanentError
 from recvault.storage.base import ObjectStore
 from recvault.twilio.api import TwilioApi
 from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
 
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# A metadata document's key carries its partition date.
-_KEY_DATE = re.compile(rf"(?:^|/)metadata/date=(\d{{4}}-\d{{2}}-\d{{2}})/{sids.sid_pattern(sids.RECORDING)}\.json$")
+
+def _partition_date(meta_key: str) -> str | None:
+    """The partition date a metadata document's key carries, whatever the bucket prefix before it."""
+    at = meta_key.rfind(layout.METADATA + "date=")
+    parsed = layout.parse_metadata_key(meta_key[:at], meta_key) if at >= 0 else None
+    return parsed[0] if parsed else None
 
 
 class InvalidRefresh(PermanentError):
@@ -42,10 +45,12 @@ class RefreshTarget:
         date = payload.get("date")
         # Messages queued by earlier versions name the document's key instead of the date.
         if date is None and isinstance(payload.get("metadata_key"), str):
-            found = _KEY_DATE.search(payload["metadata_key"])
-            date = found[1] if found else None
-        if not isinstance(date, str) or not DATE.fullmatch(date):
-            raise InvalidRefresh(f"refresh of {recording} names no partition date")
+            date = _partition_date(payload["metadata_key"])
+        try:
+            parse_day(date if isinstance(date, str) else "")
+        except ValueError:
+            raise InvalidRefresh(f"refresh of {recording} names no partition date") from None
+        assert isinstance(date, str)
         assert isinstance(account, str) and isinstance(recording, str)  # checked by is_sid
         return cls(account, recording, date)
 
@@ -63,7 +68,7 @@ class RefreshTarget:
 def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: ObjectStore, prefix: str,
                       delete_after_archive: bool, now: Callable[[], datetime], final: bool = False) -> bool:
     """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
-    meta_key = docs.metadata_key(prefix, target.date, target.recording_sid)
+    meta_key = layout.metadata_key(prefix, target.date, target.recording_sid)
     if store.head(meta_key) is None:
         raise InvalidRefresh(f"{target.recording_sid} has no metadata document at {meta_key}")
     document = json.loads(store.get_bytes(meta_key))
@@ -78,7 +83,7 @@ def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: Object
             retention = docs.retention_of(document, now())
             document.update({key: recording.get(key) for key in ("price", "price_unit", "date_updated")})
             document["price_updated_at"] = now().isoformat()
-            store.put_bytes(meta_key, docs.json_line(document), content_type="application/json",
+            store.put_bytes(meta_key, layout.json_line(document), content_type="application/json",
                             create_only=False, retention=retention, placement=docs.placement_of(document))
             write_audit(store, prefix, target.recording_sid, "price-updated",
                         {"price": document["price"], "price_unit": document["price_unit"]}, retention, now())

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from recvault import layout
 from recvault.storage.base import ObjectStore
 from recvault.workers.price_refresh import InvalidRefresh, RefreshTarget
 
@@ -38,7 +39,8 @@ def documents(store: ObjectStore, prefix: str, dates: Iterable[str]) -> Iterator
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="recvault-sweep") as pool:
         for day in dates:
-            for document in pool.map(read, list(store.list_keys(f"{prefix}metadata/date={day}/"))):
+            keys = list(store.list_keys(layout.partition_prefix(prefix, layout.METADATA, day)))
+            for document in pool.map(read, keys):
                 yield day, document
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
 
 from recvault import documents as docs
+from recvault import layout
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
@@ -94,7 +95,7 @@ def reconcile(
                 report.not_completed += 1
                 continue
             day = docs.recording_date(recording.get("start_time"), fallback)
-            if store.head(docs.metadata_key(prefix, day, sid)) is not None:
+            if store.head(layout.metadata_key(prefix, day, sid)) is not None:
                 report.archived += 1
                 continue
             gap = Gap(sid, recording.get("account_sid") or account_sid, recording.get("start_time"),
@@ -128,11 +129,6 @@ def accounts_to_reconcile(settings: Settings) -> list[str]:
     """The main account and every subaccount recvault has tokens for."""
     accounts = [settings.twilio_account_sid] if settings.twilio_account_sid else []
     return accounts + [sid for sid in settings.twilio_subaccount_tokens if sid not in accounts]
-
-
-def previous_day(now: datetime) -> str:
-    """The UTC day before `now`, as YYYY-MM-DD."""
-    return (now.astimezone(UTC).date() - timedelta(days=1)).isoformat()
 
 
 def callback_params(recording: dict, recording_url: str) -> dict[str, str]:

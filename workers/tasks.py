@@ -16,7 +16,6 @@ from recvault.workers.archive import archive_event, utcnow
 from recvault.workers.beat_tasks import register_scheduled_tasks
 from recvault.workers.context import ProcessContext, WorkerContext
 from recvault.workers.delivery import Unprocessable, deliver, publish_follow_up
-from recvault.workers.delivery import backoff as backoff  # part of this module's interface
 from recvault.workers.price_refresh import InvalidRefresh, RefreshTarget, refresh_recording
 
 log = logging.getLogger("recvault.worker")

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from celery import Celery
+from prometheus_client import CollectorRegistry
 
+from recvault.ingest.operator.auth import Guard
 from recvault.ops.broker_view import BrokerView
 from recvault.ops.recordings import RecordingsReader
 from recvault.ops.status import StatusReader
@@ -27,18 +29,19 @@ THREADS = 4
 
 @dataclass
 class Operations:
-    """The read models the operations routes use, and the threads they run on."""
+    """The read models the operations routes use, the threads they run on, and who may use them."""
 
     view: ArchiveView
     broker: BrokerView
     recordings: RecordingsReader
     status: StatusReader
     executor: ThreadPoolExecutor
+    guard: Guard
 
     @classmethod
-    def open(cls, settings: Settings, celery: Celery) -> Operations:
+    def open(cls, settings: Settings, celery: Celery, registry: CollectorRegistry | None = None) -> Operations:
         """Nothing connects here: S3 and Redis are first reached by a request (ingest's callbacks never
-        depend on them)."""
+        depend on them). The guard's counters go in `registry` (the app's metrics)."""
         options = celery.conf.broker_transport_options or {}
         client = broker_client(settings.broker_url, options,
                                socket_timeout=settings.redis_socket_timeout_seconds,
@@ -46,7 +49,7 @@ class Operations:
         broker = BrokerView(client, RedisKeys.for_queue(settings.queue, options))
         view = ArchiveView(S3Store.from_settings(settings), settings.s3_prefix)
         return cls(view, broker, RecordingsReader(view), StatusReader(view, broker),
-                   ThreadPoolExecutor(THREADS, thread_name_prefix="recvault-ops-request"))
+                   ThreadPoolExecutor(THREADS, thread_name_prefix="recvault-ops-request"), Guard(settings, registry))
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         """Run a blocking read on the operations threads."""

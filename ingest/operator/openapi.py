@@ -20,7 +20,10 @@ _ERROR = {"description": "Refused, with the reason", "content": {"application/js
     "schema": {"$ref": "#/components/schemas/Error"}}}}
 _SID_PARAMETER = {"name": "RecordingSid", "in": "path", "required": True, "schema": _SID}
 _DAY_PARAMETER = _query("date", "The recording's partition day; without it the last 400 days are searched.", _DATE)
-_REFUSALS = {"400": _ERROR, "401": _ERROR, "404": _ERROR, "503": _ERROR}
+_THROTTLED = {"description": "Too many failed sign-ins from this address: try again after Retry-After seconds",
+              "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_REFUSALS = {"400": _ERROR, "401": _ERROR, "404": _ERROR, "429": _THROTTLED, "503": _ERROR}
 
 RECORDING_PARAMETERS = [
     _query("from", "First day (YYYY-MM-DD, the recording's start date in UTC).", _DATE),
@@ -43,7 +46,9 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "recvault operations API", "version": __version__,
                  "description": "Read the archive of Twilio call recordings. Media access is recorded "
-                                "in the recording's audit trail, under the X-Recvault-User name when given."},
+                                "in the recording's audit trail, under the person the sign-in proxy names "
+                                "(RECVAULT_IDENTITY_HEADER) or else the X-Recvault-User name when given. "
+                                "Wrong tokens make their address back off (429 with Retry-After)."},
         "security": [{"bearer": []}],
         "paths": {
             "/api/recordings": {"get": {
@@ -64,7 +69,8 @@ def openapi_document() -> dict[str, Any]:
                 "summary": f"Redirect to a presigned URL of the archived media, valid {MEDIA_URL_SECONDS} s",
                 "parameters": [_SID_PARAMETER, _DAY_PARAMETER, {
                     "name": "X-Recvault-User", "in": "header", "required": False,
-                    "description": "Who is listening, as recorded in the audit trail.",
+                    "description": "Who is listening, as recorded in the audit trail (as the caller's own "
+                                   "word; a name from the sign-in proxy wins).",
                     "schema": {"type": "string", "maxLength": 128}}],
                 "responses": {"302": {"description": "Location: the presigned URL (audit record written first)",
                                       "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}}},
@@ -72,10 +78,12 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3 document"},
-                                                        "401": _ERROR, "404": _ERROR}}},
+                                                        "401": _ERROR, "404": _ERROR, "429": _THROTTLED}}},
             "/status": {"get": {"summary": "The status page (HTML)",
                                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
-                                              "401": _ERROR, "404": _ERROR}}},
+                                              "303": {"description": "A browser (Accept: text/html) without a "
+                                                                     "sign-in: to the sign-in form, /status/login"},
+                                              "401": _ERROR, "404": _ERROR, "429": _THROTTLED}}},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -24,7 +24,11 @@ border-bottom:1px solid #e3e7eb}th{color:#5a6672;font-weight:600}td.n{text-align
 .s-completed{color:#1b7a35}.s-dead-lettered,.s-failed{color:#b3261e}.s-absent{color:#9a6700}
 .problems{background:#fdecea;color:#8c1d18;padding:8px 12px;border-radius:6px;margin-bottom:12px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}code{font-size:12px}
+header form{float:right;margin:0}header button{font:inherit;cursor:pointer}
 """
+# The sign-out button: a form, so it works without script (a POST: a link elsewhere cannot sign anyone out).
+SIGN_OUT = ('<form method="post" action="/status/logout"><button type="submit" data-action="sign-out">'
+            "Sign out</button></form>")
 
 
 def render_status(figures: StatusFigures, *, spool_depth: int, broker_up: bool, user: str | None) -> str:
@@ -81,13 +85,13 @@ def render_status(figures: StatusFigures, *, spool_depth: int, broker_up: bool, 
     coverage = (f"{f.documents_read} documents read"
                 + (f", {f.documents_unread} not yet (they are read over the next refreshes)"
                    if f.documents_unread else ""))
-    who = f" · signed in as {escape(user)}" if user else ""
+    who = f' · signed in as <span data-user="">{escape(user)}</span>' if user else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         f"<title>recvault status</title><style>{STYLE}</style></head><body>"
-        f"<header><h1>recvault status</h1><p>generated {_time(f.generated_at)} UTC · "
+        f"<header>{SIGN_OUT}<h1>recvault status</h1><p>generated {_time(f.generated_at)} UTC · "
         f"reloads every {REFRESH_SECONDS} s · {escape(coverage)}{who}</p></header>"
         f"<main>{banner}{''.join(body)}</main></body></html>"
     )
@@ -131,7 +135,8 @@ def _recent(recent: list[Recent]) -> str:
 def _api_help() -> str:
     return (
         "<p>Every route takes <code>Authorization: Bearer $RECVAULT_API_TOKEN</code> (or this page's login). "
-        "Add <code>X-Recvault-User: &lt;your name&gt;</code> so media access is recorded under your name.</p>"
+        "Add <code>X-Recvault-User: &lt;your name&gt;</code> so media access is recorded under your name "
+        "(unless the sign-in proxy names you).</p>"
         "<p><code>GET /api/recordings?from=YYYY-MM-DD&amp;to=…&amp;account=AC…&amp;call=CA…&amp;source=…"
         "&amp;status=completed,absent&amp;label=tag=value&amp;rule=…&amp;limit=50&amp;cursor=…</code><br>"
         "<code>GET /api/recordings/RE…</code> (metadata, events, audit trail) · "
@@ -156,17 +161,30 @@ def _cost(cost: dict[str, float]) -> str:
     return " + ".join(f"{amount:.4f} {unit}" for unit, amount in sorted(cost.items()))
 
 
-def render_login(*, error: str | None = None) -> str:
-    """The sign-in form: the API token, and the name media access is recorded under."""
+def render_login(*, error: str | None = None, next_path: str = "/status", proxy_header: str | None = None,
+                 identity: str | None = None) -> str:
+    """The sign-in form: the API token, and the name media access is recorded under.
+
+    With a sign-in proxy in front (`proxy_header`), the person is the one it names (`identity`), not a
+    name typed here."""
     message = f'<p class="problems">{escape(error)}</p>' if error else ""
+    if proxy_header is None:
+        person = ('<p><label>Your name (recorded when you play a recording)<br><input name="user" size="40" '
+                  'maxlength="128"></label></p>')
+    elif identity is not None:
+        person = (f'<p>Signing in as <b data-identity="">{escape(identity)}</b>, as the sign-in proxy names you '
+                  "(recorded when you play a recording).</p>")
+    else:
+        person = (f'<p class="problems">This page must be opened through the sign-in proxy: the request does not '
+                  f"name you ({escape(proxy_header)} is missing).</p>")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>recvault sign-in</title>'
         f"<style>{STYLE}</style></head><body><header><h1>recvault status</h1></header><main><section>"
         f"<h2>Sign in</h2>{message}"
         '<form method="post" action="/status/login">'
+        f'<input type="hidden" name="next" value="{escape(next_path)}">'
         '<p><label>API token (RECVAULT_API_TOKEN)<br><input type="password" name="token" required '
-        'autocomplete="current-password" size="40"></label></p>'
-        '<p><label>Your name (recorded when you play a recording)<br><input name="user" size="40" '
-        'maxlength="128"></label></p><p><button type="submit">Sign in</button></p></form>'
+        f'autocomplete="current-password" size="40"></label></p>{person}'
+        '<p><button type="submit">Sign in</button></p></form>'
         "</section></main></body></html>"
     )

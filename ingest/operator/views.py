@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from aiohttp import web
@@ -13,15 +15,7 @@ from aiohttp import web
 from recvault import sids
 from recvault.errors import RecvaultError
 from recvault.ingest.context import INGEST
-from recvault.ingest.operator.auth import (
-    COOKIE,
-    LOGIN_SECONDS,
-    Denied,
-    authenticate,
-    make_cookie,
-    same_secret,
-    user_label,
-)
+from recvault.ingest.operator.auth import COOKIE, LOGIN_SECONDS, Denied, Throttled, make_cookie, read_cookie
 from recvault.ingest.operator.context import Operations
 from recvault.ingest.operator.openapi import openapi_document
 from recvault.ingest.operator.status_page import render_login, render_status
@@ -42,6 +36,8 @@ PAGE_HEADERS = {
 }
 # The login form's fields are small; anything larger is not a person typing a token.
 MAX_LOGIN_BYTES = 4096
+# Where the sign-in form may send a person afterwards: an operator route of this service, nothing else.
+_NEXT = re.compile(r"/(?:status|api/)[A-Za-z0-9/_.,=&?%-]{0,1000}")
 
 
 def _error(status: int, reason: str, **headers: str) -> web.Response:
@@ -53,6 +49,30 @@ def _not_found() -> web.Response:
     return _error(404, "Not Found")
 
 
+def _throttled(throttled: Throttled) -> web.Response:
+    return _error(429, throttled.reason, **{"Retry-After": str(throttled.seconds)})
+
+
+def _browser(request: web.Request) -> bool:
+    """A person's browser (it asks for HTML) rather than a script."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _next_path(value: str) -> str:
+    """Where to go after signing in: `value` when it is an operator route of this service, else the status page."""
+    return value if _NEXT.fullmatch(value) and "//" not in value else "/status"
+
+
+def _refused(request: web.Request, denied: Denied) -> web.Response:
+    """401 with the reason; a browser that has no usable sign-in is sent to the sign-in form instead."""
+    if denied.status != 401:
+        return _error(denied.status, denied.reason)
+    if request.method in ("GET", "HEAD") and "Authorization" not in request.headers and _browser(request):
+        query = "" if request.path_qs == "/status" else f"?next={quote(_next_path(request.path_qs), safe='/')}"
+        return web.Response(status=303, headers={"Location": f"/status/login{query}", "Cache-Control": "no-store"})
+    return _error(401, denied.reason, **{"WWW-Authenticate": 'Bearer realm="recvault"'})
+
+
 def operations(handler: OpsHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The route exists only with RECVAULT_API_TOKEN set, and answers only its holder."""
 
@@ -62,10 +82,11 @@ def operations(handler: OpsHandler) -> Callable[[web.Request], Awaitable[web.Str
         if not token or ctx.ops is None:
             return _not_found()
         try:
-            caller = authenticate(request, token)
+            caller = ctx.ops.guard.caller(request)
+        except Throttled as throttled:
+            return _throttled(throttled)
         except Denied as denied:
-            extra = {"WWW-Authenticate": 'Bearer realm="recvault"'} if denied.status == 401 else {}
-            return _error(denied.status, denied.reason, **extra)
+            return _refused(request, denied)
         try:
             return await handler(request, ctx.ops, caller)
         except BadQuery as bad:
@@ -160,7 +181,8 @@ async def recording_media(request: web.Request, ops: Operations, caller: Caller)
     except MediaUnavailable as missing:
         return _error(404, str(missing))
     log.info("media link handed out", extra={"recording_sid": sid, "credential": caller.credential,
-                                             "user": caller.user})
+                                             "user": caller.user, "user_source": caller.user_source,
+                                             "remote": caller.remote})
     return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store",
                                              "Referrer-Policy": "no-referrer"})
 
@@ -173,31 +195,56 @@ async def openapi(request: web.Request, ops: Operations, caller: Caller) -> web.
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     """The sign-in form (there only when the operations routes are)."""
-    if not request.app[INGEST].settings.api_token.get_secret_value():
+    ops = request.app[INGEST].ops
+    if not request.app[INGEST].settings.api_token.get_secret_value() or ops is None:
         return _not_found()
-    return web.Response(text=render_login(), content_type="text/html", headers=PAGE_HEADERS)
+    return _login_page(request, ops, 200)
+
+
+def _login_page(request: web.Request, ops: Operations, status: int, error: str | None = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+    guard = ops.guard
+    html = render_login(error=error, next_path=_next_path(request.query.get("next", "")),
+                        proxy_header=guard.identity_header, identity=guard.named(request))
+    return web.Response(status=status, text=html, content_type="text/html", headers={**PAGE_HEADERS, **(headers or {})})
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """Check the token typed in; on success set the login cookie and go to the status page."""
-    token = request.app[INGEST].settings.api_token.get_secret_value()
-    if not token:
+    """Check the token typed in; on success set the login cookie and go on (to the status page by default)."""
+    ops = request.app[INGEST].ops
+    if not request.app[INGEST].settings.api_token.get_secret_value() or ops is None:
         return _not_found()
     if request.content_length is None or request.content_length > MAX_LOGIN_BYTES:
         return _error(413, f"a sign-in form is at most {MAX_LOGIN_BYTES} bytes")
     form = await request.post()
-    given, user = str(form.get("token", "")), str(form.get("user", "")).strip()
+    given, typed = str(form.get("token", "")), str(form.get("user", "")).strip()
     try:
-        user_label(user)
+        user = ops.guard.sign_in(request, given, typed)
+    except Throttled as throttled:
+        if _browser(request):
+            return _login_page(request, ops, 429, throttled.reason, {"Retry-After": str(throttled.seconds)})
+        return _throttled(throttled)
     except Denied as denied:
-        return _error(400, denied.reason)
-    if not given or not same_secret(given, token):
-        return _error(401, "the token is not RECVAULT_API_TOKEN")
-    settings = request.app[INGEST].settings
-    secure = request.secure or str(settings.public_url or "").startswith("https:")
-    response = web.Response(status=303, headers={"Location": "/status", "Cache-Control": "no-store"})
-    response.set_cookie(COOKIE, make_cookie(token, user or None, now=time.time()), max_age=LOGIN_SECONDS,
-                        path="/", httponly=True, samesite="Strict", secure=secure or None)
+        return _login_page(request, ops, denied.status, denied.reason) if _browser(request) else \
+            _error(denied.status, denied.reason)
+    response = web.Response(status=303, headers={"Location": _next_path(str(form.get("next", ""))),
+                                                 "Cache-Control": "no-store"})
+    response.set_cookie(COOKIE, make_cookie(ops.guard.token, user, now=time.time()), max_age=LOGIN_SECONDS,
+                        path="/", httponly=True, samesite="Strict", secure=ops.guard.over_tls(request) or None)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """Sign out: clear the login cookie and go back to the sign-in form."""
+    ops = request.app[INGEST].ops
+    if not request.app[INGEST].settings.api_token.get_secret_value() or ops is None:
+        return _not_found()
+    cookie = request.cookies.get(COOKIE)
+    user = read_cookie(cookie, ops.guard.token, now=time.time()) if cookie else None
+    if user is not None:
+        log.info("signed out", extra={"user": user or None, "remote": ops.guard.client(request).address})
+    response = web.Response(status=303, headers={"Location": "/status/login", "Cache-Control": "no-store"})
+    response.del_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=ops.guard.over_tls(request) or None)
     return response
 
 
@@ -206,6 +253,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", status_page)
     app.router.add_get("/status/login", login_form)
     app.router.add_post("/status/login", login)
+    app.router.add_post("/status/logout", logout)
     app.router.add_get("/api/recordings", list_recordings)
     app.router.add_get("/api/recordings/{sid}", get_recording)
     app.router.add_get("/api/recordings/{sid}/media", recording_media)

@@ -15,7 +15,7 @@ from recvault.storage.base import ObjectStore
 
 @dataclass(frozen=True)
 class Step:
-    """One line of the custody: a ledger row or a chain entry, with how it checks out."""
+    """One line of the history: a ledger row or a chain entry, with how it checks out."""
 
     at: str
     actor: str
@@ -26,7 +26,8 @@ class Step:
     sealed: str  # "sealed", "not sealed yet", or what is wrong
 
 
-def custody(store: ObjectStore, prefix: str, recording_sid: str, *, ledger_days: list[str] | None = None) -> list[Step]:
+def recording_history(store: ObjectStore, prefix: str, recording_sid: str, *,
+                      ledger_days: list[str] | None = None) -> list[Step]:
     """Ledger rows (from `ledger_days`, else the day of the first entry and the day before), then the chain."""
     entries, seqs, unreadable = read_chain(store, prefix, recording_sid)
     steps = _accepted(store, prefix, recording_sid, ledger_days or _around_first([e.day for e in entries]))

@@ -1,17 +1,25 @@
-"""Whether an archived recording still matches its metadata document: one rule for every caller.
+"""Whether an archived recording's media still matches its metadata document: one rule for every caller.
 
-The audit, the check before a Twilio delete and a redelivered task that finds its media
-already stored all ask the same question, so they ask it here.
+`recvault audit verify` and the check before a Twilio delete ask the same question, so they
+ask it here: `media_problems` lists every difference, `verify_archived` answers yes or no.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from recvault.audit.media_facts import HEADER_BYTES
 from recvault.storage.base import ObjectStore, StoredObject
+from recvault.wav import HEADER_PROBE_BYTES
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way the stored media differs from its document, with what was recorded and found."""
+
+    what: str
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -27,25 +35,43 @@ class Verification:
 
 
 def stored_sha256(store: ObjectStore, key: str) -> tuple[str, bytes]:
-    """The SHA-256 (hex) of the object's bytes, streamed, and its first HEADER_BYTES."""
+    """The SHA-256 (hex) of the object's bytes, streamed, and its first HEADER_PROBE_BYTES."""
     digest, header = hashlib.sha256(), b""
     for chunk in store.iter_bytes(key):
-        if len(header) < HEADER_BYTES:
-            header += chunk[: HEADER_BYTES - len(header)]
+        if len(header) < HEADER_PROBE_BYTES:
+            header += chunk[: HEADER_PROBE_BYTES - len(header)]
         digest.update(chunk)
     return digest.hexdigest(), header
 
 
-def verify_archived(store: ObjectStore, document: dict[str, Any], *, deep: bool = False) -> Verification:
-    """Present, with the size and S3 checksum the document recorded; with `deep`, the same
-    full SHA-256 recomputed from the stored bytes."""
+def media_problems(store: ObjectStore, document: dict[str, Any], current: StoredObject, *,
+                   rehash: bool) -> list[Problem]:
+    """How `current` (the media's current version) differs from `document`; with `rehash`, its
+    SHA-256 is recomputed from the stored bytes too."""
+    problems = []
+    if document.get("media_version_id") and current.version_id != document["media_version_id"]:
+        problems.append(Problem("the current media version is not the one archived",
+                                {"archived_version_id": document["media_version_id"],
+                                 "current_version_id": current.version_id}))
+    if current.size != document.get("media_size"):
+        problems.append(Problem("media size differs from the document",
+                                {"recorded": document.get("media_size"), "found": current.size}))
+    if current.checksum_sha256 != document.get("media_checksum_sha256"):
+        problems.append(Problem("S3 checksum differs from the document",
+                                {"recorded": document.get("media_checksum_sha256"),
+                                 "found": current.checksum_sha256}))
+    if rehash:
+        found, _ = stored_sha256(store, current.key)
+        if found != document.get("media_sha256"):
+            problems.append(Problem("SHA-256 of the stored bytes differs from the document",
+                                    {"recorded": document.get("media_sha256"), "found": found}))
+    return problems
+
+
+def verify_archived(store: ObjectStore, document: dict[str, Any]) -> Verification:
+    """Present, the version archived, with the size and S3 checksum the document recorded."""
     current = store.head(str(document.get("media_key") or ""))
     if current is None:
         return Verification(None, "media missing")
-    if current.size != document.get("media_size"):
-        return Verification(current, f"size {current.size} != {document.get('media_size')}")
-    if current.checksum_sha256 != document.get("media_checksum_sha256"):
-        return Verification(current, "S3 checksum differs from the document")
-    if deep and stored_sha256(store, current.key)[0] != document.get("media_sha256"):
-        return Verification(current, "SHA-256 of stored bytes differs from the document")
-    return Verification(current, None)
+    problems = media_problems(store, document, current, rehash=False)
+    return Verification(current, problems[0].what if problems else None)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from recvault import layout
 from recvault.audit import chain
-from recvault.audit.record import write_system_audit
+from recvault.audit.write import write_system_audit
 from recvault.errors import AlreadyExists
 from recvault.storage.base import ObjectStore, Retention
 

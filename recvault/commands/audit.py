@@ -125,17 +125,22 @@ def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
         for finding in report.findings:
             print(f"DISCREPANCY [{finding.check}] {finding.subject}: {finding.problem}")
     totals = report.totals
+    completed = totals.get("accepted_completed", 0)
+    unaccounted = sum(1 for finding in report.findings if finding.check == "completeness")
+    completeness = (f"{completed - unaccounted} of {completed} accepted completed callback(s) accounted for"
+                    if completed else "no accepted callback in the ledger for these days (beat moves them there "
+                    "from Redis every 15 minutes), so completeness covered nothing")
     print(f"verified {date_from}..{date_to}: {totals.get('recordings', 0)} recording(s) "
           f"({totals.get('rehashed', 0)} re-hashed), {totals.get('audit_entries', 0)} audit entr(ies), "
-          f"{totals.get('sealed_days', 0)} sealed day(s), {totals.get('accepted_completed', 0)} accepted "
-          f"completed callback(s): {len(report.findings)} discrepancy(ies)", file=sys.stderr)
+          f"{totals.get('sealed_days', 0)} sealed day(s); {completeness}: {len(report.findings)} discrepancy(ies)",
+          file=sys.stderr)
     return 0 if report.clean else 1
 
 
 def _show(store: object, prefix: str, args: argparse.Namespace) -> int:
-    from recvault.audit.history import custody
+    from recvault.audit.history import recording_history
 
-    steps = custody(store, prefix, args.recording_sid, ledger_days=args.ledger_dates)  # type: ignore[arg-type]
+    steps = recording_history(store, prefix, args.recording_sid, ledger_days=args.ledger_dates)  # type: ignore[arg-type]
     if not steps:
         print(f"recvault: audit show: nothing recorded for {args.recording_sid}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings.log_level, settings.log_format)
     # Beat schedules jobs the workers run under the policy: a broken one stops it here too (exit 2).
-    Policy.load(settings.policy_file)
+    Policy.from_settings(settings)
     app = create_celery(settings)
     app.conf.beat_schedule = beat_schedule()
     schedule_file = args.schedule_file or str(settings.data_dir / "beat-schedule")

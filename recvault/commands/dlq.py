@@ -43,6 +43,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(letter.__dict__))
             else:
                 print(f"{letter.failed_at}  {letter.id:<48} {letter.error:<20} {letter.reason}")
+        if not listed and not args.json:
+            print("no dead letters")
         return 0
     if args.dlq_command == "show":
         shown = letters.get(args.id)

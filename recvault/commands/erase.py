@@ -51,6 +51,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for outcome in outcomes:
             waiting = f" (possible {outcome.refusal.possible_from})" if outcome.refusal else ""
             print(f"{outcome.status} {outcome.recording_sid}{waiting}")
+        if not outcomes:
+            print("no queued erasures")
         return 0
     refused = missing = 0
     for sid in args.recordings:
@@ -61,10 +63,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         elif outcome.status == "not-found":
             missing += 1
             print(f"recvault: erase: {sid} is not in the archive", file=sys.stderr)
+        elif outcome.status == "queued":
+            # Done as asked: the request is recorded and the scheduled task erases it once nothing protects it.
+            assert outcome.refusal is not None
+            print(f"queued {sid}: not erasable now ({'; '.join(outcome.refusal.reasons)}); "
+                  f"erased by the scheduled task from {outcome.refusal.possible_from}")
         else:
             assert outcome.refusal is not None
             refused += 1
-            queued = "; queued to run then" if outcome.status == "queued" else ""
             print(f"refused {sid}: {'; '.join(outcome.refusal.reasons)}. "
-                  f"Possible {outcome.refusal.possible_from}{queued}", file=sys.stderr)
+                  f"Possible {outcome.refusal.possible_from}; --when-allowed queues it to run then", file=sys.stderr)
     return 1 if refused or missing else 0

@@ -82,4 +82,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             state = "active" if hold.active else f"released {hold.released and hold.released.get('at')}"
             print(f"{hold.hold_id}  {hold.at}  {hold.actor}  {len(hold.recordings)} recording(s)  {state}  "
                   f"{json.dumps(hold.selector)}  {hold.reason}")
+    if not holds and not args.json:
+        print("no holds" if args.all else "no active holds")
     return 0

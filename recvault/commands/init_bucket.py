@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from recvault.settings import Settings
+
+if TYPE_CHECKING:
+    from recvault.compliance.policy import Policy
+    from recvault.storage.s3_setup import BucketSetup
 
 HELP = ("create or check the archive bucket: Object Lock with the policy's default retention, encryption, "
         "no public access, cleanup of unfinished uploads")
@@ -16,13 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="change nothing; report what would change and exit 1 if anything would")
 
 
+def bucket_setup(settings: Settings, policy: Policy) -> BucketSetup:
+    """What the bucket should be: the policy's default rule as its default retention, RECVAULT_S3_KMS_KEY_ID's
+    key (else AES256) as its default encryption. A worker with RECVAULT_S3_CREATE_BUCKET uses it too."""
+    from recvault.storage.s3_setup import BucketSetup
+
+    return BucketSetup(default_retention=policy.default_lock(), kms_key_id=settings.s3_kms_key_id)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.compliance.policy import Policy
     from recvault.storage.s3 import S3Store
-    from recvault.storage.s3_setup import BucketSetup
 
-    policy = Policy.load(settings.policy_file)
-    setup = BucketSetup(default_retention=policy.default_lock(), kms_key_id=settings.s3_kms_key_id)
+    policy = Policy.from_settings(settings)
+    setup = bucket_setup(settings, policy)
     steps = S3Store.from_settings(settings).init_bucket(setup, apply=not args.check)
     for step in steps:
         print(step.line())

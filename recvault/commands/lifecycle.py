@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.compliance.lifecycle import apply_lifecycle, lifecycle_rules
     from recvault.compliance.policy import Policy
 
-    policy = Policy.load(args.policy or settings.policy_file)
+    policy = Policy.load(args.policy) if args.policy else Policy.from_settings(settings)
     rules = lifecycle_rules(policy, settings.s3_prefix)
     text = json.dumps({"Rules": rules}, indent=2) + "\n"
     if args.output:

@@ -49,13 +49,15 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
     from recvault.compliance.policy import Policy
 
     if args.action == "check":
-        policy = Policy.load(args.file)  # PolicyError: the CLI prints it, naming the rule, and exits 2
+        # PolicyError: the CLI prints it, naming the file, the rule and the field, and exits 2.
+        policy = Policy.load(args.file)
         print(f"{args.file}: valid; version {policy.version}; {len(policy.rules)} rule(s) and the default")
         for line in summary(policy):
             print(line)
         return 0
     assert settings is not None
-    policy = Policy.load(args.policy or settings.policy_file)
+    policy = Policy.load(args.policy) if args.policy else Policy.from_settings(settings)
+    source = policy_source(args.policy, settings)
     try:
         subjects = _subjects(args, settings)
     except Refused as error:
@@ -64,11 +66,21 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
     for title, recording, labels, when, recorded in subjects:
         decision = policy.decide(recording, labels=labels, now=when)
         if args.json:
-            print(json.dumps({"subject": title, "labels": labels, **as_dict(decision),
-                              "recorded": recorded}, sort_keys=True))
+            print(json.dumps({"subject": title, "labels": labels, **as_dict(decision), "recorded": recorded,
+                              "policy_file": str(args.policy or settings.policy_file or "") or None},
+                             sort_keys=True))
         else:
-            print("\n".join([f"{title}:", *describe(decision, labels, settings, recorded), ""]))
+            print("\n".join([f"{title}:", *describe(decision, labels, settings, recorded, source), ""]))
     return 0
+
+
+def policy_source(given: Path | None, settings: Settings) -> str:
+    """Which policy file `explain` decides with, in words: the one given, RECVAULT_POLICY_FILE's, or none."""
+    if given:
+        return str(given)
+    if settings.policy_file:
+        return f"{settings.policy_file} (RECVAULT_POLICY_FILE)"
+    return "no policy file loaded (RECVAULT_POLICY_FILE is not set): the built-in default applies"
 
 
 def summary(policy: Policy) -> list[str]:
@@ -117,7 +129,7 @@ def as_dict(decision: Decision) -> dict[str, Any]:
 
 
 def describe(decision: Decision, labels: dict[str, str], settings: Settings,
-             recorded: dict[str, Any] | None) -> list[str]:
+             recorded: dict[str, Any] | None, source: str) -> list[str]:
     retention = decision.retention
     delete = "permitted" if decision.delete_from_twilio else "not permitted (Twilio's copy is kept)"
     if decision.delete_from_twilio:
@@ -125,6 +137,7 @@ def describe(decision: Decision, labels: dict[str, str], settings: Settings,
     lines = [
         f"  labels:             {_pairs(labels) or '(none)'}",
         f"  rule:               {decision.rule}",
+        f"  policy file:        {source}",
         f"  policy version:     {decision.policy_version}",
         f"  mode:               {retention.mode or 'none (no retention lock)'}",
         f"  retain until:       {retention.until.strftime('%Y-%m-%d') if retention.until else '-'}",

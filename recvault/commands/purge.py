@@ -22,7 +22,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from recvault.compliance.policy import Policy
     from recvault.compliance.purge import purge
 
-    policy = Policy.load(settings.policy_file)
+    policy = Policy.from_settings(settings)
     report = purge(store_for(settings), settings.s3_prefix, now=datetime.now(UTC), policy=policy,
                    date_before=args.date_before, dry_run=args.dry_run, actor=actor_of(args))
     for outcome in report.outcomes:
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"kept {outcome.recording_sid}: {'; '.join(outcome.refusal.reasons)}")
         else:
             print(f"{outcome.status} {outcome.recording_sid}: {outcome.objects} object version(s)")
+    if not report.outcomes:
+        print("no recordings due for purge")
     summary = report.summary()
     print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items() if k != "dry_run")
           + (" (dry run)" if args.dry_run else ""), file=sys.stderr)

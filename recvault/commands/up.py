@@ -1,8 +1,15 @@
 """`recvault up`: the whole service on embedded defaults, in one command.
 
-Starts (or reuses) Redis, an embedded SeaweedFS S3 with an Object Lock bucket, the
-ingest server and a worker. Without Twilio credentials configured it also starts the
-Twilio simulator, sends it a few demo recordings and shows where they were archived.
+Starts a redis-server of its own (or uses the broker RECVAULT_BROKER_URL names), an embedded
+SeaweedFS S3 with an Object Lock bucket, the ingest server, a worker and beat. Without Twilio
+credentials configured it also starts the Twilio simulator, sends it a few demo recordings,
+waits for those to be archived and moves their accepted callbacks to the archive, so that
+`recvault audit verify` covers them at once.
+
+While it runs it leaves RECVAULT_DATA_DIR/env (mode 0600): what every other `recvault` command
+run with the same data directory needs to reach these services, read by them on their own
+(see recvault.settings.UP_ENV_FILE), and a file other tools can `source`. The children log to
+files under RECVAULT_DATA_DIR/logs; the terminal gets a summary, printed last.
 """
 
 from __future__ import annotations
@@ -12,23 +19,35 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from recvault.settings import Settings
+from pydantic import AnyHttpUrl, SecretStr
+
+from recvault.settings import UP_ENV_FILE, Settings, load_settings
 
 if TYPE_CHECKING:
     # run() imports these when it runs, so building the CLI parser stays cheap.
-    from recvault.launch.process import ChildProcess
-    from recvault.launch.services import RedisServer
+    from celery import Celery
 
-HELP = "run Redis, S3 (SeaweedFS), ingest, a worker and the Twilio simulator on embedded defaults"
+    from recvault.launch.process import ChildProcess
+    from recvault.storage.s3 import S3Store
+
+HELP = "run Redis, S3 (SeaweedFS), ingest, a worker, beat and the Twilio simulator on embedded defaults"
+# How long the demo's recordings may take to be archived.
+DEMO_TIMEOUT_SECONDS = 90
+# The RecordingSids `simulate send --demo` lists, one per line.
+_DEMO_SID = re.compile(r"^\s+(RE[0-9a-f]{32})\s", re.MULTILINE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,65 +57,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-port", type=int, default=8180, help="Twilio simulator port (default 8180)")
     parser.add_argument("--no-demo", action="store_true", help="do not send demo recordings")
     parser.add_argument("--demo-only", action="store_true", help="send the demo, show it, then stop")
+    # `up` reads its settings without the file it writes for the other commands (a previous run's).
+    parser.set_defaults(needs_settings=False)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings | None) -> int:
     from recvault.launch.process import Component, LaunchError
-    from recvault.launch.services import RedisServer, SeaweedFS, free_port
-    from recvault.storage.s3 import S3Store
+    from recvault.launch.services import SeaweedFS, free_port
+    from recvault.storage.s3 import LOCAL_ACCESS_KEY
 
+    settings = settings or load_settings(up_env_file=False)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
+    logs = data / "logs"
+    try:
+        lock = _lock(data)
+    except LaunchError as error:
+        print(f"recvault: {error}", file=sys.stderr)
+        return 1
+    env_file = data / UP_ENV_FILE
+    env_file.unlink(missing_ok=True)  # a previous run's, stopped without removing it
     # SIGTERM (from a supervisor or `kill`) stops everything this command started, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started: list[ChildProcess] = []  # services and components, stopped in reverse order
     try:
-        broker_url = _redis(settings, data, started, RedisServer)
-        s3_url = str(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
+        broker_url = _redis(settings, data, started)
+        s3_url = str(settings.s3_endpoint_url).rstrip("/") if settings.s3_endpoint_url else None
+        embedded_s3 = s3_url is None
         if s3_url is None:
             port = args.s3_port if _port_free(args.s3_port) else free_port()
             weed = SeaweedFS(data / "s3", s3_port=port).start()
             started.append(weed)
             s3_url = weed.s3_url
             print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
+        stack = settings.model_copy(update={"broker_url": broker_url, "s3_endpoint_url": AnyHttpUrl(s3_url),
+                                            "data_dir": data})
         # Embedded mode creates its bucket (with Object Lock) before anything uses it.
-        S3Store.from_settings(settings.model_copy(update={"s3_endpoint_url": s3_url})).ensure_bucket(create=True)
-        env = {**os.environ, "RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
-               "RECVAULT_DATA_DIR": str(data), "RECVAULT_S3_CREATE_BUCKET": "true"}
+        _store(stack).ensure_bucket(create=True)
+        # What the children get on top of this environment, and (mostly) what the file says.
+        shared = {"RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
+                  "RECVAULT_DATA_DIR": str(data)}
+        env = {**os.environ, **shared, "RECVAULT_S3_CREATE_BUCKET": "true"}
         # The status page and API need a token: embedded mode makes one, kept with its data.
+        embedded_token = not settings.api_token.get_secret_value()
         api_token = settings.api_token.get_secret_value() or _embedded_secret(data / "embedded-api-token")
         env["RECVAULT_API_TOKEN"] = api_token
         simulate = not settings.twilio_auth_tokens
+        sim_url = None
         if simulate:
             identity = _embedded_identity(data)
             sim_port = args.sim_port if _port_free(args.sim_port) else free_port()
             sim_url = f"http://127.0.0.1:{sim_port}"
-            env.update({"RECVAULT_TWILIO_ACCOUNT_SID": identity["account_sid"],
-                        "RECVAULT_TWILIO_AUTH_TOKENS": identity["auth_token"],
-                        "RECVAULT_TWILIO_API_BASE_URL": sim_url})
+            twilio = {"RECVAULT_TWILIO_ACCOUNT_SID": identity["account_sid"],
+                      "RECVAULT_TWILIO_AUTH_TOKENS": identity["auth_token"],
+                      "RECVAULT_TWILIO_API_BASE_URL": sim_url}
+            env.update(twilio)
+            shared.update(twilio)
+            stack = stack.model_copy(update={
+                "twilio_account_sid": identity["account_sid"],
+                "twilio_auth_tokens": [SecretStr(identity["auth_token"])],
+                "twilio_api_base_url": AnyHttpUrl(sim_url)})
             started.append(Component("Twilio simulator", ["simulate", "serve", "--port", str(sim_port)], env,
+                                     log_path=logs / "simulator.log",
                                      ready_url=f"{sim_url}/_sim/recordings").start())
             print(f"Twilio simulator at {sim_url} (account {identity['account_sid']})", flush=True)
         base = f"http://{args.host}:{args.port}"
         started.append(Component("ingest", ["serve", "--host", args.host, "--port", str(args.port)], env,
-                                 ready_url=f"{base}/readyz").start())
-        started.append(Component("worker", ["worker"], env).start())
-        callback = f"{base}/twilio/recording-status"
-        print(f"\nrecvault is up. Recording Status Callback URL: {callback}", flush=True)
-        print(f"Status page: {base}/status (sign in at {base}/status/login with the API token)", flush=True)
-        if not settings.api_token.get_secret_value():
-            print(f"API token (embedded mode, kept in {data / 'embedded-api-token'}): {api_token}", flush=True)
-        if settings.worker_metrics_port:
-            print(f"Worker metrics: http://127.0.0.1:{settings.worker_metrics_port}/metrics", flush=True)
+                                 log_path=logs / "ingest.log", ready_url=f"{base}/readyz").start())
+        started.append(Component("worker", ["worker"], env, log_path=logs / "worker.log",
+                                 ready=_workers_answer(stack)).start())
+        # Beat schedules the ledger flush (every 15 minutes), the daily seal, reconcile and price
+        # sweep; the worker runs them.
+        started.append(Component("beat", ["beat"], env, log_path=logs / "beat.log").start())
+        print(f"ingest, worker and beat started; their logs are in {logs}", flush=True)
+
+        # Everything a command in another terminal needs, for as long as this runs.
+        extra: dict[str, str] = {}
+        if embedded_token:
+            shared["RECVAULT_API_TOKEN"] = api_token
+        if embedded_s3:
+            access_key, secret_key = LOCAL_ACCESS_KEY
+            extra.update({"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
+                          "AWS_ENDPOINT_URL_S3": s3_url, "AWS_DEFAULT_REGION": settings.s3_region})
+        _write_env_file(env_file, {**shared, **_where(settings)}, extra)
+
+        demo: list[str] = []
+        archived = True
         if simulate and not args.no_demo:
-            _demo(callback, env, settings.model_copy(update={"s3_endpoint_url": s3_url}))
-            _show_on_status_page(base, api_token)
+            demo, archived = _demo(f"{base}/twilio/recording-status", env, stack)
+        _summary(args, settings, base, api_token, data, env_file, demo)
         if args.demo_only:
-            return 0
+            return 0 if archived else 1
         print("Ctrl-C stops everything.", flush=True)
         while all(child.running for child in started):
             time.sleep(0.5)
-        print("recvault: a component stopped; shutting down", file=sys.stderr)
+        stopped = next(child for child in started if not child.running)
+        print(f"recvault: {stopped.name} stopped (log {stopped.log_path}); shutting down", file=sys.stderr)
         return 1
     except LaunchError as error:
         print(f"recvault: {error}", file=sys.stderr)
@@ -107,21 +163,51 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for child in reversed(started):
             child.stop(timeout=15)
+        # The services it describes are gone: commands must not be pointed at them any more.
+        env_file.unlink(missing_ok=True)
+        lock.close()
 
 
-def _redis(settings: Settings, data: Path, started: list[ChildProcess], RedisServer: type[RedisServer]) -> str:
-    """Use the broker answering at the broker URL, else start a redis-server with AOF in the data dir."""
+def _lock(data: Path) -> IO[str]:
+    """Hold RECVAULT_DATA_DIR/up.lock for as long as this runs: one `up` per data directory."""
+    import fcntl
+
+    from recvault.launch.process import LaunchError
+
+    handle = (data / "up.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise LaunchError(f"another `recvault up` is running with the data directory {data}; "
+                          "stop it first, or give this one a RECVAULT_DATA_DIR of its own") from None
+    return handle
+
+
+def _redis(settings: Settings, data: Path, started: list[ChildProcess]) -> str:
+    """The broker URL: a redis-server of its own, with AOF, in the data dir, on a free port.
+
+    Only a RECVAULT_BROKER_URL that is set (environment or .env) names another broker: used
+    if it answers, else (a plain redis:// URL) stood in for by a redis-server on its port.
+    """
     import redis
 
     from recvault.launch.process import LaunchError
+    from recvault.launch.services import RedisServer, free_port
     from recvault.queue.broker import broker_client
 
     url = settings.broker_url
+    if "broker_url" not in settings.model_fields_set:
+        # Never the Redis someone runs on the default port: that one holds their data.
+        server = RedisServer(data / "redis", port=free_port()).start()
+        started.append(server)
+        print(f"started redis-server (AOF) at {server.url}, data in {data / 'redis'}", flush=True)
+        return f"{server.url}/0"
     client = broker_client(url, settings.broker_transport_options, socket_timeout=1, socket_connect_timeout=1,
                            fail_fast=True)
     try:
         client.ping()
-        print(f"using Redis at {re.sub(r'//[^@/;]*@', '//', url)}", flush=True)  # without credentials
+        print(f"using Redis at {_without_credentials(url)}", flush=True)
         return url
     except redis.RedisError as error:
         if urlsplit(url).scheme != "redis":
@@ -136,6 +222,87 @@ def _redis(settings: Settings, data: Path, started: list[ChildProcess], RedisSer
     return server.url + (parts.path if parts.path not in ("", "/") else "/0")
 
 
+def _without_credentials(url: str) -> str:
+    return re.sub(r"//[^@/;]*@", "//", url)
+
+
+def _store(settings: Settings) -> S3Store:
+    from recvault.storage.s3 import S3Store
+
+    return S3Store.from_settings(settings)
+
+
+def _workers_answer(settings: Settings) -> Callable[[], bool]:
+    """A probe: whether every process `recvault worker` starts answers a Celery ping."""
+    from recvault.commands.worker import node_name
+    from recvault.queue.celery_factory import create_celery
+
+    hostname = f"recvault@{socket.gethostname()}"
+    count = settings.worker_process_count()
+    names = [node_name(hostname, index) for index in range(count)] if count > 1 else [hostname]
+    app: Celery = create_celery(settings)
+
+    def ready() -> bool:
+        try:
+            replies = app.control.ping(destination=names, timeout=1.0, limit=len(names))
+        except Exception:  # not up yet, whatever the broker client says
+            return False
+        return set(names) <= {name for reply in replies for name in reply}
+
+    return ready
+
+
+def _where(settings: Settings) -> dict[str, str]:
+    """The settings that say where the archive is and how it is kept, when set for this run."""
+    found = {"RECVAULT_S3_BUCKET": settings.s3_bucket, "RECVAULT_S3_REGION": settings.s3_region}
+    if settings.s3_prefix:
+        found["RECVAULT_S3_PREFIX"] = settings.s3_prefix
+    if settings.policy_file is not None:
+        found["RECVAULT_POLICY_FILE"] = str(settings.policy_file.resolve())
+    if settings.broker_transport_options:
+        found["RECVAULT_BROKER_TRANSPORT_OPTIONS"] = json.dumps(settings.broker_transport_options)
+    if settings.queue != Settings.model_fields["queue"].default:
+        found["RECVAULT_QUEUE"] = settings.queue
+    return found
+
+
+def _write_env_file(path: Path, settings: dict[str, str], others: dict[str, str]) -> None:
+    """RECVAULT_DATA_DIR/env: `export NAME='value'` lines, mode 0600, replaced in one step."""
+    lines = [
+        "# Written by `recvault up` while it runs, removed when it stops: how to reach what it started.",
+        "# recvault commands using this data directory read it themselves (a variable set in the",
+        "# environment wins); for other tools: source this file.",
+        *_exports(settings),
+    ]
+    if others:
+        lines += ["# For other tools (aws); recvault does not read these.", *_exports(others)]
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+# Characters a shell treats specially between double quotes, or python-dotenv does not read as written.
+_NOT_IN_DOUBLE_QUOTES = set('"$`\\!\n')
+
+
+def _exports(values: dict[str, str]) -> list[str]:
+    """`export NAME=value` lines that a shell and python-dotenv (recvault's reader) read alike."""
+    lines = []
+    for name, value in values.items():
+        if "'" not in value and "\n" not in value and "\\\\" not in value:
+            lines.append(f"export {name}='{value}'")
+        elif not _NOT_IN_DOUBLE_QUOTES & set(value):
+            lines.append(f'export {name}="{value}"')
+        else:
+            print(f"recvault: {name} is not written to {UP_ENV_FILE}: its value has quotes and shell "
+                  "characters a shell and recvault would read differently; set it in the other terminal too",
+                  file=sys.stderr)
+    return lines
+
+
 def _embedded_secret(path: Path) -> str:
     """A random secret kept in `path` (mode 0600), made on first use."""
     if path.exists():
@@ -146,25 +313,11 @@ def _embedded_secret(path: Path) -> str:
     return secret
 
 
-def _show_on_status_page(base: str, token: str) -> None:
-    """What the recordings API (the status page's source) says of the demo's recordings."""
-    request = urllib.request.Request(f"{base}/api/recordings", headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            listed = json.loads(response.read())
-    except (OSError, ValueError) as error:
-        print(f"recvault: the recordings API did not answer: {error}", file=sys.stderr)
-        return
-    count = len(listed.get("items", []))
-    print(f"status page and API: {count} recording(s) listed at {base}/status and {base}/api/recordings",
-          flush=True)
-
-
 def _embedded_identity(data: Path) -> dict[str, str]:
     """A stable simulated Twilio account for this data dir (created on first run)."""
     path = data / "embedded-twilio.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return dict(json.loads(path.read_text()))
     identity = {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
     path.write_text(json.dumps(identity))
     path.chmod(0o600)
@@ -172,39 +325,126 @@ def _embedded_identity(data: Path) -> dict[str, str]:
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _demo(callback: str, env: dict[str, str], settings: Settings) -> None:
-    """Send a few simulated recordings and show where they were archived."""
-    from recvault.storage.s3 import S3Store
+def _days_around_now() -> list[str]:
+    today = datetime.now(UTC).date()
+    return [(today + timedelta(days=n)).isoformat() for n in (-1, 0, 1)]
 
-    print("\nsending demo recordings from the simulator …", flush=True)
+
+def _demo(callback: str, env: dict[str, str], settings: Settings) -> tuple[list[str], bool]:
+    """Send the simulator's demo recordings, wait for those, flush their ledger rows; show them.
+
+    Returns the demo's RecordingSids and whether every one of them was archived.
+    """
+    from recvault import layout
+
+    print("sending demo recordings from the simulator …", flush=True)
     result = subprocess.run(
         [sys.executable, "-m", "recvault.cli", "simulate", "send", "--to", callback, "--demo"],
         env=env, capture_output=True, text=True, timeout=120,
     )
-    print(result.stdout.strip(), flush=True)
+    sent = result.stdout.strip("\n").rstrip()
     if result.returncode != 0:
-        print(result.stderr.strip(), file=sys.stderr)
-        return
-    store = S3Store.from_settings(settings)
-    deadline = time.monotonic() + 60
-    keys: list[str] = []
+        print(sent, flush=True)
+        print(f"recvault: the demo could not be sent: {result.stderr.strip()}", file=sys.stderr)
+        return [], False
+    sids = _DEMO_SID.findall(result.stdout)
+    store = _store(settings)
+    prefix = settings.s3_prefix
+    print(f"waiting for the worker to archive {len(sids)} recording(s) …", flush=True)
+    documents: dict[str, str] = {}
+    events: dict[str, str] = {}
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        keys = list(store.list_keys(f"{settings.s3_prefix}metadata/"))
-        events = list(store.list_keys(f"{settings.s3_prefix}events/"))
-        if len(keys) >= 3 and len(events) >= 3:
+        for day in _days_around_now():
+            for key in store.list_keys(layout.partition_prefix(prefix, layout.METADATA, day)):
+                if (parsed := layout.parse_metadata_key(prefix, key)) and parsed[1] in sids:
+                    documents[parsed[1]] = key
+            for key in store.list_keys(layout.partition_prefix(prefix, layout.EVENTS, day)):
+                if (found := layout.parse_event_key(prefix, key)) and found[1] in sids:
+                    events[f"{found[1]}-{found[2]}"] = key
+        if len(documents) == len(sids) and all(f"{sid}-in-progress" in events for sid in sids):
             break
         time.sleep(0.5)
-    print(f"\narchived in s3://{settings.s3_bucket} at {settings.s3_endpoint_url}:")
-    for key in keys:
-        document = json.loads(store.get_bytes(key))
+    archived = len(documents) == len(sids)
+    flushed = _flush_ledger(settings) if archived else None
+    print(f"\n{sent}")
+    print(f"\narchived in s3://{settings.s3_bucket} at {store.endpoint_url}:")
+    for sid in sids:
+        if sid not in documents:
+            continue
+        document = json.loads(store.get_bytes(documents[sid]))
         print(f"  {document['media_key']}  {document['media_size']} bytes  sha256 {document['media_sha256'][:16]}…"
               f"  channels {document['channels']}  source {document['source']}")
+        print(f"  {documents[sid]}")
+    for key in sorted(events.values()):
         print(f"  {key}")
-    for key in events:
-        print(f"  {key}")
+    if not archived:
+        missing = [sid for sid in sids if sid not in documents]
+        print(f"recvault: {len(missing)} demo recording(s) not archived within {DEMO_TIMEOUT_SECONDS} s: "
+              f"{' '.join(missing)}; see {settings.data_dir / 'logs' / 'worker.log'}", file=sys.stderr)
+    if flushed is not None:
+        print(f"accepted-callback ledger: {flushed} to s3://{settings.s3_bucket}/{prefix}{layout.AUDIT_ACCEPTED} "
+              "(beat does this every 15 minutes)")
+    return sids, archived
+
+
+def _flush_ledger(settings: Settings) -> str:
+    """Move the accepted-callback ledger to S3 and seal finished days now, as beat's jobs do."""
+    from recvault.queue.celery_factory import create_celery
+    from recvault.workers.beat_tasks import flush_ledger, seal_days
+    from recvault.workers.context import WorkerContext
+
+    context = WorkerContext.build(settings, create_celery(settings))
+    try:
+        seal_days(context)
+        return flush_ledger(context)
+    finally:
+        context.publisher.close()
+
+
+def _show_on_status_page(base: str, token: str) -> str:
+    """What the recordings API (the status page's source) says: a line for the summary."""
+    request = urllib.request.Request(f"{base}/api/recordings", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            listed = json.loads(response.read())
+    except (OSError, ValueError) as error:
+        return f"the recordings API did not answer: {error}"
+    count = len(listed.get("items", []))
+    return f"status page and API: {count} recording(s) listed at {base}/status and {base}/api/recordings"
+
+
+def _summary(args: argparse.Namespace, settings: Settings, base: str, api_token: str, data: Path,
+             env_file: Path, demo: list[str]) -> None:
+    """The last thing `up` prints: where everything is, and what to type in another terminal."""
+    if demo:
+        print(_show_on_status_page(base, api_token))
+    print(f"\nrecvault is up. Recording Status Callback URL: {base}/twilio/recording-status")
+    print(f"Status page: {base}/status (sign in at {base}/status/login with the API token)")
+    if not settings.api_token.get_secret_value():
+        print(f"API token (embedded mode, kept in {data / 'embedded-api-token'}): {api_token}")
+    if settings.worker_metrics_port:
+        print(f"Worker metrics: http://127.0.0.1:{settings.worker_metrics_port}/metrics")
+    print(f"Logs: {data / 'logs'}")
+    if args.demo_only:
+        sys.stdout.flush()
+        return
+    today = datetime.now(UTC).date().isoformat()
+    if "data_dir" in settings.model_fields_set:
+        print(f"\nin another terminal (recvault reads {env_file} by itself):")
+        print(f"  export RECVAULT_DATA_DIR={shlex.quote(str(data))}")
+    else:
+        print(f"\nin another terminal, in this folder (recvault reads {settings.data_dir / UP_ENV_FILE} by itself):")
+    print("  recvault audit verify")
+    print("  recvault hold list")
+    print("  recvault dlq list")
+    if settings.twilio_account_sid or not settings.twilio_auth_tokens:
+        print(f"  recvault reconcile --from {today} --to {today}")
+    if demo:
+        print(f"  recvault audit show {demo[0]}")
+        print(f"  recvault policy explain --recording {demo[0]}")
+    print(f"other tools (aws, redis-cli, curl): source {shlex.quote(str(env_file))}", flush=True)

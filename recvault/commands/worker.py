@@ -52,7 +52,7 @@ def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings,
     """One audit record per worker start: which policy (by version) it archives under."""
     from datetime import UTC, datetime
 
-    from recvault.audit.record import write_system_audit
+    from recvault.audit.write import write_system_audit
 
     details = {"policy_version": policy.version, "policy_file": str(settings.policy_file or "built-in"),
                "rules": [rule.name for rule in policy.all_rules()]}
@@ -61,6 +61,32 @@ def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings,
     # the next entry number each.
     write_system_audit(store, settings.s3_prefix, "policy-loaded", details, now, actor=actor,
                        retention=policy.default_retention(now))
+
+
+def complete_bucket_setup(store: ObjectStore, settings: Settings, policy: Policy) -> None:
+    """With RECVAULT_S3_CREATE_BUCKET, make the bucket (one with Object Lock: recvault's own, from this
+    worker or `recvault up`) what `recvault init-bucket` makes it: the policy's default retention, default
+    encryption, the lifecycle rule for unfinished uploads. `init-bucket --check` then finds nothing to
+    change. Each step changes only what differs; a store that refuses one is logged, and the worker goes on."""
+    import logging
+
+    from recvault.commands.init_bucket import bucket_setup
+    from recvault.errors import RecvaultError
+    from recvault.storage.s3 import S3Store
+
+    log = logging.getLogger("recvault.worker")
+    if not isinstance(store, S3Store):
+        return
+    try:
+        steps = store.init_bucket(bucket_setup(settings, policy))
+    except RecvaultError as error:
+        log.warning("bucket setup not completed; `recvault init-bucket` says what is missing",
+                    extra={"bucket": settings.s3_bucket, "error": str(error)})
+        return
+    for step in steps:
+        if step.state in ("created", "changed"):
+            log.info("bucket set up", extra={"bucket": settings.s3_bucket, "feature": step.feature,
+                                             "detail": step.detail})
 
 
 # glibc's mallopt() parameter for the number of malloc arenas.
@@ -111,6 +137,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     context = process.build()
     store = context.store  # one S3 client in the main process, inherited by every pool child
     store.ensure_bucket(create=settings.s3_create_bucket)
+    if settings.s3_create_bucket and store.object_lock_enabled:
+        complete_bucket_setup(store, settings, context.policy)
     locking = context.policy.rules_that_lock()
     if not store.object_lock_enabled and locking:
         # Every write would carry retention the bucket cannot keep: refuse now, not per recording.
@@ -147,11 +175,22 @@ def node_name(hostname: str, index: int) -> str:
     return f"{name}-{index + 1}{at}{host}"
 
 
+def refuse_bad_configuration(settings: Settings) -> None:
+    """What each worker process would refuse at start (the policy file, Twilio credentials), refused
+    here once: ConfigurationError, printed once by the CLI, instead of once per process of a group."""
+    from recvault.compliance.policy import Policy
+
+    Policy.from_settings(settings)
+    if settings.twilio_account_sid:
+        settings.download_credentials(settings.twilio_account_sid)
+
+
 def run_group(args: argparse.Namespace, settings: Settings, processes: int) -> int:
     """`processes` single-process workers supervised by this one (see launch.worker_group)."""
     from recvault.launch.worker_group import WorkerGroup
     from recvault.logs import configure_logging
 
+    refuse_bad_configuration(settings)
     configure_logging(settings.log_level, settings.log_format)
     env: dict[str, str] = {}
     if settings.worker_metrics_port:

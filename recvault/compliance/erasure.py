@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from recvault import layout
-from recvault.audit.record import stamped, write_audit
+from recvault.audit.write import stamped, write_audit
 from recvault.compliance.holds import holds_covering, list_holds
 from recvault.compliance.recording_objects import Located, audit_retention, locate, versions
 from recvault.errors import AlreadyExists

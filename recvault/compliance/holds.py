@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from recvault import layout
-from recvault.audit.record import stamped, write_audit
+from recvault.audit.write import stamped, write_audit
 from recvault.compliance.hold_selector import Selector
 from recvault.compliance.recording_objects import Located, audit_keys, audit_retention, documents, locate, versions
 from recvault.errors import AlreadyExists, RecvaultError

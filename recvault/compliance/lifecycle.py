@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from recvault.audit.record import write_system_audit
+from recvault.audit.write import write_system_audit
 from recvault.compliance.policy import Policy
 from recvault.storage.base import ObjectStore
 from recvault.storage.s3_setup import ABORT_INCOMPLETE_DAYS, LIFECYCLE_RULE_ID

@@ -25,15 +25,18 @@ labels; the field models and their checks are in policy_rules.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from recvault.compliance.policy_rules import (
+    NO_LOCK,
     POLICY_TAGS,
     SYSTEM_TAGS,
     Decides,
@@ -45,12 +48,21 @@ from recvault.compliance.policy_rules import (
 from recvault.storage.base import Retention
 from recvault.storage.placement import Placement
 
+if TYPE_CHECKING:
+    from recvault.settings import Settings
+
 __all__ = ["SYSTEM_TAGS", "Decision", "Policy", "PolicyError", "Rule"]
 
 # Without a policy file, and for what a file's [default] leaves out.
 BUILTIN_DEFAULT: dict[str, Any] = {"retention_days": 365, "mode": "GOVERNANCE"}
 # Policy versions are this many hex digits of the file's SHA-256: enough to tell files apart.
 VERSION_CHARS = 16
+# The setting that names the policy file.
+POLICY_SETTING = "RECVAULT_POLICY_FILE"
+# Where tomllib says a syntax error is, at the end of its message.
+TOML_PLACE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+# The sections a policy file has: [default] and [[rule]]s.
+SECTIONS = {"default": "[default]", "rule": "[[rule]]"}
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
@@ -95,16 +107,33 @@ class Policy:
                 raise PolicyError(f"policy rule {rule.name!r}: tags: with the default's, more than {POLICY_TAGS} tags")
 
     @classmethod
-    def load(cls, path: Path | None) -> Policy:
-        """The policy in `path`, or the built-in default when no file is configured."""
+    def load(cls, path: Path | None, *, setting: str | None = None) -> Policy:
+        """The policy in `path`, or the built-in default when no file is configured.
+
+        Every line of a PolicyError starts with the file, and `setting` when the file came from one
+        (`from_settings`), so the message points at the file actually read."""
         if path is None:
             return cls.builtin()
+        where = f"{path} ({setting})" if setting else str(path)
         try:
             raw = Path(path).read_bytes()
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise PolicyError(f"RECVAULT_POLICY_FILE {path}: {error}") from None
-        return cls.from_dict(data, version=_digest(raw))
+            text = raw.decode("utf-8")
+            data = tomllib.loads(text)
+        except OSError as error:
+            raise PolicyError(f"{where}: cannot be read: {error.strerror or error}") from None
+        except UnicodeDecodeError as error:
+            raise PolicyError(f"{where}: not UTF-8 text (byte {error.start})") from None
+        except tomllib.TOMLDecodeError as error:
+            raise PolicyError(toml_problem(where, text, error)) from None
+        try:
+            return cls.from_dict(data, version=_digest(raw))
+        except PolicyError as error:
+            raise PolicyError("\n".join(f"{where}: {line}" for line in str(error).splitlines())) from None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        """The policy RECVAULT_POLICY_FILE names, else the built-in default."""
+        return cls.load(settings.policy_file, setting=POLICY_SETTING)
 
     @classmethod
     def builtin(cls) -> Policy:
@@ -113,9 +142,9 @@ class Policy:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, version: str | None = None) -> Policy:
         """A policy from parsed TOML; `version` defaults to a hash of the data itself."""
-        unknown = sorted(set(data) - {"default", "rule"})
+        unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise PolicyError(f"policy: unknown section(s) {unknown}; a policy has [default] and [[rule]]s")
+            raise PolicyError("\n".join(_unknown_section(name, data[name]) for name in unknown))
         if "default" not in data:
             raise PolicyError("policy rule 'default': a [default] table is required")
         raw_default = data["default"]
@@ -142,7 +171,7 @@ class Policy:
 
     def effective_mode(self, rule: Decides) -> LockMode | None:
         mode = rule.mode if rule.mode is not None else self.default.mode
-        return None if mode in (None, "NONE") else mode  # type: ignore[return-value]
+        return None if mode in (None, NO_LOCK) else mode  # type: ignore[return-value]
 
     def effective_legal_hold(self, rule: Decides) -> bool:
         return bool(rule.legal_hold if rule.legal_hold is not None else self.default.legal_hold)
@@ -208,3 +237,31 @@ class Policy:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:VERSION_CHARS]
+
+
+def _unknown_section(name: str, value: object) -> str:
+    """One line on a top-level name that is neither [default] nor [[rule]], with the one meant."""
+    written = f"[[{name}]]" if isinstance(value, list) else f"[{name}]" if isinstance(value, dict) else name
+    closest = difflib.get_close_matches(name, list(SECTIONS), n=1)
+    hint = f"; did you mean {SECTIONS[closest[0]]}?" if closest else ""
+    return f"policy: unknown section {written}; a policy has [default] and [[rule]] tables{hint}"
+
+
+def toml_problem(where: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """A TOML syntax error as people read one: where, why, then the line itself with a caret under the spot."""
+    message = str(error)
+    place = TOML_PLACE.search(message)
+    reason = message[: place.start()] if place else message
+    lines = text.splitlines() or [""]
+    if place and place[1]:
+        number, column = int(place[1]), int(place[2])
+    else:  # at the end of the document
+        number, column = len(lines), len(lines[-1]) + 1
+    line = lines[number - 1] if 0 < number <= len(lines) else ""
+    word = re.match(r"[A-Za-z_][A-Za-z0-9_.-]*", line[column - 1:])
+    if reason == "Invalid value" and word and word[0] not in ("true", "false", "inf", "nan"):
+        reason += f' (text is written in quotes: "{word[0]}")'
+    gutter = " " * len(str(number))
+    caret = "".join(char if char == "\t" else " " for char in line[: column - 1]) + "^"
+    return "\n".join([f"{where}: line {number}, column {column}: not valid TOML: {reason}",
+                      f"  {number} | {line}", f"  {gutter} | {caret}"])

@@ -1,12 +1,14 @@
 """The policy file's rules as pydantic models: what a rule matches and what it decides.
 
 Every problem is reported as `policy rule 'NAME': FIELD: reason`, so an operator can find
-the line to fix; unknown fields are refused, since a misspelt condition would otherwise
-match everything.
+the line to fix; unknown fields are refused, with the closest field's name, since a misspelt
+condition would otherwise match everything.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from typing import Any, Literal, TypeVar
 
@@ -22,8 +24,10 @@ from recvault.storage.tags import MAX_TAGS, validate_tags
 # Tags recvault itself sets on every media object (the rest of the 10 are the policy's).
 SYSTEM_TAGS = ("recvault-policy", "recvault-retain-until")
 POLICY_TAGS = MAX_TAGS - len(SYSTEM_TAGS)
-# A rule's Object Lock mode as written in the policy (upper-cased); NONE means no lock.
-Mode = Literal["COMPLIANCE", "GOVERNANCE", "NONE"]
+# A rule's Object Lock mode: COMPLIANCE, GOVERNANCE, or "none" for no lock (written in any case).
+Mode = Literal["COMPLIANCE", "GOVERNANCE", "none"]
+NO_LOCK = "none"
+MODES_TEXT = '"COMPLIANCE", "GOVERNANCE" or "none"'
 Track = Literal["inbound", "outbound", "both"]
 # Rule names end up in the `recvault-policy` tag and in log lines: short, tag-safe, no spaces.
 RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -49,8 +53,16 @@ class Decides(BaseModel):
 
     @field_validator("mode", mode="before")
     @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+    def _mode(cls, value: object) -> object:
+        """COMPLIANCE, GOVERNANCE or "none", in any case; every message spells them as the docs do."""
+        if value is None:
+            return None
+        written = value.strip().upper() if isinstance(value, str) else None
+        if written in ("COMPLIANCE", "GOVERNANCE"):
+            return written
+        if written == NO_LOCK.upper():
+            return NO_LOCK
+        raise ValueError(f"must be {MODES_TEXT}, not {json.dumps(value)}")
 
     @field_validator("tags")
     @classmethod
@@ -184,15 +196,33 @@ def _parse(model: type[M], raw: object, name: str) -> M:
         lines: dict[str, str] = {}  # one line per field: a union reports each of its members
         for problem in error.errors():
             field = str(problem["loc"][0]) if problem["loc"] else ""
-            lines.setdefault(field, f"{where}: {_describe(field, problem)}")
+            lines.setdefault(field, f"{where}: {_describe(model, field, problem)}")
         raise PolicyError("\n".join(lines.values())) from None
 
 
-def _describe(field: str, problem: Any) -> str:
+def field_names(model: type[Decides]) -> list[str]:
+    """The fields a [default] (Decides) or a [[rule]] (Rule) may have, as written in the file."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _unknown(model: type[Decides], field: str) -> str:
+    """Why `field` is refused, with the field meant when one is close."""
+    if model is Decides and field in field_names(Rule):
+        return f"{field}: unknown field in [default], which applies to everything no rule matches; " \
+               "conditions go in [[rule]] tables"
+    closest = difflib.get_close_matches(field, field_names(model), n=1)
+    if closest:
+        return f"{field}: unknown field; did you mean {closest[0]}?"
+    if model is Rule and label_rules.NAME.fullmatch(field):
+        return f'{field}: unknown field; a condition on a callback label is written labels = {{ {field} = "…" }}'
+    return f"{field}: unknown field; known fields: {', '.join(field_names(model))}"
+
+
+def _describe(model: type[Decides], field: str, problem: Any) -> str:
     if not field:  # a check across fields names them itself
         return str(problem["msg"]).removeprefix("Value error, ")
     if problem["type"] == "extra_forbidden":
-        return f"{field}: unknown field"
+        return _unknown(model, field)
     if problem["type"] == "missing":
         return f"{field}: required"
     message = str(problem["msg"]).removeprefix("Value error, ")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from recvault.audit.record import stamped, write_audit, write_system_audit
+from recvault.audit.write import stamped, write_audit, write_system_audit
 from recvault.compliance.erasure import Outcome, check, delete_all
 from recvault.compliance.holds import holds_covering, list_holds
 from recvault.compliance.policy import Policy

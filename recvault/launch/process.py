@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -187,21 +188,25 @@ class ChildProcess:
 
 
 class Component(ChildProcess):
-    """One `recvault <subcommand>` child, ready when `ready_url` answers (if given)."""
+    """One `recvault <subcommand>` child, ready when `ready_url` answers and `ready` says so (if given)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, *,
                  log_path: Path | None = None, ready_url: str | None = None,
-                 cwd: Path | None = None) -> None:
+                 ready: Callable[[], bool] | None = None, cwd: Path | None = None) -> None:
         super().__init__(name, log_path=log_path, cwd=cwd, env=env)
         self.argv = argv
         self.ready_url = ready_url
+        # A probe of its own, for a child without an HTTP address (a worker answering a ping).
+        self.ready = ready
 
     def command(self) -> list[str]:
         """`recvault <argv>` with this interpreter."""
         return [sys.executable, "-m", "recvault.cli", *self.argv]
 
     def is_ready(self) -> bool:
-        return self.ready_url is None or http_get(self.ready_url) is not None
+        if self.ready_url is not None and http_get(self.ready_url) is None:
+            return False
+        return self.ready is None or self.ready()
 
 
 @atexit.register

@@ -51,13 +51,24 @@ class Records:
         return self.document is not None or bool(self.events)
 
 
+# How a Caller's person was named: by the authenticating proxy in front (RECVAULT_IDENTITY_HEADER), or
+# by the caller itself (the name typed at sign-in, or X-Recvault-User).
+NAMED_BY_PROXY = "proxy"
+NAMED_BY_CALLER = "declared"
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who asked: the credential used, the person named, the address it came from."""
+    """Who asked: the credential used, the person named and who named them, the address it came from."""
 
     credential: str
     user: str | None
+    # The client's address: X-Forwarded-For's when forwarded headers are trusted, else the connection's.
     remote: str | None
+    # NAMED_BY_PROXY or NAMED_BY_CALLER; None without a user.
+    user_source: str | None = None
+    # The connection's own address when `remote` came from X-Forwarded-For (the proxy in front).
+    peer: str | None = None
 
 
 class MediaUnavailable(Exception):
@@ -184,7 +195,8 @@ class RecordingsReader:
         now = self.view.clock()
         key, version = document["media_key"], document.get("media_version_id")
         details = {"media_key": key, "media_version_id": version, "credential": caller.credential,
-                   "user": caller.user, "remote": caller.remote, "url_seconds": MEDIA_URL_SECONDS,
+                   "user": caller.user, "user_source": caller.user_source, "remote": caller.remote,
+                   "peer": caller.peer, "url_seconds": MEDIA_URL_SECONDS,
                    "url_expires_at": (now + timedelta(seconds=MEDIA_URL_SECONDS)).isoformat()}
         actor = f"{caller.user} ({caller.credential})" if caller.user else caller.credential
         append(self.view.store, self.view.prefix, records.sid, "media-accessed", details,

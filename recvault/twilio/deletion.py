@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from recvault import documents as docs
+from recvault import layout
 from recvault.audit.integrity import verify_archived
-from recvault.audit.record import write_audit
+from recvault.audit.write import write_audit
 from recvault.errors import IntegrityFailed, MediaNotReady
 from recvault.storage.base import ObjectStore
 from recvault.twilio.api import TwilioApi
@@ -74,7 +75,7 @@ def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, rec
             pass
     document["twilio_deleted_at"] = now().isoformat()
     retention = docs.retention_of(document, now())
-    store.put_bytes(meta_key, docs.json_line(document), content_type="application/json", create_only=False,
+    store.put_bytes(meta_key, layout.json_line(document), content_type="application/json", create_only=False,
                     retention=retention, placement=docs.placement_of(document))
     write_audit(store, prefix, recording_sid, "deleted-from-twilio",
                 {"media_key": document["media_key"], "verified_size": check.media.size,

@@ -10,9 +10,9 @@ import pytest
 
 from recvault.audit import chain
 from recvault.audit.append import append, read_chain
-from recvault.audit.record import write_system_audit
 from recvault.audit.seal import seal_day
 from recvault.audit.verify.archive import verify_archive
+from recvault.audit.write import write_system_audit
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from recvault import documents as docs
+from recvault import layout
 from recvault.audit.verify.archive import Sample, verify_archive
 from recvault.compliance.policy import Policy
 from recvault.events import RecordingStatusEvent
@@ -27,13 +27,13 @@ def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim
     assert problems() == {}
 
     document = json.loads(archive_env.store.get_bytes(tampered.key))
-    archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_sha256": "0" * 64}),
+    archive_env.store.put_bytes(tampered.key, layout.json_line({**document, "media_sha256": "0" * 64}),
                                 content_type="application/json", create_only=False)
     assert problems() == {document["sid"]: ["SHA-256 of the stored bytes differs from the document"]}
     assert intact.key != tampered.key
     assert problems(sample=Sample(count=0)) == {}  # only the re-hash reads the bytes
 
-    archive_env.store.put_bytes(tampered.key, docs.json_line({**document, "media_size": 1}),
+    archive_env.store.put_bytes(tampered.key, layout.json_line({**document, "media_size": 1}),
                                 content_type="application/json", create_only=False)
     assert problems(sample=Sample(count=0)) == {document["sid"]: ["media size differs from the document"]}
 

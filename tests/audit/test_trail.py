@@ -13,8 +13,8 @@ from recvault import layout
 from recvault.audit import chain, ledger
 from recvault.audit.append import append, read_chain
 from recvault.audit.ledger_flush import flush_accepted
-from recvault.audit.record import write_audit, write_system_audit
 from recvault.audit.seal import seal_pending
+from recvault.audit.write import write_audit, write_system_audit
 from recvault.compliance.policy import Policy
 from recvault.errors import AlreadyExists
 from recvault.queue import kombu_redis

@@ -14,9 +14,9 @@ from recvault.audit import chain
 from recvault.audit.append import read_chain
 from recvault.audit.ledger import ledger_row
 from recvault.audit.ledger_flush import flush_accepted
-from recvault.audit.record import write_audit
 from recvault.audit.seal import seal_day
 from recvault.audit.verify.archive import Report, Sample, verify_archive
+from recvault.audit.write import write_audit
 from recvault.cli import main
 from recvault.compliance.erasure import erase
 from recvault.compliance.policy import Policy
@@ -211,7 +211,7 @@ def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cl
 
 def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_redelivery_repairs_it(
         audited) -> None:
-    from recvault.audit.record import ENTRY_GRACE, ensure_archived_entry
+    from recvault.audit.write import ENTRY_GRACE, ensure_archived_entry
 
     store = audited.env.store
     orphan = "RE" + "f" * 32  # a document whose attempt died before its `archived` entry
@@ -232,7 +232,7 @@ def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_rede
 
 
 def test_a_later_attempt_finds_the_entry_a_running_attempt_writes_while_it_waits(audited) -> None:
-    from recvault.audit.record import ensure_archived_entry
+    from recvault.audit.write import ensure_archived_entry
 
     store = audited.env.store
     racing = "RE" + "e" * 32

@@ -52,7 +52,9 @@ def test_smallest_run_reports_every_section_as_markdown_and_json(tmp_path) -> No
         assert server["all_queued_once"] is True
     for design in ("recvault", "ceiling", "naive"):
         assert size[design]["rec_per_s"] > 0 and size[design]["mb_per_s"] > 0
-    assert size["recvault"]["tree_peak_mb"] >= size["recvault"]["child_peak_mb"] > 0
+    # The archiving process: the worker process itself (threads pool) or a prefork child.
+    busiest = max(size["recvault"]["child_peak_mb"], size["recvault"]["main_peak_mb"])
+    assert size["recvault"]["tree_peak_mb"] >= busiest > 0
     for condition in report["latency"]["conditions"]:
         assert all(d["rec_per_s"] > 0 and d["tree_peak_mb"] > 0 for d in condition["designs"].values())
     assert all(0 < e["p50_s"] <= e["p99_s"] and e["rate"] > 0 for e in report["e2e"]["rates"])

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 import redis
 
-from recvault import documents as docs
+from recvault import layout
 from recvault.cli import main
 from recvault.settings import Settings
 from tests.fixtures.worker import running_worker, wait_for
@@ -69,7 +69,7 @@ def test_reconcile_archives_recordings_whose_callbacks_never_came_and_queues_not
 
     with running_worker(Settings()):
         for recording in silent:
-            key = docs.metadata_key("", recording.start_time.strftime("%Y-%m-%d"), recording.sid)
+            key = layout.metadata_key("", recording.start_time.strftime("%Y-%m-%d"), recording.sid)
             document = wait_for(lambda key=key: archive_env.store.head(key), timeout=60, what=f"{key} archived")
             assert document is not None
             archived = json.loads(archive_env.store.get_bytes(key))

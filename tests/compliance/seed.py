@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from recvault import layout
 from recvault.audit import chain
-from recvault.audit.record import write_audit
+from recvault.audit.write import write_audit
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
 

@@ -36,6 +36,9 @@ INGEST_LABELS = {"recvault_callbacks_accepted": {"outcome"}, "recvault_callbacks
 # Labels Prometheus adds to every series it scrapes, and histograms' buckets.
 TARGET_LABELS = {"instance", "job", "le"}
 METRIC = re.compile(r"\b(recvault_[a-z0-9_]+)\b")
+# A counter C's events in a window W, its first appearance included (see alerts.yml's header).
+COUNTER_IN_WINDOW = re.compile(
+    r"\((?P<c>recvault_[a-z0-9_]+(?:\{[^}]*\})?) unless (?P=c) offset (?P<w>\w+)\) or increase\((?P=c)\[(?P=w)\]\)")
 # Grafana's interval variables, replaced by a duration to check a panel's expression as PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 
@@ -106,6 +109,24 @@ def test_the_alerts_pass_promtool_check_and_their_unit_tests() -> None:
             "RecvaultSpoolGrowing"} <= tested_alerts
     config = run_promtool("check", "config", PROMETHEUS_CONFIG)  # the Compose file's Prometheus, with the alerts
     assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_every_counter_alert_counts_a_series_first_appearance_and_is_unit_tested() -> None:
+    """Counters are read only as alerts.yml's header says: `(C unless C offset W) or increase(C[W])`."""
+    counters = {name for name in known_series() if name.endswith(("_total", "_bucket", "_count", "_sum"))}
+    tested_alerts = set(re.findall(r"alertname: (\w+)", ALERTS_TEST.read_text()))
+    counter_alerts = set()
+    for group in yaml.safe_load(ALERTS.read_text())["groups"]:
+        for rule in group["rules"]:
+            expr = " ".join(rule["expr"].split())
+            if not set(METRIC.findall(expr)) & counters:
+                continue
+            counter_alerts.add(rule["alert"])
+            rest = COUNTER_IN_WINDOW.sub("", expr)
+            assert not set(METRIC.findall(rest)) & counters, f"{rule['alert']} reads a counter otherwise: {rest}"
+    assert {"RecvaultDeadLetters", "RecvaultTwilioCredentialsRefused", "RecvaultS3AccessDenied",
+            "RecvaultCallbacksRefused"} <= counter_alerts
+    assert counter_alerts <= tested_alerts, f"not unit-tested: {sorted(counter_alerts - tested_alerts)}"
 
 
 def test_every_alert_matters_says_what_to_do_and_reads_only_exported_metrics() -> None:

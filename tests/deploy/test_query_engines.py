@@ -1,4 +1,4 @@
-"""The README's DuckDB query on a real archive in SeaweedFS, and the Athena table against real documents."""
+"""The DuckDB query of docs/archive.md on a real archive in SeaweedFS, and the Athena table against real documents."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import duckdb
 import pytest
 
-from recvault import documents as docs
+from recvault import layout
 
 ROOT = Path(__file__).resolve().parents[2]
 DUCKDB_QUERY = ROOT / "deploy" / "duckdb" / "recordings.sql"
@@ -75,12 +75,12 @@ def expected_rows(recordings) -> list[tuple]:
     return rows
 
 
-def test_the_readme_duckdb_query_counts_minutes_and_prices_per_day_source_and_channels(archive, archive_env,
+def test_the_documented_duckdb_query_counts_minutes_and_prices_per_day_source_and_channels(archive, archive_env,
                                                                                       s3_endpoint) -> None:
     query = statement(DUCKDB_QUERY)
-    readme = (ROOT / "README.md").read_text()
-    assert query in readme  # the README shows exactly this query
-    assert "deploy/duckdb/recordings.sql" in readme
+    page = (ROOT / "docs" / "archive.md").read_text()
+    assert query in page  # the archive page shows exactly this query
+    assert "deploy/duckdb/recordings.sql" in page
 
     # No extension is installed or loaded from the network: only the packaged httpfs.
     db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
@@ -120,7 +120,7 @@ def test_the_athena_table_reads_every_column_from_real_documents(archive, archiv
     location = re.search(r"LOCATION 's3://<bucket>/<prefix>(.*?)'", ddl)
     template = re.search(r"'storage.location.template' = 's3://<bucket>/<prefix>(.*?)'", ddl)
     assert location is not None and template is not None
-    key = docs.metadata_key("", "2026-03-01", late.sid)
+    key = layout.metadata_key("", "2026-03-01", late.sid)
     assert key.startswith(location[1]) and key.startswith(template[1].replace("${date}", "2026-03-01"))
     assert "'projection.date.format' = 'yyyy-MM-dd'" in ddl and "PARTITIONED BY (`date` string)" in ddl
-    assert "deploy/athena/recordings.sql" in (ROOT / "README.md").read_text()
+    assert "deploy/athena/recordings.sql" in (ROOT / "docs" / "archive.md").read_text()

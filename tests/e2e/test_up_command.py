@@ -1,4 +1,4 @@
-"""`recvault up` (the README's run command) archives the demo recordings end to end."""
+"""`recvault up` (the README's run command) archives the demo recordings end to end, and says so last."""
 
 from __future__ import annotations
 
@@ -42,3 +42,15 @@ def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None
     assert oct(identity.stat().st_mode & 0o777) == "0o600"
     token = __import__("json").loads(identity.read_text())["auth_token"]
     assert token not in out and token not in result.stderr
+    # The children log to files; the terminal gets up's own lines, its summary last.
+    logs = tmp_path / "data" / "logs"
+    assert {"ingest.log", "worker.log", "beat.log", "simulator.log"} <= {p.name for p in logs.iterdir()}
+    assert "[tasks]" in (logs / "worker.log").read_text()
+    for child_output in ("[tasks]", "ready.", "beat: Starting", "listening on", "Twilio simulator on"):
+        assert child_output not in out + result.stderr, child_output
+    assert out.rstrip().splitlines()[-1] == f"Logs: {logs}"
+    # With RECVAULT_BROKER_URL set, that broker is used; the demo's ledger rows were moved to S3.
+    assert f"using Redis at {redis_url}" in out
+    assert "accepted-callback ledger: 6 accepted row(s) flushed" in out
+    # --demo-only stops everything: the file naming the services is gone with them.
+    assert not (tmp_path / "data" / "env").exists()

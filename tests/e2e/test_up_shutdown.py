@@ -51,6 +51,12 @@ def test_sigterm_stops_every_process_up_started_and_frees_its_ports(tmp_path) ->
         assert "weed" in commands and "redis-server" in commands
         assert all(word in commands for word in ("serve", "worker", "simulate"))
         assert not any(_bindable(port) for port in ports.values())
+        # While it runs it leaves the file other commands read, and no second `up` takes its data dir.
+        assert (tmp_path / "data" / "env").exists()
+        second = subprocess.run([sys.executable, "-m", "recvault.cli", "up", "--no-demo"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "another `recvault up` is running" in second.stderr, second.stderr
+        assert (tmp_path / "data" / "env").exists()
 
         up.send_signal(signal.SIGTERM)  # what a supervisor sends; a second one must not cut the stop short
         time.sleep(0.3)
@@ -63,3 +69,4 @@ def test_sigterm_stops_every_process_up_started_and_frees_its_ports(tmp_path) ->
     assert alive == [], [" ".join(p.cmdline()) for p in alive]
     assert [name for name, port in ports.items() if not _bindable(port)] == []
     assert "Traceback" not in output.read_text()
+    assert not (tmp_path / "data" / "env").exists()

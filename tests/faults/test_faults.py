@@ -1,7 +1,7 @@
 """The fault scenarios: nothing lost, nothing duplicated, no 5xx, every scenario check passed.
 
 System tier (`make test-system`): every scenario at its quick size, then at its full size
-(the sizes `python -m tests.faults` reports in the README's table).
+(the sizes `python -m tests.faults` reports in the table of docs/reliability.md).
 """
 
 from __future__ import annotations

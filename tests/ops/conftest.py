@@ -23,7 +23,8 @@ from recvault.workers.dead_letters import DeadLetters
 from tests.fixtures.archive import ArchiveEnv
 from tests.fixtures.services import unique_bucket
 
-API_TOKEN = "ops-" + "7c1f0e9a2b4d6e8f" * 2
+# A token as `openssl rand -base64 24` makes one: 32 random base64 characters, 192 bits.
+API_TOKEN = "q7Vd2kXp9LmZr4TfB8wN1cYh6GsJ0eUa"
 # A retention rule the filters can find: DialVerb recordings, with a tag.
 POLICY = {"default": {"retention_days": 1},
           "rule": [{"name": "dial-30d", "source": ["DialVerb"], "retention_days": 30, "tags": {"team": "support"}}]}
@@ -121,3 +122,8 @@ async def ops_client(redis_url, tmp_path, s3_store, archived) -> AsyncIterator[T
 
 def bearer(token: str = API_TOKEN, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
+
+
+def browser(**headers: str) -> dict[str, str]:
+    """What a browser's navigation asks for (Chromium's Accept header)."""
+    return {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", **headers}

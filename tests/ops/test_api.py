@@ -50,15 +50,20 @@ WRONG_AUTHORIZATIONS = [None, "Bearer", f"Basic {API_TOKEN}", "Bearer wrong-toke
                         f"Bearer {API_TOKEN}x", f"Bearer {API_TOKEN[:-1]}", "Bearer \u00e9\u00e9"]
 
 
-async def test_a_missing_or_wrong_token_is_401_with_a_reason(ops_client) -> None:
-    for authorization in WRONG_AUTHORIZATIONS:
-        headers = {"Authorization": authorization} if authorization is not None else {}
-        for path in OPERATIONS_ROUTES[:1] + OPERATIONS_ROUTES[2:]:
-            response = await ops_client.get(path, headers=headers)
-            assert response.status == 401, (authorization, path)
-            assert (await response.json())["error"]
-            assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert (await ops_client.get("/api/openapi.json", headers=bearer())).status == 200
+async def test_a_missing_or_wrong_token_is_401_with_a_reason(redis_url, tmp_path, s3_store, archived) -> None:
+    # Each request from an address of its own (the proxy's word), so that none backs off: test_sign_in.py
+    # tests the backing off.
+    settings = ops_settings(redis_url, tmp_path, s3_store, trust_forwarded_headers=True)
+    addresses = (f"198.51.100.{n}" for n in range(1, 255))
+    async with TestClient(TestServer(create_app(settings))) as client:
+        for authorization in WRONG_AUTHORIZATIONS:
+            headers = {"Authorization": authorization} if authorization is not None else {}
+            for path in OPERATIONS_ROUTES[:1] + OPERATIONS_ROUTES[2:]:
+                response = await client.get(path, headers={**headers, "X-Forwarded-For": next(addresses)})
+                assert response.status == 401, (authorization, path)
+                assert (await response.json())["error"]
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await client.get("/api/openapi.json", headers=bearer())).status == 200
 
 
 async def test_recordings_are_listed_newest_day_first_and_paged_by_cursor(ops_client, archived) -> None:
@@ -192,7 +197,8 @@ async def test_the_openapi_document_describes_every_route_and_parameter(ops_clie
     assert document == json.loads(json.dumps(openapi_document()))
     assert document["openapi"].startswith("3.")
     routes = {resource.canonical.replace("{sid}", "{RecordingSid}") for resource in ops_client.app.router.resources()
-              if resource.canonical.startswith(("/api/", "/status")) and resource.canonical != "/status/login"}
+              if resource.canonical.startswith(("/api/", "/status"))
+              and resource.canonical not in ("/status/login", "/status/logout")}
     assert set(document["paths"]) == routes
     listed = [p["name"] for p in document["paths"]["/api/recordings"]["get"]["parameters"]]
     assert listed == list(PARAMETERS)
@@ -211,6 +217,7 @@ async def test_people_sign_in_with_a_form_and_get_a_strict_cookie(ops_client, ar
     assert signed_in.status == 303 and signed_in.headers["Location"] == "/status"
     cookie = signed_in.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and API_TOKEN not in cookie
+    assert "Secure" not in cookie  # plain HTTP, no proxy trusted to say otherwise (test_sign_in.py: TLS)
     page = await ops_client.get("/status")
     assert page.status == 200 and "signed in as Sam Ops" in await page.text()
     assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")

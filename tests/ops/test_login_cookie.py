@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from recvault.ingest.operator.auth import LOGIN_SECONDS, make_cookie, read_cookie
+import pytest
 
-TOKEN = "a-token-of-twenty-four-ch"
+from recvault.ingest.operator.auth import LOGIN_SECONDS, Denied, cookie_user, make_cookie, read_cookie
+
+TOKEN = "Zt8pWq3nLr6vKx1bHc9mDs4fGj7yNa2e"
 
 
 def test_a_cookie_names_its_user_until_it_expires() -> None:
@@ -22,3 +24,17 @@ def test_another_token_or_any_change_invalidates_it() -> None:
     assert read_cookie(f"{int(expires) + 3600}.{name}.{mac}", TOKEN, now=1_000_001) is None
     assert read_cookie(f"{expires}.U2Ft.{mac}", TOKEN, now=1_000_001) is None  # another name
     assert read_cookie("garbage", TOKEN, now=1_000_001) is None
+
+
+def test_a_refused_cookie_says_whether_it_ran_out_or_was_never_valid() -> None:
+    cookie = make_cookie(TOKEN, "Dana", now=1_000_000)
+    with pytest.raises(Denied) as expired:
+        cookie_user(cookie, TOKEN, now=1_000_000 + LOGIN_SECONDS)
+    assert expired.value.label == "expired" and "/status/login" in expired.value.reason
+    for bad in (cookie[:-1] + ("0" if cookie[-1] != "0" else "1"), "garbage", cookie.replace(".", "", 1)):
+        with pytest.raises(Denied) as refused:
+            cookie_user(bad, TOKEN, now=1_000_001)
+        assert refused.value.label == "bad_cookie"
+    with pytest.raises(Denied) as rotated:
+        cookie_user(cookie, "Another-token-Qw8Er5Ty2Ui9Op4As", now=1_000_001)
+    assert rotated.value.label == "bad_cookie"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recvault import documents as docs
+from recvault import layout
 from recvault.errors import IntegrityFailed, PermanentError
 from recvault.simulator.media import iter_media
 from recvault.simulator.recordings import Faults
@@ -19,7 +20,7 @@ from recvault.workers.price_refresh import InvalidRefresh, RefreshTarget, refres
 def media_key_of(env, recording) -> str:
     resource = env.twilio.fetch_recording(env.event(recording).recording_url, recording.account_sid)
     date = docs.recording_date(resource["start_time"], datetime.now(UTC))
-    return docs.media_key("", date, recording.account_sid, recording.sid, "wav")
+    return layout.media_key("", date, recording.account_sid, recording.sid, "wav")
 
 
 def test_an_object_at_the_key_that_is_not_twilios_media_is_never_adopted(archive_env, sim) -> None:

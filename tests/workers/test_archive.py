@@ -11,6 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from recvault import documents as docs
+from recvault import layout
 from recvault.audit.append import read_chain
 from recvault.compliance.policy import Policy
 from recvault.errors import (
@@ -122,7 +123,7 @@ def test_media_stored_before_a_crash_is_reused_not_duplicated(archive_env, sim) 
     recording = sim.create_recording(duration=3)
     resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
     date = docs.recording_date(resource["start_time"], datetime.now(UTC))
-    key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
+    key = layout.media_key("", date, recording.account_sid, recording.sid, "wav")
     with archive_env.twilio.open_media(archive_env.event(recording).recording_url, recording.account_sid,
                                        fmt="wav", channels=1) as media:
         archive_env.store.put_stream(key, media.chunks, content_type="audio/x-wav")
@@ -227,7 +228,7 @@ def test_no_delete_when_the_archived_copy_does_not_match(archive_env, sim) -> No
     result = archive_env.archive(recording)
     document = _document(archive_env, result)
     tampered = {**document, "media_checksum_sha256": "AAAA-1"}
-    archive_env.store.put_bytes(result.key, docs.json_line(tampered), content_type="application/json",
+    archive_env.store.put_bytes(result.key, layout.json_line(tampered), content_type="application/json",
                                 create_only=False)
     with pytest.raises(IntegrityFailed):
         delete_verified(archive_env.twilio, archive_env.store, recording.account_sid, recording.sid, result.key, "",
@@ -240,7 +241,7 @@ def test_an_upload_left_by_a_killed_worker_is_aborted_on_retry(archive_env, sim)
     recording = sim.create_recording(duration=330)
     resource = archive_env.twilio.fetch_recording(archive_env.event(recording).recording_url, recording.account_sid)
     date = docs.recording_date(resource["start_time"], datetime.now(UTC))
-    key = docs.media_key("", date, recording.account_sid, recording.sid, "wav")
+    key = layout.media_key("", date, recording.account_sid, recording.sid, "wav")
     # What a worker killed after starting its multipart upload leaves behind.
     archive_env.store._client.create_multipart_upload(Bucket=archive_env.store.bucket, Key=key,
                                                       ChecksumAlgorithm="SHA256")

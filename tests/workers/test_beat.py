@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from recvault import documents as docs
+from recvault import layout
 from recvault.cli import main
 from recvault.launch.process import Component
 from recvault.queue import kombu_redis
@@ -127,13 +127,13 @@ def test_the_price_sweep_gives_recordings_still_unpriced_one_more_refresh(settin
     assert run_task(settings, REFRESH_TASK, message["payload"]) == "refreshed"  # as a worker runs it
     document = json.loads(archive_env.store.get_bytes(result.key))
     assert document["price"] == "-0.0050"  # 70 s: two started minutes at $0.0025
-    assert docs.metadata_key("", "2026-03-02", late.sid) == result.key
+    assert layout.metadata_key("", "2026-03-02", late.sid) == result.key
 
 
 
 def test_beat_seals_the_audit_trail_and_flushes_the_accepted_ledger(settings, s3_store, redis_url) -> None:
     from recvault.audit.ledger import ledger_row
-    from recvault.audit.record import write_audit
+    from recvault.audit.write import write_audit
     from recvault.queue.celery_factory import LEDGER_FLUSH_TASK, SEAL_TASK
     from recvault.workers.beat_schedule import LEDGER_FLUSH_AT, SEAL_AT, ledger_flush_payload, seal_payload
 

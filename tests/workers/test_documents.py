@@ -6,9 +6,10 @@ import json
 from datetime import UTC, datetime
 
 from recvault import documents as docs
-from recvault.audit.media_facts import HeaderProbe, check_media
+from recvault import layout
 from recvault.wav import wav_header
-from recvault.workers.tasks import backoff
+from recvault.workers.delivery import backoff
+from recvault.workers.media_facts import HeaderProbe, check_media
 
 RE = "RE" + "1" * 32
 AC = "AC" + "2" * 32
@@ -17,8 +18,8 @@ AC = "AC" + "2" * 32
 def test_keys_are_deterministic_and_partitioned_by_recording_date() -> None:
     date = docs.recording_date("Wed, 20 Apr 2022 23:45:25 -0300", datetime(2030, 1, 1, tzinfo=UTC))
     assert date == "2022-04-21"  # the UTC date
-    assert docs.media_key("p/", date, AC, RE, "wav") == f"p/media/date=2022-04-21/{AC}/{RE}.wav"
-    assert docs.metadata_key("", date, RE) == f"metadata/date=2022-04-21/{RE}.json"
+    assert layout.media_key("p/", date, AC, RE, "wav") == f"p/media/date=2022-04-21/{AC}/{RE}.wav"
+    assert layout.metadata_key("", date, RE) == f"metadata/date=2022-04-21/{RE}.json"
     assert docs.recording_date(None, datetime(2030, 1, 2, tzinfo=UTC)) == "2030-01-02"
 
 
@@ -26,7 +27,7 @@ def test_metadata_document_has_every_recording_field_on_one_line() -> None:
     document = docs.metadata_document({"sid": RE, "price": None, "unexpected": "x"}, {"media_key": "k"})
     assert set(docs.RECORDING_FIELDS) <= set(document)
     assert document["sid"] == RE and document["price"] is None and "unexpected" not in document
-    line = docs.json_line(document)
+    line = layout.json_line(document)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line)["pipeline_version"].startswith("recvault/")
 

@@ -14,7 +14,7 @@ import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from recvault.audit.record import write_audit
+from recvault.audit.write import write_audit
 from recvault.launch.services import LaunchError, SeaweedFS
 from recvault.queue.celery_factory import RECONCILE_TASK, SEAL_TASK, create_celery
 from recvault.queue.kombu_redis import RedisKeys

@@ -28,7 +28,7 @@ from typing import Any
 
 from recvault import layout, sids
 from recvault.audit import chain
-from recvault.audit.integrity import stored_sha256
+from recvault.audit.integrity import media_problems
 from recvault.audit.verify.trail import Finding, TrailResult, check_chains, check_seals, check_unsealed_index
 from recvault.compliance.holds import list_holds
 from recvault.compliance.purge import expires_at
@@ -193,23 +193,10 @@ def _check_recording(store: ObjectStore, key: str, *, rehash: bool, report: Repo
     if current is None:
         report.findings.append(Finding("object", sid, "archived media is missing", evidence))
         return
-    if document.get("media_version_id") and current.version_id != document["media_version_id"]:
-        report.findings.append(Finding("object", sid, "the current media version is not the one archived",
-                                       {**evidence, "archived_version_id": document["media_version_id"],
-                                        "current_version_id": current.version_id}))
-    if current.size != document.get("media_size"):
-        report.findings.append(Finding("object", sid, "media size differs from the document",
-                                       {**evidence, "recorded": document.get("media_size"), "found": current.size}))
-    if current.checksum_sha256 != document.get("media_checksum_sha256"):
-        report.findings.append(Finding("object", sid, "S3 checksum differs from the document",
-                                       {**evidence, "recorded": document.get("media_checksum_sha256"),
-                                        "found": current.checksum_sha256}))
     if rehash:
         report.count(day, "rehashed")
-        found, _ = stored_sha256(store, media_key)
-        if found != document.get("media_sha256"):
-            report.findings.append(Finding("object", sid, "SHA-256 of the stored bytes differs from the document",
-                                           {**evidence, "recorded": document.get("media_sha256"), "found": found}))
+    for problem in media_problems(store, document, current, rehash=rehash):
+        report.findings.append(Finding("object", sid, problem.what, {**evidence, **problem.evidence}))
     _check_lock(store, sid, media_key, document, current.retention, report, held=sid in held)
 
 

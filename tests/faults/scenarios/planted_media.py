@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from recvault import documents as docs
+from recvault import layout
 from recvault.simulator.callbacks import CallbackSender
 from recvault.simulator.media import iter_media
 from tests.faults.harness import Stack, StackOptions
@@ -78,5 +78,5 @@ def plant(stack: Stack, rec, body: bytes, *, channels: int) -> None:
     """Put `body` where recvault will archive this recording's media, before it does."""
     assert rec.start_time is not None
     date = rec.start_time.strftime("%Y-%m-%d")
-    key = docs.media_key("", date, rec.account_sid, rec.sid, "wav")
+    key = layout.media_key("", date, rec.account_sid, rec.sid, "wav")
     stack.view.put(key, body, metadata={"requested-channels": str(channels)})

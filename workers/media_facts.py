@@ -1,14 +1,13 @@
-"""Check the archived media against what Twilio reported: WAV channels and duration."""
+"""The archive's media check: the WAV header against what Twilio reported (channels, duration)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from recvault.wav import WavFormatError, parse_wav_header
+from recvault.wav import HEADER_PROBE_BYTES, WavFormatError, parse_wav_header
 
 # Twilio rounds RecordingDuration to whole seconds.
 DURATION_TOLERANCE_SECONDS = 1.0
-HEADER_BYTES = 64
 
 
 class HeaderProbe:
@@ -20,8 +19,8 @@ class HeaderProbe:
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
-            if len(self.header) < HEADER_BYTES:
-                self.header += chunk[: HEADER_BYTES - len(self.header)]
+            if len(self.header) < HEADER_PROBE_BYTES:
+                self.header += chunk[: HEADER_PROBE_BYTES - len(self.header)]
             yield chunk
 
 
