@@ -560,11 +560,7 @@ def describe_validation_error(error: ValidationError) -> str:
         said = problems.setdefault(variable, [])
         if inner not in said:
             said.append(inner)
-    lines = []
-    for variable, said in problems.items():
-        text = "; ".join(said)
-        lines.append(f"{variable}: {text}" if said and not text.startswith(variable) else text or variable)
-    return "\n".join(lines)
+    return "\n".join(f"{variable}: {'; '.join(said)}" if said else variable for variable, said in problems.items())
 
 
 def unknown_variables(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> list[str]:

@@ -85,7 +85,7 @@ def render_status(figures: StatusFigures, *, spool_depth: int, broker_up: bool, 
     coverage = (f"{f.documents_read} documents read"
                 + (f", {f.documents_unread} not yet (they are read over the next refreshes)"
                    if f.documents_unread else ""))
-    who = f' · signed in as <span data-user="">{escape(user)}</span>' if user else ""
+    who = f" · signed in as {escape(user)}" if user else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, SecretStr
 
-from recvault.settings import UP_ENV_FILE, Settings, load_settings
+from recvault.settings import UP_ENV_FILE, Settings, load_settings, warn_unknown_variables
 
 if TYPE_CHECKING:
     # run() imports these when it runs, so building the CLI parser stays cheap.
@@ -66,7 +66,9 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
     from recvault.launch.services import SeaweedFS, free_port
     from recvault.storage.s3 import LOCAL_ACCESS_KEY
 
-    settings = settings or load_settings(up_env_file=False)
+    if settings is None:
+        warn_unknown_variables()
+        settings = load_settings(up_env_file=False)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     logs = data / "logs"
@@ -247,7 +249,7 @@ def _workers_answer(settings: Settings) -> Callable[[], bool]:
             replies = app.control.ping(destination=names, timeout=1.0, limit=len(names))
         except Exception:  # not up yet, whatever the broker client says
             return False
-        return set(names) <= {name for reply in replies for name in reply}
+        return set(names) <= {name for reply in replies or [] for name in reply}
 
     return ready
 

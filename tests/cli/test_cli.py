@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,52 @@ def test_an_old_variable_name_works_and_the_command_says_on_stderr_what_replaces
     warning, error = bad.stderr.splitlines()
     assert warning == "RECVAULT_VISIBILITY_TIMEOUT is deprecated; use RECVAULT_VISIBILITY_TIMEOUT_SECONDS"
     assert error.startswith("recvault: configuration error: RECVAULT_VISIBILITY_TIMEOUT_SECONDS:")
+
+
+# --- settings at start, through the installed `recvault` command --------------------------------
+
+RECVAULT = Path(sys.executable).with_name("recvault")  # the console script the package installs
+
+
+def installed(*args: str, cwd: Path | None = None, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
+    env.update(variables)
+    return subprocess.run([str(RECVAULT), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_a_misspelt_variable_is_one_warning_naming_the_setting_meant_and_the_command_goes_on(tmp_path) -> None:
+    result = installed("policy", "explain", "RecordingSource=DialVerb", cwd=tmp_path,
+                       RECVAULT_TWILIO_AUTH_TOKEN="a-real-token-value", RECVAULT_TEST_REDIS="redis://127.0.0.1:1")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "RECVAULT_TWILIO_AUTH_TOKEN is not a recvault setting and is ignored; "
+        "did you mean RECVAULT_TWILIO_AUTH_TOKENS?"]
+    assert "rule:               default" in result.stdout
+
+
+def test_a_misspelt_key_in_the_env_file_is_one_warning_too(tmp_path) -> None:
+    (tmp_path / ".env").write_text("RECVAULT_QUEUE=archive\nRECVAULT_S3_BUCKETS=archive\n")
+    result = installed("policy", "explain", "RecordingSource=DialVerb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "RECVAULT_S3_BUCKETS (in .env) is not a recvault setting and is ignored; did you mean RECVAULT_S3_BUCKET?"]
+
+
+@pytest.mark.parametrize("command", [["up", "--no-demo"], ["serve"], ["worker"], ["beat"], ["dlq", "list"]])
+def test_an_unknown_log_level_stops_any_command_at_start_in_one_line(tmp_path, command: list[str]) -> None:
+    result = installed(*command, cwd=tmp_path, RECVAULT_LOG_LEVEL="verbose", RECVAULT_DATA_DIR=str(tmp_path / "data"),
+                       RECVAULT_TWILIO_AUTH_TOKENS="a-real-token-value")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "recvault: configuration error: RECVAULT_LOG_LEVEL: 'verbose' is not a log level; use one of DEBUG, INFO, "
+        "WARNING, ERROR, CRITICAL"]
+    assert result.stdout == ""  # nothing was started
+
+
+def test_a_warning_and_an_error_together(tmp_path) -> None:
+    result = installed("dlq", "list", cwd=tmp_path, RECVAULT_WORKER_CONCURENCY="4", RECVAULT_WORKER_POOL="gevent")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "RECVAULT_WORKER_CONCURENCY is not a recvault setting and is ignored; "
+        "did you mean RECVAULT_WORKER_CONCURRENCY?",
+        "recvault: configuration error: RECVAULT_WORKER_POOL: Input should be 'threads', 'prefork' or 'solo'"]

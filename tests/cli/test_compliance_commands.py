@@ -51,7 +51,9 @@ def test_hold_set_list_and_release_from_the_command_line(env, capsys) -> None:
         "sec-12", "dana", "SEC inquiry 12", [seeded.sid])
     assert main(["hold", "release", "sec-12", "--reason", "closed"]) == 0
     assert f"released {seeded.sid}" in capsys.readouterr().out
-    assert main(["hold", "list"]) == 0 and capsys.readouterr().out == ""
+    assert main(["hold", "list"]) == 0 and capsys.readouterr().out == "no active holds\n"
+    assert main(["hold", "list", "--json"]) == 0 and capsys.readouterr().out == ""  # JSON lines: none is no line
+    assert main(["hold", "list", "--all"]) == 0 and "sec-12" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -76,14 +78,34 @@ def test_hold_set_and_erase_require_a_reason(env, capsys) -> None:
     assert main(["erase"]) == 2 and "--run-due" in capsys.readouterr().err
 
 
-def test_erase_of_a_retained_recording_exits_1_naming_the_rule_and_the_date(env, capsys) -> None:
+def test_erase_of_a_retained_recording_exits_1_naming_the_lock_and_the_date(env, capsys) -> None:
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    seeded = env(lock=Retention("GOVERNANCE", until))
+    assert main(["erase", seeded.sid, "--reason", "DSAR 5", "--requested-by", "subject", "--date", seeded.date]) == 1
+    err = capsys.readouterr().err
+    assert f"refused {seeded.sid}: retention: locked until {until.isoformat()}" in err
+    assert f"Possible {until.isoformat()}; --when-allowed queues it to run then" in err
+
+
+def test_erase_when_allowed_that_queues_the_request_exits_0_saying_when_it_runs(env, capsys) -> None:
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     seeded = env(lock=Retention("GOVERNANCE", until))
     assert main(["erase", seeded.sid, "--reason", "DSAR 5", "--requested-by", "subject", "--when-allowed",
-                 "--date", seeded.date]) == 1
-    err = capsys.readouterr().err
-    assert f"refused {seeded.sid}: retention: locked until {until.isoformat()}" in err
-    assert f"Possible {until.isoformat()}; queued to run then" in err
+                 "--date", seeded.date]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"queued {seeded.sid}: not erasable now (retention: locked until {until.isoformat()}")
+    assert out.endswith(f"); erased by the scheduled task from {until.isoformat()}\n")
+    assert err == ""
+    assert main(["erase", "--run-due"]) == 0  # not due yet: still queued, and said so
+    assert capsys.readouterr().out == f"queued {seeded.sid} (possible {until.isoformat()})\n"
+
+
+def test_empty_listings_say_there_is_nothing(env, capsys) -> None:
+    assert main(["erase", "--run-due"]) == 0 and capsys.readouterr().out == "no queued erasures\n"
+    assert main(["purge", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "no recordings due for purge\n" and "(dry run)" in err
+    assert main(["hold", "list", "--all"]) == 0 and capsys.readouterr().out == "no holds\n"
 
 
 def test_lifecycle_writes_the_json_for_deploy_and_purge_dry_run_deletes_nothing(env, bucket, tmp_path, capsys) -> None:

@@ -66,6 +66,7 @@ def test_dead_letters_outlive_a_redis_that_forgets_them(redis_url, s3_store) -> 
     assert shown["id"] == letter.id and shown["failed_at"] == letter.failed_at and shown["reason"] == "gone"
     assert _dlq(redis_url, "drop", letter.id, **s3).returncode == 0
     assert _dlq(redis_url, "list", "--json", **s3).stdout.strip() == ""
+    assert _dlq(redis_url, "list", **s3).stdout == "no dead letters\n"
     # Nothing is deleted: the letter and its resolution stay in the archive as history.
     assert len(list(s3_store.list_keys("dead-letters/"))) == 2
 
@@ -84,3 +85,11 @@ def test_a_replay_never_forgets_a_newer_failure_of_the_same_event(redis_url, s3_
     current = letters.get(first.id)
     assert current is not None and current.reason == "second"
     assert [letter.reason for letter in letters.list()] == ["second"]
+
+
+def test_an_empty_dead_letter_list_says_so(redis_url, s3_store) -> None:
+    s3 = {"RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_S3_BUCKET": s3_store.bucket}
+    listing = _dlq(redis_url, "list", **s3)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout == "no dead letters\n"
+    assert _dlq(redis_url, "list", "--json", **s3).stdout == ""  # JSON lines: none is no line

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from recvault.layout import json_line, metadata_key
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "policy.example.toml"
 HELD_ACCOUNT = "AC0123456789abcdef0123456789abcdef"
+ERROR = "recvault: configuration error: "
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def test_check_summarises_a_valid_file_in_rule_order(capsys) -> None:
     assert out[4].strip() == "default: everything else -> GOVERNANCE 90 days, Twilio delete permitted"
 
 
-def test_check_exits_2_naming_every_bad_field_of_the_rule(tmp_path, capsys) -> None:
+def test_check_exits_2_naming_the_file_and_every_bad_field_of_the_rule(tmp_path, capsys) -> None:
     path = tmp_path / "policy.toml"
     path.write_text('[default]\nmode = "GOVERNANCE"\n\n[[rule]]\nname = "finance-7y"\nretention_days = -7\n'
                     'storage_class = "DEEP_ARCHIVE"\ntenant = "acme"\n')
@@ -47,15 +50,107 @@ def test_check_exits_2_naming_every_bad_field_of_the_rule(tmp_path, capsys) -> N
     lines = captured.err.splitlines()
     assert len(lines) == 3
     for field in ("retention_days", "storage_class", "tenant: unknown field"):
-        assert any(line.startswith("recvault: configuration error: policy rule 'finance-7y': ") and field in line
+        assert any(line.startswith(f"{ERROR}{path}: policy rule 'finance-7y': ") and field in line
                    for line in lines), (field, lines)
+    # A label written as a condition of its own: the message says how a label condition is written.
+    assert any('labels = { tenant = "…" }' in line for line in lines)
 
 
-def test_check_names_the_file_when_it_is_not_toml(tmp_path, capsys) -> None:
+def test_check_names_the_file_given_not_the_setting(env, tmp_path, capsys) -> None:
+    # RECVAULT_POLICY_FILE names another (valid) file: the message is about the file checked.
     path = tmp_path / "policy.toml"
     path.write_text("[default\n")
     assert main(["policy", "check", str(path)]) == 2
-    assert f"RECVAULT_POLICY_FILE {path}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "RECVAULT_POLICY_FILE" not in err and str(EXAMPLE) not in err
+    assert err.splitlines()[0] == (f"{ERROR}{path}: line 1, column 9: not valid TOML: "
+                                   "Expected ']' at the end of a table declaration")
+
+
+def test_a_toml_syntax_error_shows_the_line_with_a_caret_under_the_spot(tmp_path, capsys) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\nretention_days = 30\nmode = GOVERNANCE\n')
+    assert main(["policy", "check", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'{ERROR}{path}: line 3, column 8: not valid TOML: Invalid value (text is written in quotes: "GOVERNANCE")',
+        f"{ERROR}  3 | mode = GOVERNANCE",
+        f"{ERROR}    |        ^",
+    ]
+
+
+def test_an_unknown_field_is_answered_with_the_field_meant(tmp_path, capsys) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\nretention_day = 30\n\n[[rule]]\nname = "short"\nmax_durration = 5\n')
+    assert main(["policy", "check", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{ERROR}{path}: policy rule 'default': retention_day: unknown field; did you mean retention_days?"]
+    path.write_text('[default]\n\n[[rule]]\nname = "short"\nmax_durration = 5\n')
+    assert main(["policy", "check", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{ERROR}{path}: policy rule 'short': max_durration: unknown field; did you mean max_duration?"]
+
+
+def test_none_is_spelt_as_the_docs_spell_it_in_what_is_accepted_and_in_errors(tmp_path, capsys) -> None:
+    path = tmp_path / "policy.toml"
+    for written in ('"none"', '"None"', '"NONE"'):
+        path.write_text(f'[default]\nmode = {written}\n')
+        assert main(["policy", "check", str(path)]) == 0, capsys.readouterr().err
+        assert "default: everything else -> no retention lock" in capsys.readouterr().out
+    path.write_text('[default]\nmode = "WORM"\n')
+    assert main(["policy", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert 'mode: must be "COMPLIANCE", "GOVERNANCE" or "none", not "WORM"' in err and "NONE" not in err
+
+
+def _recvault(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
+    env.update(variables)
+    return subprocess.run([sys.executable, "-m", "recvault.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_worker_prints_each_policy_error_once_naming_the_setting(tmp_path, processes: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\nmode = "GOVERNANCE"\n\n[[rule]]\nname = "finance-7y"\nmode = "FOREVER"\n'
+                    'tenant = "acme"\n')
+    result = _recvault("worker", "--processes", processes, RECVAULT_POLICY_FILE=str(path),
+                       RECVAULT_WORKER_METRICS_PORT="0", RECVAULT_DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    where = f"{ERROR}{path} (RECVAULT_POLICY_FILE): policy rule 'finance-7y': "
+    assert result.stderr.splitlines() == [
+        f'{where}mode: must be "COMPLIANCE", "GOVERNANCE" or "none", not "FOREVER"',
+        f'{where}tenant: unknown field; a condition on a callback label is written labels = {{ tenant = "…" }}']
+
+
+def test_explain_names_the_policy_file_it_decides_with(env, tmp_path, capsys) -> None:
+    assert main(["policy", "explain", "tenant=acme-securities"]) == 0
+    assert f"  policy file:        {EXAMPLE} (RECVAULT_POLICY_FILE)\n" in capsys.readouterr().out
+    other = tmp_path / "other.toml"
+    other.write_text('[default]\nretention_days = 1\nmode = "GOVERNANCE"\n')
+    assert main(["policy", "explain", "--policy", str(other), "--json", "tenant=acme-securities"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy_file"] == str(other)
+
+
+def test_explain_says_when_no_policy_file_is_loaded(env, capsys) -> None:
+    env.delenv("RECVAULT_POLICY_FILE")
+    assert main(["policy", "explain", "RecordingSource=DialVerb", "tenant=acme-securities"]) == 0
+    out = capsys.readouterr().out
+    assert "  rule:               default\n" in out
+    assert ("  policy file:        no policy file loaded (RECVAULT_POLICY_FILE is not set): "
+            "the built-in default applies\n") in out
+    assert main(["policy", "explain", "--json", "tenant=acme-securities"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy_file"] is None
+
+
+def test_explain_with_a_broken_policy_file_names_the_setting(env, tmp_path, capsys) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\nmode = "none"\n[[rules]]\nname = "x"\n')
+    env.setenv("RECVAULT_POLICY_FILE", str(path))
+    assert main(["policy", "explain", "tenant=acme"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{ERROR}{path} (RECVAULT_POLICY_FILE): policy: unknown section [[rules]]; a policy has [default] and "
+        "[[rule]] tables; did you mean [[rule]]?"]
 
 
 def test_explain_callback_parameters_and_labels(env, capsys) -> None:
@@ -116,4 +211,4 @@ def test_beat_refuses_to_start_with_an_invalid_policy(env, tmp_path, capsys) -> 
     env.setenv("RECVAULT_POLICY_FILE", str(path))
     env.setenv("RECVAULT_DATA_DIR", str(tmp_path))
     assert main(["beat"]) == 2
-    assert "policy rule 'finance-7y': mode:" in capsys.readouterr().err
+    assert f"{path} (RECVAULT_POLICY_FILE): policy rule 'finance-7y': mode:" in capsys.readouterr().err

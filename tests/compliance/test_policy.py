@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from recvault.compliance.policy import Policy, PolicyError
+from recvault.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -106,7 +107,10 @@ def test_every_validation_error_names_the_rule_and_the_field(fields, field, reas
         ({"rule": []}, "policy rule 'default': a [default] table is required"),
         ({"default": {"source": "DialVerb"}}, "policy rule 'default': source: unknown field"),
         ({"default": {"mode": "WORM"}}, "policy rule 'default': mode:"),
-        ({"default": {}, "rules": []}, "policy: unknown section(s) ['rules']"),
+        ({"default": {}, "rules": []}, "policy: unknown section [[rules]]; a policy has [default] and [[rule]] "
+                                        "tables; did you mean [[rule]]?"),
+        ({"defaults": {"mode": "none"}}, "policy: unknown section [defaults]; a policy has [default] and [[rule]] "
+                                         "tables; did you mean [default]?"),
         ({"default": {}, "rule": [{"mode": "none"}]}, "policy rule '#1': name: required"),
         ({"default": {}, "rule": [{"name": "a b"}]}, "policy rule 'a b': name: must be"),
         ({"default": {}, "rule": [{"name": "default"}]}, "policy rule 'default': name: must be"),
@@ -205,13 +209,90 @@ def test_policy_version_is_a_hash_of_the_file_bytes(tmp_path) -> None:
     assert Policy.load(path).version != policy.version
 
 
-def test_policy_file_errors_name_the_setting(tmp_path) -> None:
+def test_policy_file_errors_name_the_file_and_the_setting_it_came_from(tmp_path) -> None:
     path = tmp_path / "policy.toml"
     path.write_text("[default\nretention_days = 1")
-    with pytest.raises(PolicyError, match="RECVAULT_POLICY_FILE"):
+    with pytest.raises(PolicyError) as raised:
         Policy.load(path)
+    assert str(raised.value).startswith(f"{path}: line 1, column 9: not valid TOML: ")
+    with pytest.raises(PolicyError) as raised:
+        Policy.from_settings(Settings(policy_file=path))
+    assert str(raised.value).startswith(f"{path} (RECVAULT_POLICY_FILE): line 1, column 9: ")
     path.write_text('[default]\nretention_days = 7\nmode = "COMPLIANCE"\n')
     assert Policy.load(path).decide(recording(), now=NOW).retention.until == NOW + timedelta(days=7)
+    with pytest.raises(PolicyError, match=f"^{tmp_path / 'missing.toml'}: cannot be read: No such file"):
+        Policy.load(tmp_path / "missing.toml")
+
+
+def test_every_line_of_a_rule_error_names_the_file(tmp_path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[default]\n[[rule]]\nname = "r"\nmode = "X"\nchannels = 5\n')
+    with pytest.raises(PolicyError) as raised:
+        Policy.from_settings(Settings(policy_file=path))
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"{path} (RECVAULT_POLICY_FILE): policy rule 'r': ")
+                                   for line in lines)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # (file, the three lines: where and why, the line, the caret)
+    ('[default]\nmode = COMPLIANCE\n',
+     ['line 2, column 8: not valid TOML: Invalid value (text is written in quotes: "COMPLIANCE")',
+      "  2 | mode = COMPLIANCE", "    |        ^"]),
+    ('[default]\ntags = { a = "b"\n',
+     ["line 2, column 17: not valid TOML: Unclosed inline table", '  2 | tags = { a = "b"', "    |                 ^"]),
+    ('[default]\n\tretention_days = = 3\n',
+     ["line 2, column 19: not valid TOML: Invalid value", "  2 | \tretention_days = = 3",
+      "    | \t" + " " * 17 + "^"]),  # a tab before the spot stays a tab, so the caret lines up
+    ('[default]\nmode = "GOVERNANCE',
+     ["line 2, column 19: not valid TOML: Unterminated string", '  2 | mode = "GOVERNANCE',
+      "    |                   ^"]),
+])
+def test_a_toml_syntax_error_shows_its_line_and_a_caret(tmp_path, text: str, expected: list[str]) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as raised:
+        Policy.load(path)
+    first, *rest = str(raised.value).splitlines()
+    assert [first.removeprefix(f"{path}: "), *rest] == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"retention_day": 3}, "retention_day: unknown field; did you mean retention_days?"),
+    ({"legalhold": True}, "legalhold: unknown field; did you mean legal_hold?"),
+    ({"sources": "DialVerb"}, "sources: unknown field; did you mean source?"),
+    ({"tenant": "acme"}, 'tenant: unknown field; a condition on a callback label is written labels = { tenant = "…" }'),
+    ({"Colour": "red"}, "Colour: unknown field; known fields: mode, retention_days"),
+])
+def test_an_unknown_field_names_the_field_meant(fields, expected) -> None:
+    with pytest.raises(PolicyError) as raised:
+        Policy.from_dict({"default": {}, "rule": [{"name": "r", **fields}]})
+    assert str(raised.value).startswith(f"policy rule 'r': {expected}")
+
+
+def test_a_condition_in_the_default_says_where_conditions_go() -> None:
+    with pytest.raises(PolicyError) as raised:
+        Policy.from_dict({"default": {"labels": {"tenant": "acme"}}})
+    assert str(raised.value) == ("policy rule 'default': labels: unknown field in [default], which applies to "
+                                 "everything no rule matches; conditions go in [[rule]] tables")
+
+
+@pytest.mark.parametrize("written", ["none", "None", "NONE", " none "])
+def test_no_lock_is_none_however_it_is_cased(written: str) -> None:
+    policy = Policy.from_dict({"default": {"mode": written}})
+    assert policy.default.mode == "none" and policy.effective_mode(policy.default) is None
+
+
+@pytest.mark.parametrize("written", ["compliance", "Governance"])
+def test_lock_modes_are_taken_in_any_case(written: str) -> None:
+    assert Policy.from_dict({"default": {"mode": written}}).default.mode == written.upper()
+
+
+@pytest.mark.parametrize(("written", "shown"), [("FOREVER", '"FOREVER"'), (1, "1"), (True, "true")])
+def test_a_bad_mode_lists_the_modes_as_the_docs_write_them(written: object, shown: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        Policy.from_dict({"default": {"mode": written}})
+    assert str(raised.value) == f'policy rule \'default\': mode: must be "COMPLIANCE", "GOVERNANCE" or "none", not {shown}'
 
 
 def test_the_example_policy_in_deploy_loads_and_decides_as_documented() -> None:

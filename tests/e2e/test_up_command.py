@@ -45,8 +45,9 @@ def test_up_starts_everything_and_archives_the_demo(redis_url, tmp_path) -> None
     # The children log to files; the terminal gets up's own lines, its summary last.
     logs = tmp_path / "data" / "logs"
     assert {"ingest.log", "worker.log", "beat.log", "simulator.log"} <= {p.name for p in logs.iterdir()}
-    assert "[tasks]" in (logs / "worker.log").read_text()
-    for child_output in ("[tasks]", "ready.", "beat: Starting", "listening on", "Twilio simulator on"):
+    assert "[queues]" in (logs / "worker.log").read_text()  # the Celery banner
+    for child_output in ("[queues]", "SecurityWarning", "ready.", "beat: Starting", "listening on",
+                         "Twilio simulator on"):
         assert child_output not in out + result.stderr, child_output
     assert out.rstrip().splitlines()[-1] == f"Logs: {logs}"
     # With RECVAULT_BROKER_URL set, that broker is used; the demo's ledger rows were moved to S3.

@@ -65,12 +65,25 @@ def printed_commands(output: str) -> list[list[str]]:
 
 
 def own_redis(up: subprocess.Popen[bytes], data: Path) -> tuple[int, Path]:
-    """(port, directory) of the redis-server `up` started."""
+    """(port, directory) of the redis-server `up` started (it runs in its data directory)."""
     for child in psutil.Process(up.pid).children(recursive=True):
-        argv = child.cmdline()
-        if argv and Path(argv[0]).name == "redis-server":
-            return int(argv[argv.index("--port") + 1]), Path(argv[argv.index("--dir") + 1])
+        if child.name() == "redis-server":
+            ports = {address.laddr.port for address in child.net_connections("tcp")
+                     if address.status == psutil.CONN_LISTEN}
+            assert len(ports) == 1, ports
+            return ports.pop(), Path(child.cwd())
     raise AssertionError(f"`up` started no redis-server; data dir {data}")
+
+
+def stop(up: subprocess.Popen[bytes]) -> int:
+    """Stop `up` as a supervisor would (SIGTERM: it stops its children); the exit status."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGTERM)
+        try:
+            return up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    return up.wait(10)
 
 
 def env_file_values(path: Path) -> dict[str, str]:
@@ -154,11 +167,9 @@ def test_the_second_terminal_works_as_printed_and_a_second_up_waits_for_its_own(
             erase = recvault(folder, ["erase", sids[0], "--reason", "request 42"])
             assert erase.returncode == 1 and f"refused {sids[0]}" in erase.stderr, erase.stderr
 
-            up.send_signal(signal.SIGTERM)
-            assert up.wait(60) == 143
+            assert stop(up) == 143
         finally:
-            if up.poll() is None:
-                up.kill()
+            stop(up)
         # Stopped: the file naming its services is gone with them.
         assert not env_file.exists()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,8 +12,8 @@ from aiohttp.test_utils import TestServer
 
 from recvault.ingest.app import create_app
 from recvault.ops.status import WINDOW_DAYS
-from tests.fixtures.chromium import chromium_page
-from tests.ops.conftest import bearer, ops_settings
+from tests.fixtures.chromium import LOAD_SECONDS, Page, chromium_page
+from tests.ops.conftest import API_TOKEN, bearer, ops_settings
 
 # Every figure the page shows, by its data-figure name.
 FIGURES = ("Object.fromEntries([...document.querySelectorAll('[data-figure]')]"
@@ -46,3 +49,63 @@ async def test_the_status_page_shows_what_was_archived(redis_url, tmp_path, s3_s
     assert figures["queue-waiting"] == "0" and figures["spool-depth"] == "0"
     assert abs(bars[today[5:]] - minutes_today) < 1e-6
     assert {d["sid"] for d in in_window} | set(archived.absent) | {archived.dead_lettered} <= set(recent)
+
+
+# What an authenticating proxy (oauth2-proxy) adds to each request it lets through: who signed in
+# with it, and the address the browser connected from.
+PROXY = {"X-Forwarded-Email": "dana@example.com", "X-Forwarded-For": "203.0.113.7"}
+
+
+async def navigate(page: Page, action: str) -> str:
+    """Run `action`, a script that leaves the page (a click, a form sent), and wait for the next page to
+    load; its address."""
+    await page.evaluate("window.__leaving = true")
+    await page.evaluate(action)
+    deadline = time.monotonic() + LOAD_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if await page.evaluate("window.__leaving === undefined && document.readyState === 'complete'"):
+                return str(await page.evaluate("location.href"))
+        except AssertionError:  # asked while the old page was going away
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no page loaded after {action}")
+
+
+async def test_a_person_signs_in_through_the_proxy_plays_a_recording_and_signs_out(redis_url, tmp_path, s3_store,
+                                                                                  archived) -> None:
+    sid, document = list(archived.documents.items())[3]  # a recording only this test plays
+    settings = ops_settings(redis_url, tmp_path, s3_store, identity_header="X-Forwarded-Email",
+                            trust_forwarded_headers=True)
+    async with TestServer(create_app(settings)) as server:
+        async with chromium_page(tmp_path / "chromium") as page:
+            # No sign-in yet: the status page sends the browser to the sign-in form, which names the
+            # person as the proxy does and asks only for the token.
+            await page.open(str(server.make_url("/status")), PROXY)
+            assert await page.evaluate("location.pathname") == "/status/login"
+            assert await page.evaluate("document.querySelector('[data-identity]').textContent") == "dana@example.com"
+            assert await page.evaluate("document.querySelector('input[name=user]')") is None
+            await page.screenshot(tmp_path / "sign-in.png")
+            sign_in = f"document.querySelector('input[name=token]').value = {json.dumps(API_TOKEN)};"
+            status = await navigate(page, sign_in + "document.querySelector('form').submit()")
+            assert status == str(server.make_url("/status"))
+            assert "signed in as dana@example.com" in await page.evaluate("document.querySelector('header').innerText")
+            # Play the recording from its row on the page: the browser is sent to the media itself.
+            played = await navigate(page, f"document.querySelector('tr[data-sid={sid}] a[href*=\"/media\"]').click()")
+            assert played.startswith(str(s3_store.endpoint_url)) and "X-Amz-Expires=300" in played
+            # The recording's history, as the API shows it to the signed-in browser.
+            await navigate(page, f"location.href = {json.dumps(str(server.make_url(f'/api/recordings/{sid}')))}")
+            history = json.loads(await page.evaluate("document.querySelector('pre').textContent"))
+            # Signing out goes back to the sign-in form, and the status page asks for it again.
+            await navigate(page, f"location.href = {json.dumps(str(server.make_url('/status')))}")
+            signed_out = await navigate(page, "document.querySelector('[data-action=sign-out]').click()")
+            assert signed_out == str(server.make_url("/status/login"))
+            again = await navigate(page, f"location.href = {json.dumps(str(server.make_url('/status')))}")
+            assert again == str(server.make_url("/status/login"))
+            cookies = await page.call("Network.getCookies", urls=[str(server.make_url("/"))])
+            assert [c for c in cookies["cookies"] if c["name"] == "recvault_ops"] == []
+    [accessed] = [entry for entry in history["audit"] if entry["action"] == "media-accessed"]
+    assert accessed["user"] == "dana@example.com" and accessed["user_source"] == "proxy"
+    assert accessed["remote"] == "203.0.113.7" and accessed["peer"] == "127.0.0.1"
+    assert accessed["credential"].startswith("status-login:") and accessed["media_key"] == document["media_key"]
+    assert accessed["actor"].startswith("dana@example.com (status-login:")

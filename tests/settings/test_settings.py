@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from recvault.errors import ConfigurationError
-from recvault.settings import RENAMED, Settings, load_settings, require_tokens
+from recvault.settings import (
+    RENAMED,
+    Settings,
+    load_settings,
+    require_tokens,
+    unknown_variables,
+    warn_unknown_variables,
+)
 
 ACCOUNT = "AC" + "a" * 32
 API_KEY = "SK" + "b" * 32
@@ -246,3 +253,96 @@ def test_the_bounds_hold_under_either_name(monkeypatch, name: str) -> None:
                                              ("TASK_TIME_LIMIT_SECONDS", "4"), ("RETRY_BACKOFF_MAX_SECONDS", "0")])
 def test_a_duration_out_of_bounds_is_refused_by_its_new_name(monkeypatch, name: str, value: str) -> None:
     assert refusal(monkeypatch, **{name: value}).startswith(f"RECVAULT_{name}:")
+
+
+# --- every setting refused in one line naming it -------------------------------------------------
+
+# A value each setting refuses; settings missing here take any text (names, paths, prefixes).
+BAD_VALUES = {
+    "public_url": "not a url", "trust_forwarded_headers": "maybe", "twilio_auth_tokens": "changeme",
+    "twilio_account_sid": "AC1", "twilio_subaccount_tokens": '{"AC' + "a" * 32 + '": "one-token-not-a-list"}',
+    "max_body_bytes": "12", "idle_timeout_seconds": "0", "dedup_ttl_seconds": "5", "publish_timeout_seconds": "11",
+    "spool_max_bytes": "10", "api_token": "short", "media_playback": "perhaps", "twilio_region": "eu9",
+    "twilio_api_base_url": "ftp://example.com", "twilio_api_key_sid": "SK1", "twilio_api_key_secret": "changeme",
+    "media_format": "ogg", "delete_after_archive": "2", "not_found_grace_seconds": "-1",
+    "price_refresh_seconds": "0", "price_refresh_attempts": "0", "broker_url": "amqp://guest@localhost//",
+    "broker_transport_options": "[1]", "broker_wait_replicas": "99", "redis_socket_timeout_seconds": "0",
+    "redis_connect_timeout_seconds": "soon", "visibility_timeout_seconds": "1", "task_time_limit_seconds": "1",
+    "max_retries": "-1", "retry_backoff_max_seconds": "0", "worker_pool": "gevent", "worker_concurrency": "0",
+    "worker_processes": "100", "worker_metrics_port": "-1", "task_events": "often", "s3_endpoint_url": "nope",
+    "s3_part_size_mib": "1", "worker_buffer_mib": "1", "s3_create_bucket": "sometimes", "log_level": "verbose",
+    "log_format": "pretty", "identity_header": "X Email", "forwarded_for_hops": "0", "ops_port": "70000",
+}
+FREE_TEXT = {"metrics_dir", "media_hosts", "queue", "worker_metrics_host", "s3_bucket", "s3_prefix", "s3_region",
+             "s3_kms_key_id", "policy_file", "data_dir", "ops_host"}
+
+
+def test_every_setting_has_a_bad_value_here_or_takes_any_text() -> None:
+    assert set(BAD_VALUES) | FREE_TEXT == set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(BAD_VALUES.items()))
+def test_every_setting_is_refused_in_one_line_naming_it(monkeypatch, field: str, value: str) -> None:
+    lines = refusal(monkeypatch, **{field.upper(): value}).splitlines()
+    assert len(lines) == 1
+    # A pair that goes together is named together (the API key and its secret).
+    assert lines[0].startswith(f"RECVAULT_{field.upper()}") or f"RECVAULT_{field.upper()} " in lines[0], lines
+
+
+def test_a_json_settings_key_is_named_after_the_variable(monkeypatch) -> None:
+    account = "AC" + "a" * 32
+    message = refusal(monkeypatch, TWILIO_SUBACCOUNT_TOKENS=f'{{"{account}": "one-token"}}')
+    assert message == f"RECVAULT_TWILIO_SUBACCOUNT_TOKENS: {account}: Input should be a valid list"
+
+
+@pytest.mark.parametrize(("written", "level"), [("debug", "DEBUG"), ("Info", "INFO"), ("WARN", "WARNING"),
+                                                ("warning", "WARNING"), ("ERROR", "ERROR"), ("critical", "CRITICAL")])
+def test_the_log_level_is_taken_in_any_case(monkeypatch, written: str, level: str) -> None:
+    monkeypatch.setenv("RECVAULT_LOG_LEVEL", written)
+    assert load_settings().log_level == level
+
+
+@pytest.mark.parametrize("written", ["verbose", "", "10", "trace"])
+def test_an_unknown_log_level_is_refused_listing_the_levels(monkeypatch, written: str) -> None:
+    assert refusal(monkeypatch, LOG_LEVEL=written) == (
+        f"RECVAULT_LOG_LEVEL: {written!r} is not a log level; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+
+
+# --- RECVAULT_ variables no setting reads ---------------------------------------------------------
+
+def test_an_unknown_variable_is_named_with_the_setting_meant(tmp_path) -> None:
+    environ = {"RECVAULT_TWILIO_AUTH_TOKEN": "x", "RECVAULT_LOGLEVEL": "debug", "recvault_s3_buckets": "b",
+               "RECVAULT_SOMETHING_ELSE": "1", "PATH": "/bin", "TWILIO_AUTH_TOKEN": "not ours"}
+    assert unknown_variables(environ, env_file=None) == [
+        "RECVAULT_TWILIO_AUTH_TOKEN is not a recvault setting and is ignored; did you mean "
+        "RECVAULT_TWILIO_AUTH_TOKENS?",
+        "RECVAULT_LOGLEVEL is not a recvault setting and is ignored; did you mean RECVAULT_LOG_LEVEL?",
+        "recvault_s3_buckets is not a recvault setting and is ignored; did you mean RECVAULT_S3_BUCKET?",
+        "RECVAULT_SOMETHING_ELSE is not a recvault setting and is ignored",
+    ]
+
+
+def test_settings_old_names_and_the_test_suites_variables_are_known() -> None:
+    environ = {f"RECVAULT_{field.upper()}": "x" for field in Settings.model_fields}
+    environ.update({f"RECVAULT_{old.upper()}": "1" for old in RENAMED})
+    environ.update(RECVAULT_TEST_REDIS="redis://127.0.0.1:6390", RECVAULT_FAULTS_REPORT="/tmp/report",
+                   recvault_log_level="info")
+    assert unknown_variables(environ, env_file=None) == []
+
+
+def test_unknown_keys_of_the_env_file_are_named_too(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("RECVAULT_QUEUE=q\nexport RECVAULT_VISIBILITY_TIMEOUT_SECOND=40\nOTHER_TOOL=1\n")
+    assert unknown_variables({}, env_file=env_file) == [
+        f"RECVAULT_VISIBILITY_TIMEOUT_SECOND (in {env_file}) is not a recvault setting and is ignored; "
+        "did you mean RECVAULT_VISIBILITY_TIMEOUT_SECONDS?"]
+    assert unknown_variables({}, env_file=tmp_path / "missing.env") == []
+
+
+def test_unknown_variables_are_logged_as_warnings(monkeypatch, caplog, tmp_path) -> None:
+    monkeypatch.setenv("RECVAULT_MAX_RETRY", "3")
+    (tmp_path / ".env").write_text("RECVAULT_DATA_DIRECTORY=/srv\n")  # the working directory's .env
+    warn_unknown_variables()
+    assert sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING") == [
+        "RECVAULT_DATA_DIRECTORY (in .env) is not a recvault setting and is ignored; did you mean RECVAULT_DATA_DIR?",
+        "RECVAULT_MAX_RETRY is not a recvault setting and is ignored; did you mean RECVAULT_MAX_RETRIES?"]
