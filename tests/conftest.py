@@ -11,3 +11,12 @@ pytest_plugins = [
     # Last: it builds on the services above.
     "tests.fixtures.archive",
 ]
+
+
+def pytest_configure(config: object) -> None:
+    """Keep the run away from a `recvault up` running in this checkout: its `.recvault/env` would
+    otherwise point every Settings() the tests build, and every command they start, at that stack."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("RECVAULT_DATA_DIR", tempfile.mkdtemp(prefix="recvault-tests-"))

@@ -292,7 +292,8 @@ def test_lock_modes_are_taken_in_any_case(written: str) -> None:
 def test_a_bad_mode_lists_the_modes_as_the_docs_write_them(written: object, shown: str) -> None:
     with pytest.raises(PolicyError) as raised:
         Policy.from_dict({"default": {"mode": written}})
-    assert str(raised.value) == f'policy rule \'default\': mode: must be "COMPLIANCE", "GOVERNANCE" or "none", not {shown}'
+    assert str(raised.value) == ("policy rule 'default': mode: must be "
+                                 f'"COMPLIANCE", "GOVERNANCE" or "none", not {shown}')
 
 
 def test_the_example_policy_in_deploy_loads_and_decides_as_documented() -> None:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import boto3
 import pytest
 from botocore.config import Config
 
 from recvault.cli import main
+from recvault.commands.worker import complete_bucket_setup
+from recvault.compliance.policy import Policy
+from recvault.launch.services import free_port
+from recvault.settings import load_settings
+from recvault.storage.s3 import S3Store
 from recvault.storage.s3_setup import LIFECYCLE_RULE_ID
 from tests.fixtures.services import unique_bucket
+from tests.fixtures.worker import wait_for
 
 POLICY = """
 [default]
@@ -132,3 +143,49 @@ def test_a_kms_key_setting_makes_sse_kms_the_default_encryption(bucket, s3, caps
     assert init_bucket(capsys)[1]["encryption"] == "unchanged (aws:kms with key alias/recvault-archive)"
     monkeypatch.delenv("RECVAULT_S3_KMS_KEY_ID")
     assert init_bucket(capsys)[1]["encryption"].startswith("unchanged (aws:kms")  # never weakened to AES256
+
+
+def test_a_bucket_made_as_recvault_up_makes_it_is_completed_by_its_worker(bucket, s3, capsys) -> None:
+    # `recvault up` creates its bucket with Object Lock (S3Store.ensure_bucket) and starts its worker
+    # with RECVAULT_S3_CREATE_BUCKET=true; the worker completes the bucket as init-bucket would.
+    settings = load_settings()
+    store = S3Store.from_settings(settings)
+    store.ensure_bucket(create=True)
+    code, planned, err = init_bucket(capsys, "--check")
+    assert code == 1 and "3 setting(s) would change" in err
+    complete_bucket_setup(store, settings, Policy.from_settings(settings))
+    code, lines, err = init_bucket(capsys, "--check")
+    assert code == 0 and "0 setting(s) would change" in err
+    assert lines["object lock"] == "unchanged (enabled, default retention GOVERNANCE 30 days)"
+    assert lines["encryption"] == "unchanged (AES256)"
+    assert lines["lifecycle"].startswith("unchanged (incomplete multipart uploads aborted after 7 days")
+
+
+@pytest.mark.system  # `recvault up`: Redis, SeaweedFS, ingest, a worker, beat and the simulator
+def test_init_bucket_check_finds_nothing_to_change_on_the_bucket_recvault_up_made(tmp_path) -> None:
+    ports = {name: free_port() for name in ("ingest", "s3", "simulator", "redis", "metrics")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECVAULT_")}
+    env.update(RECVAULT_DATA_DIR=str(tmp_path / "data"), RECVAULT_BROKER_URL=f"redis://127.0.0.1:{ports['redis']}/0",
+               RECVAULT_WORKER_METRICS_PORT=str(ports["metrics"]), RECVAULT_LOG_LEVEL="WARNING")
+    output = tmp_path / "up.log"
+    with output.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "recvault.cli", "up", "--no-demo", "--port", str(ports["ingest"]),
+             "--s3-port", str(ports["s3"]), "--sim-port", str(ports["simulator"])],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "recvault is up" in output.read_text() or up.poll() is not None, timeout=120,
+                 what="recvault up to start")
+        assert up.poll() is None, output.read_text()[-3000:]
+        check = subprocess.run([sys.executable, "-m", "recvault.cli", "init-bucket", "--check"], cwd=tmp_path,
+                               env={**env, "RECVAULT_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}"},
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "0 setting(s) would change" in check.stderr
+        assert "would change" not in check.stdout
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
