@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the aiohttp application Twilio calls, and the operator routes' listener."""
+"""`create_app(settings)`: the aiohttp application Twilio calls, and the operations routes' listener."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.graceful import IN_FLIGHT, InFlight
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
-from recvault.ingest.operator import views as operator_views
-from recvault.ingest.operator.context import Operations
+from recvault.ingest.ops import views as ops_views
+from recvault.ingest.ops.context import Operations
 from recvault.ingest.server import server_options
 from recvault.ingest.spool import Spool
 from recvault.queue.celery_factory import create_celery
@@ -43,7 +43,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 def create_app(settings: Settings, *, ops_socket: socket.socket | None = None) -> web.Application:
     """Build the ingest app; connections open when it starts, close when it stops.
 
-    The operator routes are on this app, unless RECVAULT_OPS_PORT is set: then they are served only
+    The operations routes are on this app, unless RECVAULT_OPS_PORT is set: then they are served only
     on `ops_socket` (listening on that port), by an app of their own that starts and stops with this one.
     """
     require_tokens(settings)
@@ -80,26 +80,26 @@ def create_app(settings: Settings, *, ops_socket: socket.socket | None = None) -
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)
     if settings.ops_port is None:
-        operator_views.add_routes(app)
+        ops_views.add_routes(app)
     elif ops_socket is not None:
-        app.cleanup_ctx.append(_operator_listener(settings, ops_socket, in_flight))
+        app.cleanup_ctx.append(_ops_listener(settings, ops_socket, in_flight))
     return app
 
 
-def _operator_listener(settings: Settings, sock: socket.socket,
+def _ops_listener(settings: Settings, sock: socket.socket,
                        in_flight: InFlight) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Serve the operator routes on `sock` while `app` runs, from its context.
+    """Serve the operations routes on `sock` while `app` runs, from its context.
 
     It starts after the app's resources and stops before them (cleanup runs in reverse), finishing
     its requests in flight first; the in-flight count it shares lets a graceful stop wait for them.
     """
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
-        operator_app = web.Application(client_max_size=settings.max_body_bytes,
+        ops_app = web.Application(client_max_size=settings.max_body_bytes,
                                        middlewares=[in_flight.middleware, json_errors])
-        operator_app[INGEST] = app[INGEST]
-        operator_views.add_routes(operator_app)
-        runner = web.AppRunner(operator_app, handle_signals=False, access_log=None, **server_options(settings))
+        ops_app[INGEST] = app[INGEST]
+        ops_views.add_routes(ops_app)
+        runner = web.AppRunner(ops_app, handle_signals=False, access_log=None, **server_options(settings))
         await runner.setup()
         try:
             await web.SockSite(runner, sock).start()

@@ -9,7 +9,7 @@ from celery import Celery
 
 from recvault.ingest.handoff import Handoff
 from recvault.ingest.metrics import IngestMetrics
-from recvault.ingest.operator.context import Operations
+from recvault.ingest.ops.context import Operations
 from recvault.settings import Settings
 
 

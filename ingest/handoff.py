@@ -10,6 +10,17 @@ When the spool itself fails (a full disk, an I/O error), events go straight to R
 answers — keeping them beats keeping their order — and are refused (503) only while
 neither can take them. The thread survives any error and keeps retrying, so ingest
 recovers by itself once the disk has room or Redis is back.
+
+With replicas to wait for (Sentinel, RECVAULT_BROKER_WAIT_REPLICAS), a batch the master took
+but no replica acknowledged in time stays on the queue — workers archive it — and is also
+*held* in the spool, fsync'd, before it is answered: the master and the local disk hold it.
+So losing the replica (or the master, and with it the only replica left) never stops
+archiving. Held copies leave the spool once a later WAIT on the same replication history
+covers them. When the master's history changes before that (a failover, a restart), held
+copies become waiting rows again and are published again, oldest first and before newer
+callbacks, through the dedup script: what the new master lacks is queued, the rest is not.
+While copies are held their dedup keys are renewed every half window, so a copy published
+again always meets its key, however long it was held.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import redis
 
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.spool import Spool
-from recvault.queue.writer import Outgoing, QueueWriter
+from recvault.queue.writer import Outgoing, QueueWriter, Replication, Written
 
 log = logging.getLogger("recvault.ingest")
 
@@ -41,6 +52,8 @@ class Outcome(enum.Enum):
 
 # Seconds close() waits for the events submitted before it to reach Redis or the spool.
 CLOSE_SECONDS = 10.0
+# Held copies whose dedup keys one look renews at most (each SQL and Redis step a tenth of it).
+REFRESH_PER_LOOK = 10_000
 # One submitted event and the future its handler awaits.
 Pending = tuple[Outgoing, asyncio.Future[Outcome]]
 
@@ -67,11 +80,18 @@ class Handoff:
         self._thread = threading.Thread(target=self._run, name="recvault-handoff", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_drain = 0.0
+        # When to ask the master next whether a replica holds the held copies.
+        self._next_look = 0.0
         self.broker_up = True
+        # Whether the last batch (or look) was acknowledged by enough replicas; always with none required.
+        self.replicated = True
         # Why the spool cannot take writes, while it cannot (None: it can).
         self.spool_error: str | None = None
         self.spool_depth = spool.depth()
+        # Copies held in the spool of callbacks on the master that no replica has acknowledged.
+        self.unreplicated = spool.held()
         metrics.spool_depth.set(self.spool_depth)
+        metrics.unreplicated.set(self.unreplicated)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -99,12 +119,13 @@ class Handoff:
 
     @property
     def degraded(self) -> bool:
-        return not self.broker_up or self.spool_depth > 0 or self.spool_error is not None
+        return (not self.broker_up or self.spool_depth > 0 or self.spool_error is not None
+                or self.unreplicated > 0 or not self.replicated)
 
     @property
     def accepting(self) -> bool:
-        """Whether a callback arriving now can be kept durably (Redis or the spool)."""
-        return self.broker_up or self.spool_error is None
+        """Whether a callback arriving now can be kept durably (replicated on Redis, or the spool)."""
+        return (self.broker_up and self.replicated) or self.spool_error is None
 
     # --- the hand-off thread --------------------------------------------------
     def _run(self) -> None:
@@ -113,10 +134,15 @@ class Handoff:
             batch: list[Pending] = []
             try:
                 batch, closing = self._take_batch()
+                if self.unreplicated and self.broker_up and not self.spool_depth and batch:
+                    # Before a batch goes straight to the master: does it still hold the copies?
+                    self._check_history()
                 if self.spool_depth and time.monotonic() >= self._next_drain and not closing:
                     self._drain()
                 if batch:
                     self._deliver(batch)
+                if self.unreplicated and self.broker_up and time.monotonic() >= self._next_look:
+                    self._look_at_replication()
             except Exception as error:  # never let the thread die: later callbacks would hang
                 log.error("hand-off step failed; retrying", extra={"error": repr(error)})
                 if isinstance(error, (sqlite3.Error, OSError)):
@@ -159,7 +185,21 @@ class Handoff:
         self._resolve(batch, outcomes=outcomes)
 
     def _to_queue(self, items: list[Outgoing]) -> list[Outcome]:
-        return [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in self._writer.enqueue(items)]
+        """The master; unacknowledged by replicas, a copy held in the spool too (raises if it cannot)."""
+        written = self._writer.write(items)
+        if written.acknowledged:
+            self._acknowledged(written)
+        else:
+            self._hold(items, written)
+        return [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in written.enqueued]
+
+    def _hold(self, items: list[Outgoing], written: Written) -> None:
+        assert written.replication is not None  # only batches that had replicas to wait for
+        self._not_acknowledged(written.replication)
+        self.unreplicated += self._spool.hold(items, written.replication.history, written.replication.offset,
+                                              written.enqueued)
+        self._metrics.unreplicated.set(self.unreplicated)
+        self._spool_ok()
 
     def _to_spool_or_queue(self, items: list[Outgoing]) -> list[Outcome]:
         """The spool; when it fails, Redis after all; raises when neither keeps the events."""
@@ -168,14 +208,22 @@ class Handoff:
         except (sqlite3.Error, OSError) as spool_error:
             self._spool_failed(spool_error)
             try:
-                outcomes = self._to_queue(items)
+                written = self._writer.write(items)
             except redis.RedisError as error:
                 self._broker_down(error)
                 log.error("neither the spool nor Redis can keep callbacks",
                           extra={"error": repr(spool_error), "count": len(items)})
                 raise spool_error from error
             self._broker_back()
-            return outcomes
+            if not written.acknowledged:
+                assert written.replication is not None
+                self._not_acknowledged(written.replication)
+                # On the master alone: a failover could lose them, so they are not accepted.
+                log.error("neither a replica nor the spool can keep callbacks",
+                          extra={"error": repr(spool_error), "count": len(items)})
+                raise spool_error
+            self._acknowledged(written)
+            return [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in written.enqueued]
         self._spool_ok()
         self.spool_depth = self._spool.depth()
         self._metrics.spool_depth.set(self.spool_depth)
@@ -193,7 +241,9 @@ class Handoff:
 
     def _drain(self) -> None:
         """Move spooled messages to Redis, oldest first, a bounded amount per call."""
-        if not self.broker_up and not self._writer.ping():
+        # Whether the master answers, and where it stands: copies it lacks are older than what
+        # waits, so they go first; and with no replica online no batch waits for one in vain.
+        if (not self.broker_up or self.unreplicated) and not self._check_history():
             self._next_drain = time.monotonic() + self._retry_interval
             return
         for _ in range(20):
@@ -201,22 +251,118 @@ class Handoff:
             if not rows:
                 break
             try:
-                enqueued = self._writer.enqueue([item for _, item in rows])
+                written = self._writer.write([item for _, item in rows])
             except redis.RedisError as error:
                 self._broker_down(error)
                 break
             self._broker_back()
-            # Already on the queue: a failure to forget them here only means they are sent
-            # again later, which their dedup keys make harmless.
+            ids = [row_id for row_id, _ in rows]
+            # Already on the queue: a failure to forget or mark them here only means they are
+            # sent again later, which their dedup keys make harmless.
             try:
-                self._spool.remove([row_id for row_id, _ in rows])
+                if written.acknowledged:
+                    self._spool.remove(ids)
+                    self._acknowledged(written)
+                else:
+                    assert written.replication is not None
+                    self._not_acknowledged(written.replication)
+                    self._spool.mark_held(ids, written.replication.history, written.replication.offset,
+                                          written.enqueued)
+                    self.unreplicated += len(ids)
             except (sqlite3.Error, OSError) as error:
                 self._spool_failed(error)
                 self._next_drain = time.monotonic() + self._retry_interval
                 return
             self._spool_ok()
-            self._metrics.drained.inc(sum(enqueued))
+            self._metrics.drained.inc(sum(written.enqueued))
         self._refresh_depth()
+
+    # --- copies held until a replica acknowledges ---------------------------------
+    def _check_history(self) -> bool:
+        """Held copies of a history the master no longer continues wait again; False if it does not answer."""
+        try:
+            replication = self._writer.replication()
+        except redis.RedisError as error:
+            self._broker_down(error)
+            return False
+        self._displace(replication)
+        return True
+
+    def _look_at_replication(self) -> None:
+        """Ask the master whether replicas hold the held copies; release, re-publish or renew them."""
+        self._next_look = time.monotonic() + self._retry_interval
+        try:
+            replication, acknowledged = self._writer.confirm()
+            if acknowledged:
+                self._acknowledged(Written([], True, replication))
+            else:
+                self._not_acknowledged(replication)
+                self._renew_keys(replication)
+        except redis.RedisError as error:
+            self._broker_down(error)
+            return
+        except (sqlite3.Error, OSError) as error:  # tried again at the next look
+            self._spool_failed(error)
+            return
+        self._count_held()
+
+    def _acknowledged(self, written: Written) -> None:
+        """Replicas hold the master's history up to this batch: so do they every copy held before it."""
+        if not self.replicated:
+            log.info("replicas acknowledge the broker's writes again")
+        self.replicated = True
+        replication = written.replication
+        if replication is None or not self.unreplicated:
+            return
+        self._displace(replication)
+        try:
+            released = self._spool.release(replication.history, replication.offset)
+        except (sqlite3.Error, OSError) as error:  # released at a later acknowledgement
+            self._spool_failed(error)
+            return
+        if released:
+            log.info("replicas hold the held callbacks; their copies leave the spool", extra={"count": released})
+            self._count_held()
+
+    def _not_acknowledged(self, replication: Replication) -> None:
+        if self.replicated:
+            log.warning("no replica acknowledged the broker's writes in time; callbacks go to the master and "
+                        "their copies stay in the spool until one does",
+                        extra={"online_replicas": replication.online, "required": self._writer.replicas})
+        self.replicated = False
+        self._displace(replication)
+
+    def _displace(self, replication: Replication) -> None:
+        """Copies held on a history the master no longer continues wait again, to be published again."""
+        if not self.unreplicated:
+            return
+        try:
+            displaced = self._spool.displace(replication.history)
+        except (sqlite3.Error, OSError) as error:  # displaced at the next look
+            self._spool_failed(error)
+            return
+        if displaced:
+            log.warning("the broker's master changed before a replica held the held callbacks; publishing "
+                        "them again", extra={"count": displaced})
+            self._next_drain = 0.0  # before any newer callback: they wait behind these now
+            self._count_held()
+
+    def _renew_keys(self, replication: Replication) -> None:
+        """Renew the dedup keys of copies held on this history once half their window has passed."""
+        before = time.time() - self._writer.dedup_ttl / 2
+        chunk = REFRESH_PER_LOOK // 10
+        for _ in range(10):
+            stale = self._spool.stale(replication.history, before, chunk)
+            if not stale:
+                return
+            self._writer.refresh([key for _, key in stale])
+            self._spool.refreshed([row_id for row_id, _ in stale], time.time())
+
+    def _count_held(self) -> None:
+        self.spool_depth = self._spool.depth()
+        self.unreplicated = self._spool.held()
+        self._metrics.spool_depth.set(self.spool_depth)
+        self._metrics.unreplicated.set(self.unreplicated)
 
     def _broker_back(self) -> None:
         if not self.broker_up:
@@ -233,8 +379,7 @@ class Handoff:
 
     def _refresh_depth(self) -> None:
         # Another ingest process sharing the spool file may have added rows.
-        self.spool_depth = self._spool.depth()
-        self._metrics.spool_depth.set(self.spool_depth)
+        self._count_held()
         if not self.spool_depth and not self.broker_up and self._writer.ping():
             self.broker_up = True
             self._metrics.broker_up.set(1)

@@ -5,7 +5,7 @@ GIL), so `--processes N` pre-forks N servers on a socket bound once by the paren
 gunicorn does. Prometheus metrics then live in a shared directory so `/metrics` on any
 process reports the sum over all of them.
 
-With RECVAULT_OPS_PORT set, the operator routes listen on a socket of their own, bound by the
+With RECVAULT_OPS_PORT set, the operations routes listen on a socket of their own, bound by the
 parent too and served by every process.
 """
 
@@ -59,7 +59,7 @@ def run_server(settings: Settings, *, host: str, port: int, processes: int = 1) 
     print(f"recvault ingest listening on http://{host}:{port}/twilio/recording-status"
           + (f" ({processes} processes)" if processes > 1 else ""), file=sys.stderr, flush=True)
     if ops_sock is not None:
-        print(f"recvault operator routes listening on http://{ops_host}:{settings.ops_port}/status only",
+        print(f"recvault operations routes listening on http://{ops_host}:{settings.ops_port}/status only",
               file=sys.stderr, flush=True)
     if processes == 1:
         _serve_forever(settings, sock, ops_sock)

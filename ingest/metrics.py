@@ -47,6 +47,12 @@ class IngestMetrics:
                                  registry=r, multiprocess_mode="livemax")
         self.broker_up = Gauge("recvault_broker_up", "1 when Redis accepted the last write",
                                registry=r, multiprocess_mode="livemin")
+        # Held copies live in the shared spool file too (max).
+        self.unreplicated = Gauge(
+            "recvault_broker_unreplicated_callbacks",
+            "Callbacks on the broker's master that no replica has acknowledged, their copies held in the spool",
+            registry=r, multiprocess_mode="livemax",
+        )
         self.drained = Counter(
             "recvault_spool_drained", "Spooled callbacks moved to the queue", registry=r
         )

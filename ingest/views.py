@@ -158,19 +158,27 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: callbacks are accepted durably; 'degraded' while they go to the spool."""
+    """Readiness: callbacks are accepted durably; 'degraded' while they go to the spool.
+
+    Also 'degraded' while no replica acknowledges the broker's writes: callbacks still reach the
+    queue, and copies of them are held in the spool (`unreplicated`) until a replica does.
+    """
     handoff = request.app[INGEST].handoff
     ready = handoff.alive and handoff.accepting
-    body = {
+    body: dict[str, str | int] = {
         "status": "unavailable" if not ready else "degraded" if handoff.degraded else "ok",
         "broker": "up" if handoff.broker_up else "down",
         "spool": "ok" if handoff.spool_error is None else f"failing: {handoff.spool_error}",
         "spool_depth": handoff.spool_depth,
     }
+    if handoff.unreplicated or not handoff.replicated:
+        body["replication"] = "unacknowledged"
+        body["unreplicated"] = handoff.unreplicated
     if not handoff.alive:
         body["reason"] = "hand-off thread stopped"
     elif not handoff.accepting:
-        body["reason"] = "neither Redis nor the spool can keep callbacks"
+        body["reason"] = ("neither Redis nor the spool can keep callbacks" if not handoff.broker_up
+                          else "neither a replica nor the spool can keep callbacks")
     return web.json_response(body, status=200 if ready else 503)
 
 

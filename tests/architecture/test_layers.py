@@ -136,6 +136,6 @@ def test_the_checks_catch_what_they_guard_against() -> None:
     assert not violations("recvault.workers.tasks", "from recvault.queue.celery_factory import ARCHIVE_TASK\n")
     assert not violations("recvault.storage.s3", "from .base import Retention\n")
     assert violations("recvault.ops.view", "from recvault.workers.dead_letters import DeadLetters\n")
-    assert not violations("recvault.ingest.operator.context", "from recvault.ops.view import ArchiveView\n")
+    assert not violations("recvault.ingest.ops.context", "from recvault.ops.view import ArchiveView\n")
     assert list(environment_reads(ast.parse("import os\nx = os.environ.get('A')\n"))) == [2]
     assert list(environment_reads(ast.parse("import os\nos.environ['A'] = 'b'\n"))) == []

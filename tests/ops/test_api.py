@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from recvault.audit.append import read_chain
 from recvault.ingest.app import create_app
-from recvault.ingest.operator.openapi import ENTRY_FIELDS, openapi_document
+from recvault.ingest.ops.openapi import ENTRY_FIELDS, openapi_document
 from recvault.ops.entries import Entry
 from recvault.ops.query import PARAMETERS
 from tests.ops.conftest import API_TOKEN, bearer, ops_settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recvault.ingest.operator.auth import LOGIN_SECONDS, Denied, cookie_user, make_cookie, read_cookie
+from recvault.ingest.ops.auth import LOGIN_SECONDS, Denied, cookie_user, make_cookie, read_cookie
 
 TOKEN = "Zt8pWq3nLr6vKx1bHc9mDs4fGj7yNa2e"
 

@@ -1,6 +1,6 @@
-"""Signing in to the operator routes: the token's strength, backing off after wrong tokens, refusals
+"""Signing in to the operations routes: the token's strength, backing off after wrong tokens, refusals
 logged and counted, the Secure cookie, signing out, browsers sent to the sign-in form, the person an
-authenticating proxy names, and the operator routes on a port of their own — on a real ingest app (and
+authenticating proxy names, and the operations routes on a port of their own — on a real ingest app (and
 real `recvault serve` processes) over the archive the fixtures made in SeaweedFS."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from recvault.commands.up import _embedded_secret
 from recvault.errors import ConfigurationError
 from recvault.ingest.app import create_app
 from recvault.ingest.context import INGEST
-from recvault.ingest.operator.auth import LOGIN_SECONDS, Guard, make_cookie
-from recvault.ingest.operator.throttle import FREE_FAILURES, MAX_DELAY_SECONDS, Throttle
+from recvault.ingest.ops.auth import LOGIN_SECONDS, Guard, make_cookie
+from recvault.ingest.ops.throttle import FREE_FAILURES, MAX_DELAY_SECONDS, Throttle
 from recvault.launch.process import Component
 from recvault.launch.services import free_port
 from recvault.logs import JsonFormatter
@@ -413,7 +413,7 @@ def test_an_identity_header_that_cannot_name_a_person_is_refused(name: str) -> N
     assert str(caught.value).startswith("RECVAULT_IDENTITY_HEADER: ")
 
 
-# --- the operator routes on a port of their own ------------------------------------------------
+# --- the operations routes on a port of their own ------------------------------------------------
 
 async def test_with_an_ops_port_the_operator_routes_are_served_only_there(redis_url, tmp_path, s3_store,
                                                                          archived) -> None:
@@ -468,7 +468,7 @@ def test_serve_with_an_ops_port_splits_the_routes_between_its_two_ports(redis_ur
         signed_in = requests.post(f"{ops}/status/login", data={"token": API_TOKEN}, allow_redirects=False, timeout=10)
         assert signed_in.status_code == 303 and signed_in.cookies.get("recvault_ops")
     log = (tmp_path / "ingest.log").read_text()
-    assert f"operator routes listening on http://127.0.0.1:{ops_port}/status only" in log
+    assert f"operations routes listening on http://127.0.0.1:{ops_port}/status only" in log
     assert API_TOKEN not in log
 
 

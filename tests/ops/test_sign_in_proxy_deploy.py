@@ -1,5 +1,5 @@
 """deploy/oauth2-proxy: the ingest StatefulSet patched with it is a valid StatefulSet that serves the
-operator routes only to the proxy beside them, and the Compose override wires the same settings."""
+operations routes only to the proxy beside them, and the Compose override wires the same settings."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 from celery import Celery
 from prometheus_client import CollectorRegistry
 
-from recvault.ingest.operator.auth import Guard
+from recvault.ingest.ops.auth import Guard
 from recvault.ops.broker_view import BrokerView
 from recvault.ops.recordings import RecordingsReader
 from recvault.ops.status import StatusReader

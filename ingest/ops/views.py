@@ -15,10 +15,10 @@ from aiohttp import web
 from recvault import sids
 from recvault.errors import RecvaultError
 from recvault.ingest.context import INGEST
-from recvault.ingest.operator.auth import COOKIE, LOGIN_SECONDS, Denied, Throttled, make_cookie, read_cookie
-from recvault.ingest.operator.context import Operations
-from recvault.ingest.operator.openapi import openapi_document
-from recvault.ingest.operator.status_page import render_login, render_status
+from recvault.ingest.ops.auth import COOKIE, LOGIN_SECONDS, Denied, Throttled, make_cookie, read_cookie
+from recvault.ingest.ops.context import Operations
+from recvault.ingest.ops.openapi import openapi_document
+from recvault.ingest.ops.status_page import render_login, render_status
 from recvault.ops.entries import Entry
 from recvault.ops.query import BadQuery, RecordingQuery, day_parameter
 from recvault.ops.recordings import Caller, MediaUnavailable, Records

@@ -1,4 +1,4 @@
-"""Who may use the operator routes, and who they are.
+"""Who may use the operations routes, and who they are.
 
 Credentials. Scripts send `Authorization: Bearer $RECVAULT_API_TOKEN`. People sign in once at
 `/status/login` with the same token; the answer sets a cookie that carries no token, only an
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from recvault.ingest.operator.throttle import Throttle
+from recvault.ingest.ops.throttle import Throttle
 from recvault.ops.recordings import NAMED_BY_CALLER, NAMED_BY_PROXY, Caller
 from recvault.settings import Settings
 
@@ -87,7 +87,7 @@ class Client:
 
 
 class Guard:
-    """Checks the operator routes' credentials and names their callers; one per app."""
+    """Checks the operations routes' credentials and names their callers; one per app."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, *,
                  throttle: Throttle | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from recvault.ingest.operator.charts import bar_chart
+from recvault.ingest.ops.charts import bar_chart
 from recvault.ops.status import WINDOW_DAYS, WINDOW_HOURS, Recent, StatusFigures
 
 # The page reloads itself this often (the figures behind it are at most FIGURES_SECONDS old).

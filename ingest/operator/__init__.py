@@ -1,1 +1,0 @@
-"""The operator routes of the ingest service: status page, API, sign-in, OpenAPI document, charts."""
