@@ -134,7 +134,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
         located = locate(store, prefix, sid, date=hold.dates.get(sid))
         if located is None:
             return None  # erased or purged since: nothing left to release
-        keepers = [h.hold_id for h in others if sid in h.recordings]
+        keepers = holds_covering(others, sid)
         if located.document and located.document.get("legal_hold"):
             keepers.append(f"policy rule {located.document.get('policy')}")
         if not keepers:
@@ -148,7 +148,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
     released = [sid for sid, keepers in done if not keepers]
     kept = {sid: keepers for sid, keepers in done if keepers}
     # A hold set on one of these recordings while this release ran: put its legal hold back.
-    later = {sid for h in list_holds(store, prefix) if h.active and h.hold_id not in holds for sid in h.recordings}
+    later = held_recordings([h for h in list_holds(store, prefix) if h.hold_id not in holds])
     for sid in set(released) & later:
         located = locate(store, prefix, sid, date=hold.dates.get(sid))
         if located is not None:
@@ -184,3 +184,8 @@ def _each(work: Callable[[T], R], items: list[T]) -> list[R]:
 def holds_covering(holds: list[Hold], recording_sid: str) -> list[str]:
     """Ids of the active holds that cover a recording. Pure."""
     return [h.hold_id for h in holds if h.active and recording_sid in h.recordings]
+
+
+def held_recordings(holds: list[Hold]) -> set[str]:
+    """Every RecordingSid an active hold covers. Pure."""
+    return {sid for h in holds if h.active for sid in h.recordings}

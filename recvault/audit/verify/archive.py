@@ -30,7 +30,7 @@ from recvault import layout, sids
 from recvault.audit import chain
 from recvault.audit.integrity import media_problems
 from recvault.audit.verify.trail import Finding, TrailResult, check_chains, check_seals, check_unsealed_index
-from recvault.compliance.holds import list_holds
+from recvault.compliance.holds import held_recordings, list_holds
 from recvault.compliance.purge import expires_at
 from recvault.storage.base import ObjectStore
 
@@ -120,7 +120,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
                if (located := layout.parse_chain_key(prefix, key))}
     total = len(documents) + len(chains) + len(days)
     done = 0
-    held = {sid for hold in list_holds(store, prefix) if hold.active for sid in hold.recordings}
+    held = held_recordings(list_holds(store, prefix))
     now = datetime.now(UTC)
 
     def one_recording(item: tuple[int, tuple[str, str]]) -> Report:
