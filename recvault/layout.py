@@ -44,6 +44,14 @@ AUDIT_ACCEPTED = "audit/accepted/"
 DEAD_LETTERS = "dead-letters/"
 # The Redis hash (id → letter) that indexes unresolved dead letters beside the S3 copies.
 DLQ_KEY = "recvault:dlq"
+
+
+def letter_recording_sid(letter_id: str) -> str | None:
+    """The RecordingSid a dead letter is about (its id starts with it), or None for a letter about no one recording."""
+    sid = letter_id.split(":", 1)[0]
+    return sid if sids.is_sid(sid, sids.RECORDING) else None
+
+
 # A partition folder's name: `date=YYYY-MM-DD/`.
 PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})/")
 _RECORDING = sids.sid_pattern(sids.RECORDING)

@@ -27,10 +27,9 @@ from typing import Any
 
 import redis
 
-from recvault import sids
 from recvault.audit.write import write_audit
 from recvault.errors import RecvaultError
-from recvault.layout import DEAD_LETTERS, DLQ_KEY
+from recvault.layout import DEAD_LETTERS, DLQ_KEY, letter_recording_sid
 from recvault.queue.broker import broker_client
 from recvault.storage.base import ObjectStore, Retention
 
@@ -64,9 +63,6 @@ class DeadLetter:
 
     def json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-_RECORDING = re.compile(sids.sid_pattern(sids.RECORDING))
 
 
 class DeadLetters:
@@ -124,11 +120,11 @@ class DeadLetters:
 
     def _audit(self, letter: DeadLetter, action: str, details: dict[str, Any]) -> None:
         """An entry in the recording's audit chain, when the letter is about one recording."""
-        found = _RECORDING.search(letter.id)
-        if self._store is None or found is None:
+        sid = letter_recording_sid(letter.id)
+        if self._store is None or sid is None:
             return
         try:
-            write_audit(self._store, self._prefix, found[0], action, {"letter_id": letter.id, **details},
+            write_audit(self._store, self._prefix, sid, action, {"letter_id": letter.id, **details},
                         self._retention, datetime.now(UTC))
         except RecvaultError as error:
             # The letter itself is kept (Redis and S3); the chain misses this entry, and says so in the log.

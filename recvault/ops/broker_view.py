@@ -31,8 +31,7 @@ class Letter:
 
     @property
     def recording_sid(self) -> str | None:
-        sid = self.id.split(":", 1)[0]
-        return sid if sids.is_sid(sid, sids.RECORDING) else None
+        return layout.letter_recording_sid(self.id)
 
     @property
     def reason_kind(self) -> str:
