@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     trust_forwarded_headers: bool = Field(
         default=False,
         description="Trust the X-Forwarded-* headers of the proxy in front: callbacks' signed URL "
-        "(X-Forwarded-Proto/Host), and on the operator routes the client's address (X-Forwarded-For) and "
+        "(X-Forwarded-Proto/Host), and on the operations routes the client's address (X-Forwarded-For) and "
         "whether the request came over TLS (X-Forwarded-Proto: the login cookie is then Secure).",
     )
     twilio_auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -254,9 +254,9 @@ class Settings(BaseSettings):
     )
     identity_header: str = Field(
         default="",
-        description="Header an authenticating proxy in front of the operator routes names the signed-in "
+        description="Header an authenticating proxy in front of the operations routes names the signed-in "
         "person with (oauth2-proxy: X-Forwarded-Email); it then names them in the audit trail. Empty: off. "
-        "Set it only when that proxy is the one way to the operator routes (see RECVAULT_OPS_PORT).",
+        "Set it only when that proxy is the one way to the operations routes (see RECVAULT_OPS_PORT).",
     )
     forwarded_for_hops: int = Field(
         default=1, ge=1, le=16,
@@ -265,7 +265,7 @@ class Settings(BaseSettings):
     )
     ops_port: int | None = Field(
         default=None, ge=1, le=65535,
-        description="Port of a listener of its own for the operator routes; set, they are served only "
+        description="Port of a listener of its own for the operations routes; set, they are served only "
         "there, and the port Twilio calls keeps the callback route, /healthz, /readyz and /metrics.",
     )
     ops_host: str | None = Field(

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bucket_setup(settings: Settings, policy: Policy) -> BucketSetup:
     """What the bucket should be: the policy's default rule as its default retention, RECVAULT_S3_KMS_KEY_ID's
-    key (else AES256) as its default encryption. A worker with RECVAULT_S3_CREATE_BUCKET uses it too."""
+    key (else AES256) as its default encryption. `recvault up` sets its embedded bucket up with it too."""
     from recvault.storage.s3_setup import BucketSetup
 
     return BucketSetup(default_retention=policy.default_lock(), kms_key_id=settings.s3_kms_key_id)

@@ -94,8 +94,15 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
             print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
         stack = settings.model_copy(update={"broker_url": broker_url, "s3_endpoint_url": AnyHttpUrl(s3_url),
                                             "data_dir": data})
-        # Embedded mode creates its bucket (with Object Lock) before anything uses it.
-        _store(stack).ensure_bucket(create=True)
+        # Embedded mode creates its bucket (with Object Lock) before anything uses it, and sets it
+        # up as `recvault init-bucket` would, so `init-bucket --check` finds nothing to change.
+        store = _store(stack)
+        store.ensure_bucket(create=True)
+        if embedded_s3:
+            from recvault.commands.init_bucket import bucket_setup
+            from recvault.compliance.policy import Policy
+
+            store.init_bucket(bucket_setup(stack, Policy.from_settings(stack)))
         # What the children get on top of this environment, and (mostly) what the file says.
         shared = {"RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
                   "RECVAULT_DATA_DIR": str(data)}

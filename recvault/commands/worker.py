@@ -63,32 +63,6 @@ def record_policy_loaded(policy: Policy, store: ObjectStore, settings: Settings,
                        retention=policy.default_retention(now))
 
 
-def complete_bucket_setup(store: ObjectStore, settings: Settings, policy: Policy) -> None:
-    """With RECVAULT_S3_CREATE_BUCKET, make the bucket (one with Object Lock: recvault's own, from this
-    worker or `recvault up`) what `recvault init-bucket` makes it: the policy's default retention, default
-    encryption, the lifecycle rule for unfinished uploads. `init-bucket --check` then finds nothing to
-    change. Each step changes only what differs; a store that refuses one is logged, and the worker goes on."""
-    import logging
-
-    from recvault.commands.init_bucket import bucket_setup
-    from recvault.errors import RecvaultError
-    from recvault.storage.s3 import S3Store
-
-    log = logging.getLogger("recvault.worker")
-    if not isinstance(store, S3Store):
-        return
-    try:
-        steps = store.init_bucket(bucket_setup(settings, policy))
-    except RecvaultError as error:
-        log.warning("bucket setup not completed; `recvault init-bucket` says what is missing",
-                    extra={"bucket": settings.s3_bucket, "error": str(error)})
-        return
-    for step in steps:
-        if step.state in ("created", "changed"):
-            log.info("bucket set up", extra={"bucket": settings.s3_bucket, "feature": step.feature,
-                                             "detail": step.detail})
-
-
 # glibc's mallopt() parameter for the number of malloc arenas.
 M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
@@ -137,8 +111,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     context = process.build()
     store = context.store  # one S3 client in the main process, inherited by every pool child
     store.ensure_bucket(create=settings.s3_create_bucket)
-    if settings.s3_create_bucket and store.object_lock_enabled:
-        complete_bucket_setup(store, settings, context.policy)
     locking = context.policy.rules_that_lock()
     if not store.object_lock_enabled and locking:
         # Every write would carry retention the bucket cannot keep: refuse now, not per recording.

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 
 from recvault.cli import main
-from recvault.commands.worker import complete_bucket_setup
+from recvault.commands.init_bucket import bucket_setup
 from recvault.compliance.policy import Policy
 from recvault.launch.services import free_port
 from recvault.settings import load_settings
@@ -145,15 +145,14 @@ def test_a_kms_key_setting_makes_sse_kms_the_default_encryption(bucket, s3, caps
     assert init_bucket(capsys)[1]["encryption"].startswith("unchanged (aws:kms")  # never weakened to AES256
 
 
-def test_a_bucket_made_as_recvault_up_makes_it_is_completed_by_its_worker(bucket, s3, capsys) -> None:
-    # `recvault up` creates its bucket with Object Lock (S3Store.ensure_bucket) and starts its worker
-    # with RECVAULT_S3_CREATE_BUCKET=true; the worker completes the bucket as init-bucket would.
+def test_a_bucket_made_as_recvault_up_makes_it_needs_no_change(bucket, s3, capsys) -> None:
+    # `recvault up` creates its embedded bucket with Object Lock, then sets it up as init-bucket would.
     settings = load_settings()
     store = S3Store.from_settings(settings)
     store.ensure_bucket(create=True)
     code, planned, err = init_bucket(capsys, "--check")
     assert code == 1 and "3 setting(s) would change" in err
-    complete_bucket_setup(store, settings, Policy.from_settings(settings))
+    store.init_bucket(bucket_setup(settings, Policy.from_settings(settings)))
     code, lines, err = init_bucket(capsys, "--check")
     assert code == 0 and "0 setting(s) would change" in err
     assert lines["object lock"] == "unchanged (enabled, default retention GOVERNANCE 30 days)"
