@@ -56,17 +56,7 @@ class WorkerContext:
             store.observe_errors(metrics.s3_error)
         return cls(
             settings=settings,
-            twilio=TwilioApi(
-                base_url=str(settings.twilio_api_base_url),
-                allowed_hosts=settings.allowed_media_hosts,
-                credentials=settings.download_credentials,
-                on_error=metrics.twilio_error if metrics is not None else None,
-                # Each archive in flight holds at most two: the Recording resource and its media.
-                connections=max(10, 2 * settings.archives_in_flight()),
-                # What Celery's soft time limit was for prefork: a download that takes longer goes
-                # back through the retry path (the threads pool enforces no time limit).
-                download_deadline=max(settings.task_time_limit_seconds - 60, 1),
-            ),
+            twilio=TwilioApi.from_settings(settings, on_error=metrics.twilio_error if metrics is not None else None),
             store=store,
             policy=Policy.from_settings(settings),
             options=ArchiveOptions(

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from recvault import sids
-from recvault.commands.controls import day
+from recvault.commands.options import day, recording_sid
 from recvault.settings import Settings
 
 HELP = "verify the archive and its audit trail (verify), or show one recording's chain of custody (show)"
@@ -54,17 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _verify_options(sub.add_parser("verify", help="check chains, seals, objects, locks, delete markers and "
                                                   "completeness; exit 1 on any discrepancy"), legacy=False)
     show = sub.add_parser("show", help="the chain of custody of one recording")
-    show.add_argument("recording_sid", type=_recording_sid)
+    show.add_argument("recording_sid", type=recording_sid)
     show.add_argument("--json", action="store_true", help="one JSON line per step")
     show.add_argument("--date", dest="ledger_dates", type=day, action="append",
                       help="look for its accepted callbacks on this day (repeatable; default: around its first "
                            "audit entry)")
-
-
-def _recording_sid(value: str) -> str:
-    if not sids.is_sid(value, sids.RECORDING):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE + 32 hex)")
-    return value
 
 
 class ProgressBar:

@@ -6,22 +6,14 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from recvault.commands.controls import actor_of, add_actor, day, reason
+from recvault.commands.options import actor_of, add_actor, day, reason, recording_sid
 from recvault.settings import Settings
 
 HELP = "erase recordings (every version) when no retention or legal hold protects them; else record and refuse"
 
 
-def _recording_sid(value: str) -> str:
-    from recvault import sids
-
-    if not sids.is_sid(value, sids.RECORDING):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE and 32 hex digits)")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recordings", nargs="*", type=_recording_sid, metavar="RE…")
+    parser.add_argument("recordings", nargs="*", type=recording_sid, metavar="RE…")
     parser.add_argument("--reason", type=reason, help="why (e.g. the request's reference); required with RE…")
     parser.add_argument("--requested-by", default=None, metavar="WHO",
                         help="who asked, for the tombstone: a role or request reference, never the data "
@@ -36,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from recvault.commands.controls import store_for
+    from recvault.commands.options import store_for
     from recvault.compliance.erasure import erase, run_due
 
     if bool(args.recordings) == args.run_due:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import UTC, datetime
 
-from recvault.commands.controls import actor_of, add_actor, day, reason, store_for
+from recvault.commands.options import actor_of, add_actor, day, reason, store_for
 from recvault.settings import Settings
-
-# A hold id names a folder under holds/: letters, digits, '.', '_' and '-', at most 64.
-HOLD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 HELP = "set, release or list legal holds (S3 Object Lock legal hold on every object of a recording)"
 
 
 def _hold_id(value: str) -> str:
-    if not HOLD_ID.fullmatch(value) or value.strip(".") == "":
-        raise argparse.ArgumentTypeError(f"{value!r}: a hold id is 1-64 letters, digits, '.', '_' or '-'")
-    return value
+    from recvault.compliance.holds import HoldError, check_hold_id
+
+    try:
+        return check_hold_id(value)
+    except HoldError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recvault.commands.controls import actor_of, add_actor, store_for
+from recvault.commands.options import actor_of, add_actor, store_for
 from recvault.settings import Settings
 
 HELP = "write S3 lifecycle rules derived from the policy (expiry per rule); --apply puts them on the bucket"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from recvault.commands.controls import actor_of, add_actor, day, store_for
+from recvault.commands.options import actor_of, add_actor, day, store_for
 from recvault.settings import Settings
 
 HELP = "delete recordings whose retention ended (no hold, no lock), every version, leaving tombstones"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
-from recvault.commands.controls import day
+from recvault.commands.options import day
 from recvault.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,8 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not accounts:
         print("recvault: reconcile needs --account or RECVAULT_TWILIO_ACCOUNT_SID", file=sys.stderr)
         return 2
-    twilio = TwilioApi(base_url=str(settings.twilio_api_base_url), allowed_hosts=settings.allowed_media_hosts,
-                       credentials=settings.download_credentials)
+    twilio = TwilioApi.from_settings(settings)
     store = S3Store.from_settings(settings)
     enqueue = None
     if args.enqueue:

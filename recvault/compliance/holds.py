@@ -10,6 +10,7 @@ policy did not itself ask for a hold.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,17 @@ R = TypeVar("R")
 
 class HoldError(RecvaultError):
     """A hold that does not exist, is already released, or whose id is taken."""
+
+
+# A hold id names a folder under holds/: letters, digits, '.', '_' and '-', at most 64.
+HOLD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def check_hold_id(value: str) -> str:
+    """`value` if it may name a hold (and its folder under holds/), else HoldError saying what may."""
+    if not HOLD_ID.fullmatch(value) or value.strip(".") == "":
+        raise HoldError(f"{value!r}: a hold id is 1-64 letters, digits, '.', '_' or '-'")
+    return value
 
 
 @dataclass
@@ -94,6 +106,8 @@ def set_legal_holds(store: ObjectStore, prefix: str, located: Located, on: bool)
 def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str, actor: str, now: datetime,
              hold_id: str | None = None) -> tuple[Hold, list[Located]]:
     """Register the hold, then turn S3 legal hold on for every object of every selected recording."""
+    if hold_id is not None:
+        check_hold_id(hold_id)
     chosen = select(store, prefix, selector)
     hold = Hold(hold_id or new_hold_id(now), selector.as_dict(), reason, actor, now.isoformat(),
                 [r.sid for r in chosen], dates={r.sid: r.date for r in chosen})

@@ -27,6 +27,7 @@ from recvault.errors import (
     TwilioAuthFailed,
     TwilioUnavailable,
 )
+from recvault.settings import Settings
 from recvault.twilio.credential_targets import CredentialTargets, origin_as_sent
 
 # Twilio's error 20429 (too many requests) and 5xx are worth retrying; so are these.
@@ -84,6 +85,21 @@ class TwilioApi:
         self._session.headers["User-Agent"] = "recvault"
         # Told the HTTP status of every answer of 400 or more, and 0 for a request that got none.
         self._on_error = on_error or (lambda status: None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, on_error: Callable[[int], None] | None = None) -> TwilioApi:
+        """The client a worker or a command uses: this deployment's API base, allowlist and credentials."""
+        return cls(
+            base_url=str(settings.twilio_api_base_url),
+            allowed_hosts=settings.allowed_media_hosts,
+            credentials=settings.download_credentials,
+            on_error=on_error,
+            # Each archive in flight holds at most two: the Recording resource and its media.
+            connections=max(10, 2 * settings.archives_in_flight()),
+            # What Celery's soft time limit was for prefork: a download that takes longer goes
+            # back through the retry path (the threads pool enforces no time limit).
+            download_deadline=max(settings.task_time_limit_seconds - 60, 1),
+        )
 
     def close(self) -> None:
         self._session.close()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from recvault.cli import build_parser, main
-from recvault.commands.controls import actor_of
+from recvault.commands.options import actor_of
 from recvault.storage.base import Retention
 from recvault.storage.s3 import S3Store
 from tests.compliance.seed import seed

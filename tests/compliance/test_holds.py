@@ -121,3 +121,11 @@ def test_releasing_a_hold_leaves_the_legal_hold_the_policy_itself_decided(vault,
     _, released, kept = release_hold(vault, prefix, hold.hold_id, reason="r", actor="a", now=datetime.now(UTC))
     assert released == [] and kept == {seeded.sid: ["policy rule litigation-hold"]}
     assert all(held_keys(vault, prefix, seeded).values())
+
+
+@pytest.mark.parametrize("hold_id", ["", "..", "a/b", "../H-A", "x" * 65, "sp ace"])
+def test_a_hold_id_that_cannot_name_its_folder_is_refused_before_anything_is_written(vault, prefix, hold_id) -> None:
+    with pytest.raises(HoldError, match="a hold id is 1-64 letters"):
+        set_hold(vault, prefix, Selector(("RE" + "0" * 32,)), reason="r", actor="a", now=datetime.now(UTC),
+                 hold_id=hold_id)
+    assert list_holds(vault, prefix) == []

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recvault.cli import build_parser, main
-from recvault.commands import controls
+from recvault.commands import options
 from recvault.compliance.hold_selector import BadSelector, Selector
 from recvault.days import parse_day
 from recvault.ops.query import BadQuery, RecordingQuery, day_parameter
@@ -87,7 +87,7 @@ def _day_actions(parser: argparse.ArgumentParser, path: str = "recvault") -> Ite
 def test_every_day_option_of_every_command_reads_it_with_the_one_parser() -> None:
     found = {f"{path} {action.option_strings[0]}": action.type for path, action in _day_actions(build_parser())}
     assert len(found) == len(DAY_OPTIONS), sorted(found)
-    assert set(found.values()) == {controls.day}
+    assert set(found.values()) == {options.day}
 
 
 @pytest.mark.parametrize("text", NOT_DAYS)

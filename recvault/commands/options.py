@@ -1,7 +1,8 @@
-"""What the commands share: who acts, days, the store.
+"""Option types and helpers the subcommands share: who acts, days, RecordingSids, the store.
 
 The compliance commands (hold, erase, lifecycle, purge) record who acted; every command that
-takes a day (those, `audit` and `reconcile`) reads it with `day`.
+takes a day (those, `audit` and `reconcile`) reads it with `day`, and a RecordingSid with
+`recording_sid`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def day(value: str) -> str:
         return parse_day(value).isoformat()
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def recording_sid(value: str) -> str:
+    """An argparse type: a RecordingSid (RE and 32 hex digits), else a usage error naming it."""
+    from recvault import sids
+
+    if not sids.is_sid(value, sids.RECORDING):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a RecordingSid (RE and 32 hex digits)")
+    return value
 
 
 def reason(value: str) -> str:
