@@ -7,9 +7,11 @@ import os
 import random
 import shutil
 import socket
+import ssl
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from recvault.launch.process import ChildProcess, LaunchError, http_answers, http_get
@@ -190,6 +192,40 @@ def _redis_pings(port: int) -> bool:
         return False
 
 
+def _redis_pings_tls(port: int, ca: Path) -> bool:
+    """Like _redis_pings, over TLS, with the server's certificate checked against `ca`."""
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:  # ssl.SSLError included
+        return False
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a redis-server or redis-sentinel that speaks only TLS: its certificate and key,
+    and the CA it checks its peers' certificates against (its replication and Sentinel links)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def directives(self, port: int) -> list[tuple[str, str]]:
+        """Redis configuration directives: TLS on `port`, no plain-TCP port, TLS to masters and peers."""
+        return [
+            ("port", "0"), ("tls-port", str(port)),
+            ("tls-cert-file", str(Path(self.cert).absolute())), ("tls-key-file", str(Path(self.key).absolute())),
+            ("tls-ca-cert-file", str(Path(self.ca).absolute())),
+            # Clients prove nothing with a certificate of their own; the server proves itself.
+            ("tls-auth-clients", "no"),
+            # A replica reaches its master over TLS; a sentinel its masters, replicas and peers.
+            ("tls-replication", "yes"),
+        ]
+
+
 class RedisServer(_Service):
     """A private redis-server with AOF (fsync always), so stop/kill/start keeps the data.
 
@@ -199,7 +235,8 @@ class RedisServer(_Service):
 
     name = "redis-server"
 
-    def __init__(self, directory: Path | str, *, port: int | None = None, replica_of: int | None = None) -> None:
+    def __init__(self, directory: Path | str, *, port: int | None = None, replica_of: int | None = None,
+                 tls: TlsFiles | None = None) -> None:
         self.binary = find_binary(
             "redis-server",
             "install it with your package manager (apt-get install redis-server, "
@@ -208,6 +245,10 @@ class RedisServer(_Service):
         super().__init__(Path(directory), "redis.log", port or free_port())
         self.url = f"redis://127.0.0.1:{self.port}"
         self.replica_of = replica_of
+        # With TLS files the port speaks only TLS (and a replica reaches its master over TLS).
+        self.tls = tls
+        if tls is not None:
+            self.url = f"rediss://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         replication = ["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []
@@ -224,10 +265,18 @@ class RedisServer(_Service):
             # A replica's full sync would otherwise wait 5 s for more replicas to join it.
             "--repl-diskless-sync-delay", "0",
             *replication,
+            *self._tls_flags(),
         ]  # fmt: skip
+
+    def _tls_flags(self) -> list[str]:
+        """With TLS files, their directives; last, since later ones win: `--port 0` closes the plain port."""
+        directives = self.tls.directives(self.port) if self.tls is not None else []
+        return [arg for name, value in directives for arg in (f"--{name}", value)]
 
     def is_ready(self) -> bool:
         # Redis answers -LOADING while it replays the AOF, and +PONG once it serves.
+        if self.tls is not None:
+            return _redis_pings_tls(self.port, self.tls.ca)
         return _redis_pings(self.port)
 
 
@@ -238,7 +287,7 @@ class RedisSentinel(_Service):
 
     def __init__(self, directory: Path | str, *, master_port: int, master_name: str = "mymaster",
                  quorum: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 port: int | None = None) -> None:
+                 port: int | None = None, tls: TlsFiles | None = None) -> None:
         self.binary = find_binary(
             "redis-sentinel",
             "install it with your package manager (apt-get install redis-sentinel, brew install redis)",
@@ -254,6 +303,11 @@ class RedisSentinel(_Service):
             f"sentinel failover-timeout {master_name} {failover_timeout_ms}",
             f"sentinel parallel-syncs {master_name} 1",
         ]
+        # With TLS files the sentinel listens only on TLS and reaches the master (whose port,
+        # `master_port`, must then be a TLS port), its replicas and the other sentinels over TLS.
+        self.tls = tls
+        if tls is not None:
+            self.settings += [f"{name} {value}" for name, value in tls.directives(self.port)]
 
     def before_start(self) -> None:
         super().before_start()
@@ -269,6 +323,8 @@ class RedisSentinel(_Service):
         return [self.binary, str(self.config_path)]
 
     def is_ready(self) -> bool:
+        if self.tls is not None:
+            return _redis_pings_tls(self.port, self.tls.ca)
         return _redis_pings(self.port)
 
     @property
