@@ -12,6 +12,7 @@ from botocore.exceptions import (
     FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
+    NoCredentialsError,
 )
 
 from recvault.errors import (
@@ -77,6 +78,12 @@ def translate(error: Exception, action: str) -> RecvaultError:
         return StorageUnavailable(f"S3 {action}: {name}: {error}")
     if isinstance(error, FlexibleChecksumError):
         return IntegrityFailed(f"S3 {action}: {name}: {error}")
+    if isinstance(error, NoCredentialsError):
+        # Most often a command run where no `recvault up` is running any more (it leaves the
+        # embedded S3's keys in RECVAULT_DATA_DIR/env only while it runs).
+        return StorageRejected(f"S3 {action}: no AWS credentials found: give them through the standard AWS "
+                               "chain (environment, profile, instance or pod role), or run this where "
+                               "`recvault up` is running")
     return StorageRejected(f"S3 {action}: {name}: {error}")
 
 

@@ -100,7 +100,7 @@ class BucketInitializer:
             try:
                 steps.append(step())
             except NotSupported:
-                steps.append(SetupStep(feature, "not supported", "not supported by this store"))
+                steps.append(SetupStep(feature, "not supported", "the store does not implement it"))
         return steps
 
     def _changed(self, feature: str, detail: str, change: Callable[[], object]) -> SetupStep:

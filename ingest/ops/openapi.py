@@ -32,7 +32,8 @@ RECORDING_PARAMETERS = [
     _query("call", "CallSid (CA…).", {"type": "string", "pattern": "^CA[0-9a-fA-F]{32}$"}),
     _query("source", "Twilio's RecordingSource, e.g. DialVerb, Conference."),
     _query("status", "Comma-separated Twilio statuses; default completed,absent,failed."),
-    _query("label", "A tag the retention policy set: name, or name=value."),
+    _query("tag", "An S3 tag the retention policy set: name, or name=value."),
+    _query("label", "A label the callback URL carried: name, or name=value."),
     _query("rule", "The retention policy rule that applied."),
     _query("limit", f"Items per page, 1-{MAX_LIMIT}.",
            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
@@ -114,6 +115,6 @@ ENTRY_FIELDS = {
     "sid": "string", "date": "string", "status": "string", "account_sid": "string", "call_sid": "string",
     "conference_sid": "string", "source": "string", "channels": "integer", "duration": "integer",
     "price": "string", "price_unit": "string", "error_code": "integer", "received_at": "string",
-    "done_at": "string", "latency_seconds": "number", "rule": "string", "labels": "object",
+    "done_at": "string", "latency_seconds": "number", "rule": "string", "tags": "object", "labels": "object",
     "media_size": "integer", "links": "object",
 }

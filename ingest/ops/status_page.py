@@ -138,7 +138,7 @@ def _api_help() -> str:
         "Add <code>X-Recvault-User: &lt;your name&gt;</code> so media access is recorded under your name "
         "(unless the sign-in proxy names you).</p>"
         "<p><code>GET /api/recordings?from=YYYY-MM-DD&amp;to=…&amp;account=AC…&amp;call=CA…&amp;source=…"
-        "&amp;status=completed,absent&amp;label=tag=value&amp;rule=…&amp;limit=50&amp;cursor=…</code><br>"
+        "&amp;status=completed,absent&amp;tag=name=value&amp;label=name=value&amp;rule=…&amp;limit=50&amp;cursor=…</code><br>"
         "<code>GET /api/recordings/RE…</code> (metadata, events, audit trail) · "
         "<code>GET /api/recordings/RE…/media</code> (302 to a 5-minute link; recorded in the audit trail) · "
         '<a href="/api/openapi.json">/api/openapi.json</a></p>'

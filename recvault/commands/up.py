@@ -169,8 +169,13 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
         # A second SIGTERM or Ctrl-C while stopping must not cut it short and leave children running.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if started:
+            print("recvault up: stopping (ingest and the worker finish what they hold first) …",
+                  file=sys.stderr, flush=True)
         for child in reversed(started):
             child.stop(timeout=15)
+        if started:
+            print("recvault up: stopped", file=sys.stderr, flush=True)
         # The services it describes are gone: commands must not be pointed at them any more.
         env_file.unlink(missing_ok=True)
         lock.close()
@@ -434,6 +439,19 @@ def _show_on_status_page(base: str, token: str) -> str:
     return f"status page and API: {count} recording(s) listed at {base}/status and {base}/api/recordings"
 
 
+def _activate_script() -> str | None:
+    """How to put this recvault on PATH in another shell: its virtualenv's activate script, if any."""
+    if sys.prefix == sys.base_prefix:
+        return None  # installed outside a virtualenv: `recvault` is on PATH already
+    script = Path(sys.prefix) / "bin" / "activate"
+    if not script.exists():
+        return None
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
+
+
 def _summary(args: argparse.Namespace, settings: Settings, base: str, api_token: str, data: Path,
              env_file: Path, demo: list[str]) -> None:
     """The last thing `up` prints: where everything is, and what to type in another terminal."""
@@ -455,6 +473,9 @@ def _summary(args: argparse.Namespace, settings: Settings, base: str, api_token:
         print(f"  export RECVAULT_DATA_DIR={shlex.quote(str(data))}")
     else:
         print(f"\nin another terminal, in this folder (recvault reads {settings.data_dir / UP_ENV_FILE} by itself):")
+    activate = _activate_script()
+    if activate:
+        print(f"  . {activate}      # puts recvault on PATH")
     print("  recvault audit verify")
     print("  recvault hold list")
     print("  recvault dlq list")

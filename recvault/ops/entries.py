@@ -31,6 +31,8 @@ class Entry:
     # When recvault finished with it: archived (metadata) or recorded (event).
     done_at: datetime | None = None
     rule: str | None = None
+    # The S3 tags the policy set, and the labels the callback URL carried.
+    tags: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     media_size: int | None = None
 
@@ -53,8 +55,8 @@ class Entry:
             received_at=_time(document.get("received_at")),
             done_at=_time(document.get("recorded_at" if event else "archived_at")),
             rule=_text(document.get("policy")),
-            labels={str(k): str(v) for k, v in (document.get("tags") or {}).items()}
-            if isinstance(document.get("tags"), dict) else {},
+            tags=_mapping(document.get("tags")),
+            labels=_mapping(document.get("labels")),
             media_size=_int(document.get("media_size")),
         )
 
@@ -74,7 +76,8 @@ class Entry:
             "error_code": self.error_code,
             "received_at": self.received_at.isoformat() if self.received_at else None,
             "done_at": self.done_at.isoformat() if self.done_at else None,
-            "latency_seconds": self.latency_seconds, "rule": self.rule, "labels": self.labels,
+            "latency_seconds": self.latency_seconds, "rule": self.rule, "tags": self.tags,
+            "labels": self.labels,
             "media_size": self.media_size,
         }
 
@@ -105,3 +108,7 @@ def _time(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

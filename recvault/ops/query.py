@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recvault import sids
@@ -22,7 +22,7 @@ MAX_LIMIT = 200
 FOLDERS = ("metadata", "events")
 # Statuses listed when the query names none: the outcomes (in-progress precedes nearly every one).
 DEFAULT_STATUSES = frozenset({COMPLETED, "absent", "failed"})
-PARAMETERS = ("from", "to", "account", "call", "source", "status", "label", "rule", "limit", "cursor")
+PARAMETERS = ("from", "to", "account", "call", "source", "status", "tag", "label", "rule", "limit", "cursor")
 CURSOR_VERSION = 1
 _STATUS = re.compile(r"[a-z-]{1,32}")
 _WORD = re.compile(r"[\x21-\x7e ]{1,256}")
@@ -51,6 +51,7 @@ class RecordingQuery:
     call: str | None = None
     source: str | None = None
     statuses: frozenset[str] = DEFAULT_STATUSES
+    tag: tuple[str, str | None] | None = None
     label: tuple[str, str | None] | None = None
     rule: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -72,7 +73,8 @@ class RecordingQuery:
             call=_sid(params, "call", sids.CALL),
             source=_word(params, "source"),
             statuses=_statuses(params.get("status")),
-            label=_label(params.get("label")),
+            tag=_label(params.get("tag"), "tag"),
+            label=_label(params.get("label"), "label"),
             rule=_word(params, "rule"),
             limit=_limit(params.get("limit")),
         )
@@ -82,13 +84,12 @@ class RecordingQuery:
     def with_after(self, after: Position) -> RecordingQuery:
         if (self.date_from and after.date < self.date_from) or (self.date_to and after.date > self.date_to):
             raise BadQuery("cursor: outside the from/to range")
-        return RecordingQuery(self.date_from, self.date_to, self.account, self.call, self.source, self.statuses,
-                              self.label, self.rule, self.limit, after)
+        return replace(self, after=after)
 
     def fingerprint(self) -> str:
         """What a cursor is tied to: the filters (not the page size, not the position)."""
         filters = [self.date_from, self.date_to, self.account, self.call, self.source, sorted(self.statuses),
-                   self.label, self.rule]
+                   self.tag, self.label, self.rule]
         return hashlib.sha256(json.dumps(filters).encode()).hexdigest()[:16]
 
     def wants_status(self, status: str) -> bool:
@@ -104,10 +105,11 @@ class RecordingQuery:
             return False
         if self.rule and entry.rule != self.rule:
             return False
-        if self.label:
-            name, value = self.label
-            if name not in entry.labels or (value is not None and entry.labels[name] != value):
-                return False
+        for wanted, found in ((self.tag, entry.tags), (self.label, entry.labels)):
+            if wanted:
+                name, value = wanted
+                if name not in found or (value is not None and found[name] != value):
+                    return False
         return self.wants_status(entry.status)
 
 
@@ -179,12 +181,12 @@ def _statuses(value: str | None) -> frozenset[str]:
     return statuses
 
 
-def _label(value: str | None) -> tuple[str, str | None] | None:
+def _label(value: str | None, parameter: str) -> tuple[str, str | None] | None:
     if value is None:
         return None
     name, sep, wanted = value.partition("=")
     if not name or not _WORD.fullmatch(name) or (sep and not _WORD.fullmatch(wanted)):
-        raise BadQuery("label: a tag name, or name=value")
+        raise BadQuery(f"{parameter}: a {parameter} name, or name=value")
     return name, wanted if sep else None
 
 

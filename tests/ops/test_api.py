@@ -96,8 +96,9 @@ async def test_filters_select_exactly_the_matching_recordings(ops_client, archiv
     assert len(dial) == 2
     assert await sids("source=DialVerb") == dial
     assert await sids("rule=dial-30d") == dial
-    assert await sids("label=team=support") == dial and await sids("label=team") == dial
-    assert await sids("label=team=sales") == set()
+    assert await sids("tag=team=support") == dial and await sids("tag=team") == dial
+    assert await sids("tag=team=sales") == set()
+    assert await sids("label=team") == set()  # a tag the policy set is not a label the callback carried
     assert await sids(f"call={some['call_sid']}") == {some["sid"]}
     assert await sids(f"account={some['account_sid']}&status=completed") == set(archived.documents)
     assert await sids("account=AC" + "9" * 32) == set()
@@ -120,6 +121,7 @@ BAD_INPUT = [
     ("/api/recordings?call=RE" + "1" * 32, "call"),
     ("/api/recordings?status=COMPLETED", "status"),
     ("/api/recordings?label==x", "label"),
+    ("/api/recordings?tag==x", "tag"),
     ("/api/recordings?colour=blue", "unknown parameter"),
     ("/api/recordings?limit=1&limit=2", "more than once"),
     ("/api/recordings/RE123", "RecordingSid"),
@@ -238,3 +240,18 @@ async def test_an_archive_that_cannot_be_read_is_503_with_the_reason_never_500(r
             assert "NoSuchBucket" in (await response.json())["error"]
         page = await client.get("/status", headers=bearer())
         assert page.status == 200 and "archive unreadable" in await page.text()
+
+
+def test_tags_and_callback_labels_are_told_apart_in_listings_and_filters() -> None:
+    from recvault.ops.entries import Entry
+    from recvault.ops.query import RecordingQuery
+
+    document = {"sid": "RE" + "1" * 32, "status": "completed", "tags": {"team": "support"},
+                "labels": {"tenant": "acme-securities"}}
+    entry = Entry.from_document("metadata/date=2026-11-24/x.json", "2026-11-24", document, event=False)
+    shown = entry.to_json()
+    assert (shown["tags"], shown["labels"]) == ({"team": "support"}, {"tenant": "acme-securities"})
+    assert RecordingQuery.parse({"tag": "team=support"}).matches(entry)
+    assert RecordingQuery.parse({"label": "tenant=acme-securities"}).matches(entry)
+    assert not RecordingQuery.parse({"label": "team=support"}).matches(entry)
+    assert not RecordingQuery.parse({"tag": "tenant"}).matches(entry)

@@ -68,7 +68,7 @@ def test_creates_the_bucket_then_a_second_run_changes_nothing(bucket, s3, capsys
     assert first["bucket"] == f"created ({bucket}, with Object Lock)"
     assert first["object lock"] == "changed (default retention GOVERNANCE 30 days)"
     assert first["encryption"] == "changed (AES256)"
-    assert first["public access block"] == "not supported (not supported by this store)"  # SeaweedFS: 501
+    assert first["public access block"] == "not supported (the store does not implement it)"  # SeaweedFS: 501
     assert first["lifecycle"] == "changed (incomplete multipart uploads aborted after 7 days)"
     assert "4 setting(s) changed" in err
 
