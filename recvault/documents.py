@@ -10,6 +10,7 @@ from recvault import __version__
 from recvault.layout import retention_fields
 from recvault.storage.base import Retention
 from recvault.storage.placement import Placement
+from recvault.versions import DOCUMENT_FIELD, DOCUMENT_VERSION
 
 # The Recording resource's fields as Twilio names them; every document carries them all.
 RECORDING_FIELDS = (
@@ -32,10 +33,15 @@ def recording_date(start_time: str | None, fallback: datetime) -> str:
 
 
 def metadata_document(recording: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
-    """Every Recording resource field (null when Twilio omitted it) plus the archive facts."""
+    """Every Recording resource field (null when Twilio omitted it) plus the archive facts.
+
+    Its schema version (recvault.versions) says which release's shape it has: a rewrite keeps
+    the version the document was written with, and a release never rewrites a newer one.
+    """
     document = {name: recording.get(name) for name in RECORDING_FIELDS}
     document.update(archive)
     document["pipeline_version"] = PIPELINE_VERSION
+    document[DOCUMENT_FIELD] = DOCUMENT_VERSION
     return document
 
 

@@ -26,6 +26,7 @@ from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
 from recvault.twilio.api import DualUnavailable, Media, TwilioApi
 from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
+from recvault.versions import DOCUMENT_FIELD, DOCUMENT_VERSION, NewerVersion, check_document
 from recvault.workers.media_facts import HeaderProbe, check_media
 
 log = logging.getLogger("recvault.worker")
@@ -168,8 +169,19 @@ def archive_recording(
 def _already_archived(twilio: TwilioApi, store: ObjectStore, event: RecordingStatusEvent, meta_key: str,
                       options: ArchiveOptions, now: Callable[[], datetime], *,
                       repair_trail: bool = False) -> ArchiveResult:
-    """Work an earlier attempt finished; complete its audit entry and Twilio delete if it stopped short."""
+    """Work an earlier attempt finished; complete its audit entry and Twilio delete if it stopped short.
+
+    A document of a newer schema was written by a newer release, which finishes its own work:
+    it is left as it is.
+    """
     document = json.loads(store.get_bytes(meta_key))
+    try:
+        check_document(document, meta_key)
+    except NewerVersion as newer:
+        log.warning("already archived by a newer release; its document is left as it is",
+                    extra={"recording_sid": event.recording_sid, "key": meta_key, "version": newer.version,
+                           "known": newer.known})
+        return ArchiveResult("already-archived", meta_key)
     log.info("already archived", extra={"recording_sid": event.recording_sid, "key": meta_key})
     if repair_trail:
         ensure_archived_entry(store, options.prefix, document, now())
@@ -201,7 +213,7 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
         "channels": event.recording_channels, "track": event.recording_track,
         "start_time": event.recording_start_time.isoformat() if event.recording_start_time else None,
         "received_at": received_at.isoformat(), "recorded_at": now().isoformat(),
-        "callback": event.params, "pipeline_version": docs.PIPELINE_VERSION,
+        "callback": event.params, "pipeline_version": docs.PIPELINE_VERSION, DOCUMENT_FIELD: DOCUMENT_VERSION,
     }
     # Locked and placed like the recording the policy would decide for these facts.
     decision = policy.decide({

@@ -22,6 +22,7 @@ from celery.schedules import crontab
 
 from recvault.queue.celery_factory import ERASE_DUE_TASK, LEDGER_FLUSH_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK, SEAL_TASK
 from recvault.queue.writer import QueueWriter, build_message
+from recvault.versions import MESSAGE_FIELD, MESSAGE_VERSION
 
 log = logging.getLogger("recvault.beat")
 
@@ -44,6 +45,11 @@ BEAT_DEDUP_SECONDS = 3 * 24 * 3600
 PUBLISH_ATTEMPTS = 7
 
 
+def _job(payload: dict[str, Any]) -> dict[str, Any]:
+    """A job's payload with the message version it is written in."""
+    return {MESSAGE_FIELD: MESSAGE_VERSION, **payload}
+
+
 def _days_back(now: datetime, first: int, last: int) -> list[str]:
     today = now.astimezone(UTC).date()
     return [(today - timedelta(days=n)).isoformat() for n in range(last, first - 1, -1)]
@@ -52,28 +58,28 @@ def _days_back(now: datetime, first: int, last: int) -> list[str]:
 def reconcile_payload() -> dict[str, Any]:
     """Reconcile the previous UTC day."""
     (day,) = _days_back(datetime.now(UTC), 1, 1)
-    return {"date_from": day, "date_to": day}
+    return _job({"date_from": day, "date_to": day})
 
 
 def price_sweep_payload() -> dict[str, Any]:
     """Sweep the previous PRICE_SWEEP_DAYS UTC days, oldest first."""
-    return {"dates": _days_back(datetime.now(UTC), 1, PRICE_SWEEP_DAYS)}
+    return _job({"dates": _days_back(datetime.now(UTC), 1, PRICE_SWEEP_DAYS)})
 
 
 def erase_due_payload() -> dict[str, Any]:
     """This UTC hour's pass over queued erasures (the hour makes its dedup key)."""
-    return {"hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")}
+    return _job({"hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")})
 
 
 def seal_payload() -> dict[str, Any]:
     """Seal up to the previous UTC day (the task seals every unsealed day before it too)."""
     (day,) = _days_back(datetime.now(UTC), 1, 1)
-    return {"through": day}
+    return _job({"through": day})
 
 
 def ledger_flush_payload() -> dict[str, Any]:
     """Names its quarter-hour, so each run has a dedup key of its own."""
-    return {"slot": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+    return _job({"slot": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")})
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -92,8 +98,13 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 
 def job_key(task: str, payload: dict[str, Any]) -> str:
-    """The dedup key of one job on one day: its task and its payload (which names the day)."""
-    return f"beat:{task}:{json.dumps(payload, sort_keys=True, separators=(',', ':'))}"
+    """The dedup key of one job on one day: its task and its payload (which names the day).
+
+    The payload's message version is left out, so a beat of another release restarted in its
+    place during an upgrade meets the keys of the jobs the first one published.
+    """
+    named = {key: value for key, value in payload.items() if key != MESSAGE_FIELD}
+    return f"beat:{task}:{json.dumps(named, sort_keys=True, separators=(',', ':'))}"
 
 
 class WriterScheduler(PersistentScheduler):

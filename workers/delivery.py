@@ -12,6 +12,9 @@
   dead-lettered after MAX_DELIVERIES instead of cycling forever.
 * No failure is acknowledged unrecorded: only when even the dead-letter store (or the queue,
   for a retry) cannot be written is the message handed back to the queue.
+* A message of a version this release does not know (recvault.versions), or one whose work
+  would rewrite a document of a newer schema, is handed back to the queue unchanged for a newer
+  worker: never run, retried or dead-lettered here (see `hand_back`).
 * Every task, scheduled or not, counts into the same `recvault_task_*` metrics.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +34,7 @@ from celery.exceptions import Reject
 
 from recvault.errors import PermanentError
 from recvault.queue.writer import QueueWriter, build_message
+from recvault.versions import NewerVersion, check_message
 from recvault.workers.context import ProcessContext, WorkerContext
 
 log = logging.getLogger("recvault.worker")
@@ -42,6 +47,11 @@ MAX_DELIVERIES = 5
 DELIVERIES_TTL_SECONDS = 24 * 3600
 # The outcome a scheduled task's success is counted under: its body answers with a report ("2 missing").
 REPORTED = "done"
+# The outcome of a delivery that handed a message of a newer version back to the queue.
+HANDED_BACK_NEWER = "newer-version"
+# How long a worker keeps a message it hands back for a newer worker before queueing it again:
+# at most one round per message in this time, however many workers of this release are idle.
+NEWER_VERSION_PAUSE_SECONDS = 5.0
 
 
 class PoisonMessage(PermanentError):
@@ -100,12 +110,19 @@ def deliver(task: Task, process: ProcessContext, letter_id: str, payload: Any,
     context: WorkerContext | None = None
     try:
         context = process.get()
+        # Before the delivery count: a message handed back again and again is no poison message.
+        check_message(payload)
         _check_deliveries(context.publisher, task)
         result = body(context)
         outcome = REPORTED if report else result
         return result
     except Reject:
         raise
+    except NewerVersion as newer:
+        assert context is not None  # raised only once the context is built
+        outcome = hand_back(task, process, context, letter_id, payload, newer,
+                            {"task_id": task.request.id, **(extra or {})})
+        return outcome
     except Exception as error:
         outcome = _failed(task, process, context, letter_id, payload, error,
                           {"task_id": task.request.id, **(extra or {})})
@@ -113,6 +130,33 @@ def deliver(task: Task, process: ProcessContext, letter_id: str, payload: Any,
     finally:
         metrics.task_seconds.labels(task.name).observe(time.perf_counter() - started)
         metrics.tasks.labels(task.name, outcome).inc()
+
+
+def hand_back(task: Task, process: ProcessContext, context: WorkerContext, letter_id: str, payload: Any,
+              newer: NewerVersion, extra: dict[str, Any]) -> str:
+    """Queue the message again, unchanged, for a worker that knows its version; this one is acknowledged.
+
+    In a rolling upgrade both releases' workers take from one queue. The copy goes through the
+    queue writer like every follow-up: recorded as pending at once (a worker killed while taking
+    it cannot lose it), with the same task id, retry count and payload, and published once per
+    message handed back (its dedup key names the delivery tag, which every copy gets anew). It
+    carries no ETA, so a newer worker runs it as soon as it takes it; an ETA would make every
+    worker that took it, this release's included, hold it until then. Instead this worker holds
+    the message for NEWER_VERSION_PAUSE_SECONDS before queueing the copy, out of every worker's
+    reach meanwhile, so while no newer worker runs (ingest or beat upgraded before the workers,
+    or the workers rolled back) it goes round at most once per pause instead of in a hot loop.
+    """
+    time.sleep(NEWER_VERSION_PAUSE_SECONDS)
+    properties = getattr(task.request, "properties", None) or {}
+    copy = properties.get("delivery_tag") or uuid.uuid4().hex  # a task run outside a worker has none
+    publish_follow_up(process.app, context.publisher, process.settings.queue, task=task.name, payload=payload,
+                      dedup_key=f"{letter_id}:{task.request.id}:newer:{copy}", task_id=task.request.id,
+                      retries=task.request.retries)
+    fields = {"task": task.name, "what": newer.what, "version": newer.version, "known": newer.known}
+    if newer.key:
+        fields["key"] = newer.key
+    log.warning("newer version handed back", extra={**extra, **fields})
+    return HANDED_BACK_NEWER
 
 
 def _check_deliveries(publisher: QueueWriter, task: Task) -> None:

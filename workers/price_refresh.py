@@ -16,6 +16,7 @@ from recvault.errors import PermanentError
 from recvault.storage.base import ObjectStore
 from recvault.twilio.api import TwilioApi
 from recvault.twilio.deletion import delete_verified, may_delete_from_twilio
+from recvault.versions import MESSAGE_FIELD, MESSAGE_VERSION, check_document
 
 
 def _partition_date(meta_key: str) -> str | None:
@@ -61,17 +62,22 @@ class RefreshTarget:
                                  "metadata_key": meta_key})
 
     def payload(self, attempt: int) -> dict[str, Any]:
-        return {"account_sid": self.account_sid, "recording_sid": self.recording_sid, "date": self.date,
-                "attempt": attempt}
+        return {MESSAGE_FIELD: MESSAGE_VERSION, "account_sid": self.account_sid, "recording_sid": self.recording_sid,
+                "date": self.date, "attempt": attempt}
 
 
 def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: ObjectStore, prefix: str,
                       delete_after_archive: bool, now: Callable[[], datetime], final: bool = False) -> bool:
-    """Fill in a price Twilio did not know at completion; True when nothing is left to do."""
+    """Fill in a price Twilio did not know at completion; True when nothing is left to do.
+
+    A document of a newer schema than this release writes is not rewritten: NewerVersion, and the
+    delivery policy hands the message back for a newer worker.
+    """
     meta_key = layout.metadata_key(prefix, target.date, target.recording_sid)
     if store.head(meta_key) is None:
         raise InvalidRefresh(f"{target.recording_sid} has no metadata document at {meta_key}")
     document = json.loads(store.get_bytes(meta_key))
+    check_document(document, meta_key)
     if document.get("sid") != target.recording_sid or document.get("account_sid") != target.account_sid:
         raise InvalidRefresh(f"{meta_key} does not describe {target.recording_sid} of {target.account_sid}")
     if document.get("price") is None:

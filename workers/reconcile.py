@@ -23,6 +23,7 @@ from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
 from recvault.twilio.api import TwilioApi
+from recvault.versions import MESSAGE_FIELD, MESSAGE_VERSION
 
 # How long a recording queued by reconcile is not queued again, by the command or the daily run.
 RECONCILE_DEDUP_SECONDS = 3600
@@ -119,8 +120,8 @@ def queue_missing(app: Celery, writer: QueueWriter, queue: str, twilio: TwilioAp
     """`enqueue` for reconcile: the callback Twilio would have sent, once per recording; True if queued now."""
     def enqueue(recording: dict[str, Any]) -> bool:
         url = twilio.recording_url(recording["account_sid"], recording["sid"])
-        payload = {"params": callback_params(recording, url), "received_at": datetime.now(UTC).isoformat(),
-                   "idempotency_token": None}
+        payload = {MESSAGE_FIELD: MESSAGE_VERSION, "params": callback_params(recording, url),
+                   "received_at": datetime.now(UTC).isoformat(), "idempotency_token": None}
         return writer.publish(build_message(app, queue, f"reconcile:{recording['sid']}", payload))
     return enqueue
 

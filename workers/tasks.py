@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery, Task
 
-from recvault.events import InvalidCallback, RecordingStatusEvent
+from recvault.events import RecordingStatusEvent
 from recvault.queue.celery_factory import ARCHIVE_TASK, REFRESH_TASK
 from recvault.queue.heartbeat import UnackedHeartbeat, install_heartbeat
 from recvault.workers.archive import archive_event, utcnow
@@ -38,8 +38,9 @@ def register_tasks(app: Celery, process: ProcessContext) -> None:
         try:
             # Messages queued before labels existed carry none.
             event = RecordingStatusEvent.from_params(payload["params"], payload.get("labels"))
-        except (InvalidCallback, KeyError, TypeError) as error:
+        except Exception as error:  # any shape this release cannot read: the delivery policy decides
             # Filed by task id: a payload that fails to parse cannot be trusted to name its recording.
+            # The policy reads the payload's version first: a newer release's message is handed back.
             return deliver(self, process, f"unparseable:{self.request.id}", payload, _refuse(error))
         return deliver(self, process, event.dedup_key, payload, lambda ctx: _archive(self, ctx, event, payload),
                        extra={"recording_sid": event.recording_sid, "status": event.recording_status})

@@ -4,7 +4,8 @@
 -- nothing) in LOCATION and storage.location.template.
 -- Every column is a field of the documents under Twilio's name (snake_case) or recvault's archive
 -- facts; encryption_details is Twilio's JSON object, read as its JSON text; callback holds the
--- parameters of the callback that led to the archive, tags the object's S3 tags.
+-- parameters of the callback that led to the archive, tags the object's S3 tags; schema_version is
+-- the document's schema version (null in documents written before it existed: version 0).
 CREATE EXTERNAL TABLE IF NOT EXISTS recordings (
   sid string,
   account_sid string,
@@ -53,7 +54,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS recordings (
   received_at string,
   tags map<string,string>,
   callback map<string,string>,
-  pipeline_version string
+  pipeline_version string,
+  schema_version int
 )
 PARTITIONED BY (`date` string)
 ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from recvault.queue import kombu_redis
 from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
@@ -48,3 +52,29 @@ def test_build_message_gives_each_dedup_key_its_uuid5_task_id_and_a_fresh_uuid4_
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, tag)
     assert json.loads(first.message)["properties"]["delivery_tag"] == first.delivery_tag
     assert first.message == _celery_built(app, "q", "RE1:completed", {"n": 1}, first.task_id, first.delivery_tag)
+
+
+EARLIER = Path(__file__).parents[1] / "workers" / "fixtures"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in EARLIER.glob("*.json") if json.loads(p.read_text())["dedup_key"]),
+                         ids=lambda p: p.stem)
+def test_this_release_writes_the_envelope_and_headers_earlier_releases_wrote(path: Path, redis_url: str) -> None:
+    """Messages the queue writer of an earlier release queued, rebuilt from their parts, come out identical:
+    the message format did not change, only the payloads did (tests/workers/test_upgrade.py)."""
+    fixture = json.loads(path.read_text())
+    earlier = json.dumps(fixture["message"], separators=(",", ":"))
+    headers, tag = fixture["message"]["headers"], fixture["message"]["properties"]["delivery_tag"]
+    app = create_celery(Settings(broker_url=redis_url))
+    if headers["eta"] is None and not headers["retries"]:  # the template's messages
+        template = MessageTemplate(app, "recvault", fixture["task"], origin=headers["origin"])
+        ours = template.render(headers["id"], headers["argsrepr"], fixture["payload"], tag)
+    else:  # build_message's others: Celery's builder, as build_message calls it
+        built, properties, body, _ = app.amqp.as_task_v2(
+            headers["id"], fixture["task"], args=(fixture["payload"],), kwargs={}, ignore_result=True,
+            eta=datetime.fromisoformat(headers["eta"]) if headers["eta"] else None, retries=headers["retries"],
+            argsrepr=headers["argsrepr"], kwargsrepr="{}", origin=headers["origin"])
+        ours = kombu_redis.envelope(body, built, properties, routing_key="recvault", delivery_tag=tag)
+    assert ours == earlier
+    if fixture["dedup_key"] and headers["retries"] == 0:
+        assert headers["id"] == task_id_for(fixture["dedup_key"])

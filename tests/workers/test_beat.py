@@ -17,6 +17,7 @@ from recvault.launch.process import Component
 from recvault.queue import kombu_redis
 from recvault.queue.celery_factory import PRICE_SWEEP_TASK, RECONCILE_TASK, REFRESH_TASK, create_celery
 from recvault.settings import Settings
+from recvault.versions import MESSAGE_VERSION
 from recvault.workers.beat_schedule import PRICE_SWEEP_DAYS, WriterScheduler, beat_schedule
 from recvault.workers.context import ProcessContext
 from recvault.workers.tasks import register_tasks
@@ -66,9 +67,10 @@ def test_each_due_job_is_queued_once_with_a_pending_record_whatever_runs_it(redi
     yesterday = (datetime.now(UTC).date() - timedelta(days=1))
     messages = queued(redis_url)
     assert [(m["task"], m["payload"]) for m in messages] == [
-        (RECONCILE_TASK, {"date_from": yesterday.isoformat(), "date_to": yesterday.isoformat()}),
-        (PRICE_SWEEP_TASK, {"dates": [(yesterday - timedelta(days=n)).isoformat()
-                                      for n in reversed(range(PRICE_SWEEP_DAYS))]}),
+        (RECONCILE_TASK, {"v": MESSAGE_VERSION, "date_from": yesterday.isoformat(),
+                          "date_to": yesterday.isoformat()}),
+        (PRICE_SWEEP_TASK, {"v": MESSAGE_VERSION, "dates": [(yesterday - timedelta(days=n)).isoformat()
+                                                            for n in reversed(range(PRICE_SWEEP_DAYS))]}),
     ]
     keys = kombu_redis.RedisKeys.for_queue("recvault", app.conf.broker_transport_options)
     client = redis.Redis.from_url(redis_url)
@@ -122,8 +124,8 @@ def test_the_price_sweep_gives_recordings_still_unpriced_one_more_refresh(settin
     assert run_task(settings, PRICE_SWEEP_TASK, sweep) == "0 refresh(es) queued"  # once per sweep
     [message] = queued(redis_url)
     assert message["task"] == REFRESH_TASK
-    assert message["payload"] == {"account_sid": late.account_sid, "recording_sid": late.sid, "date": "2026-03-02",
-                                  "attempt": 3}  # the chain's last attempt
+    assert message["payload"] == {"v": MESSAGE_VERSION, "account_sid": late.account_sid, "recording_sid": late.sid,
+                                  "date": "2026-03-02", "attempt": 3}  # the chain's last attempt
     assert run_task(settings, REFRESH_TASK, message["payload"]) == "refreshed"  # as a worker runs it
     document = json.loads(archive_env.store.get_bytes(result.key))
     assert document["price"] == "-0.0050"  # 70 s: two started minutes at $0.0025

@@ -12,6 +12,7 @@ from recvault.compliance.hold_selector import Selector
 from recvault.compliance.holds import release_hold, set_hold
 from recvault.queue.celery_factory import ERASE_DUE_TASK, create_celery
 from recvault.settings import Settings
+from recvault.versions import MESSAGE_VERSION
 from recvault.workers.beat_schedule import beat_schedule, erase_due_payload
 from recvault.workers.context import ProcessContext
 from recvault.workers.tasks import register_tasks
@@ -21,7 +22,7 @@ from tests.compliance.seed import seed
 def test_beat_schedules_the_erasure_pass_hourly_with_a_payload_naming_the_hour() -> None:
     entry = beat_schedule()["due-erasures"]
     assert entry["task"] == ERASE_DUE_TASK and entry["schedule"].minute == {15}
-    assert erase_due_payload() == {"hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")}
+    assert erase_due_payload() == {"v": MESSAGE_VERSION, "hour": datetime.now(UTC).strftime("%Y-%m-%dT%H")}
 
 
 @pytest.mark.system  # builds a whole worker context: about 1.5 s
