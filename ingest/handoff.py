@@ -186,18 +186,19 @@ class Handoff:
 
     def _to_queue(self, items: list[Outgoing]) -> list[Outcome]:
         """The master; unacknowledged by replicas, a copy held in the spool too (raises if it cannot)."""
+        sent_at = time.time()  # no later than the master set the batch's new dedup keys
         written = self._writer.write(items)
         if written.acknowledged:
             self._acknowledged(written)
         else:
-            self._hold(items, written)
+            self._hold(items, written, sent_at)
         return [Outcome.QUEUED if ok else Outcome.DUPLICATE for ok in written.enqueued]
 
-    def _hold(self, items: list[Outgoing], written: Written) -> None:
+    def _hold(self, items: list[Outgoing], written: Written, sent_at: float) -> None:
         assert written.replication is not None  # only batches that had replicas to wait for
         self._not_acknowledged(written.replication)
         self.unreplicated += self._spool.hold(items, written.replication.history, written.replication.offset,
-                                              written.enqueued)
+                                              written.enqueued, at=sent_at)
         self._metrics.unreplicated.set(self.unreplicated)
         self._spool_ok()
 
@@ -250,6 +251,7 @@ class Handoff:
             rows = self._spool.oldest(self._batch_max)
             if not rows:
                 break
+            sent_at = time.time()
             try:
                 written = self._writer.write([item for _, item in rows])
             except redis.RedisError as error:
@@ -267,7 +269,7 @@ class Handoff:
                     assert written.replication is not None
                     self._not_acknowledged(written.replication)
                     self._spool.mark_held(ids, written.replication.history, written.replication.offset,
-                                          written.enqueued)
+                                          written.enqueued, at=sent_at)
                     self.unreplicated += len(ids)
             except (sqlite3.Error, OSError) as error:
                 self._spool_failed(error)
@@ -355,8 +357,9 @@ class Handoff:
             stale = self._spool.stale(replication.history, before, chunk)
             if not stale:
                 return
+            renewed_at = time.time()  # no later than the master renews them
             self._writer.refresh([key for _, key in stale])
-            self._spool.refreshed([row_id for row_id, _ in stale], time.time())
+            self._spool.refreshed([row_id for row_id, _ in stale], renewed_at)
 
     def _count_held(self) -> None:
         self.spool_depth = self._spool.depth()

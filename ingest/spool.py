@@ -18,7 +18,6 @@ A row is in one of two states:
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 from recvault.audit.ledger import row_from_message
@@ -76,31 +75,29 @@ class Spool:
                 [(item.dedup_key, item.task_id, item.message) for item in batch],
             )
 
-    def hold(self, batch: list[Outgoing], history: str, offset: int, fresh: list[bool]) -> int:
+    def hold(self, batch: list[Outgoing], history: str, offset: int, fresh: list[bool], *, at: float) -> int:
         """Durably keep copies of messages the master took at `offset` of `history`; how many are new.
 
-        `fresh`: per message, whether the master set its dedup key just now (a whole window left);
-        the others count as due for renewal.
+        `fresh`: per message, whether the master set its dedup key when the batch was sent, at
+        `at` (a whole window from then); the others count as due for renewal.
         """
-        now = time.time()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.executemany(
                 "INSERT OR IGNORE INTO spool (dedup_key, task_id, message, held_history, held_offset, refreshed_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(item.dedup_key, item.task_id, item.message, history, offset, now if new else 0.0)
+                [(item.dedup_key, item.task_id, item.message, history, offset, at if new else 0.0)
                  for item, new in zip(batch, fresh, strict=True)],
             )
             return cursor.rowcount
 
-    def mark_held(self, ids: list[int], history: str, offset: int, fresh: list[bool]) -> None:
-        """Waiting rows the master has now taken at `offset` of `history`, not yet acknowledged."""
-        now = time.time()
+    def mark_held(self, ids: list[int], history: str, offset: int, fresh: list[bool], *, at: float) -> None:
+        """Waiting rows the master has now taken at `offset` of `history`, not yet acknowledged (see hold)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "UPDATE spool SET held_history = ?, held_offset = ?, refreshed_at = ? WHERE id = ?",
-                [(history, offset, now if new else 0.0, row_id) for row_id, new in zip(ids, fresh, strict=True)],
+                [(history, offset, at if new else 0.0, row_id) for row_id, new in zip(ids, fresh, strict=True)],
             )
 
     def oldest(self, limit: int) -> list[tuple[int, Outgoing]]:

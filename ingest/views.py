@@ -18,6 +18,7 @@ from recvault.ingest.parsing import Rejected, decode, informational, parse_form,
 from recvault.ingest.signature import UnusableHeader, could_match, is_valid, signed_url
 from recvault.queue.writer import build_message
 from recvault.settings import Settings
+from recvault.versions import MESSAGE_FIELD, MESSAGE_VERSION
 
 log = logging.getLogger("recvault.ingest")
 
@@ -42,6 +43,7 @@ async def recording_status(request: web.Request) -> web.Response:
 
     received_at = datetime.now(UTC).isoformat()
     payload = {
+        MESSAGE_FIELD: MESSAGE_VERSION,
         "params": event.params,
         "labels": event.labels,
         "received_at": received_at,

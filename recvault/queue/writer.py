@@ -21,10 +21,14 @@ names, envelope, the script) lives in kombu_redis.py.
 Redis replicates asynchronously: a master that dies right after a batch can take it along,
 and a Sentinel failover then promotes a replica that never saw it. With `replicas` set (the
 default with Sentinel), each batch ends with a write to a fence key and `WAIT replicas
-timeout`; when fewer replicas acknowledge in time the batch raises NotReplicated and ingest
-keeps it in its spool, so a callback is answered only once a replica or the local disk holds
-it. The spool's later attempt passes the same fence, so its rows leave the spool only once a
-replica holds everything written before (dedup keys make the repeat harmless).
+timeout`, and `write()` says whether enough replicas acknowledged it in time. It also reports
+where the batch sits in the master's replication history: the replication ID and offset
+`INFO replication` gives right after the batch. Ingest keeps a batch no replica acknowledged
+in its spool as well as on the master, and releases that copy only once a later `WAIT`
+on the same history covers its offset (`confirm()`); a master restarted or replaced starts a
+new history, so copies of the old one are published again, through the dedup script, which
+queues only what the new master lacks. While copies are held, `refresh()` renews their dedup
+keys, so a copy published again always meets its key however long it was held.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import socket
 import time
 import uuid
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import redis
 from celery import Celery
@@ -59,6 +63,41 @@ SEEN = "1"
 
 class NotReplicated(redis.RedisError):
     """Fewer replicas than required acknowledged a batch in time: a failover could lose it."""
+
+
+class NotMaster(redis.RedisError):
+    """The server the writer reached does not serve as a master."""
+
+
+class Replication(NamedTuple):
+    """Where a master's replication stands: its history, the offset it has reached, its online replicas.
+
+    A master gets a new replication ID when it restarts and when a replica is promoted in its
+    place, so an unchanged ID means the same server, running since, with every write it took.
+    Offsets compare only within one ID.
+    """
+
+    history: str  # INFO replication's master_replid
+    offset: int  # master_repl_offset
+    online: int  # replicas in state "online"
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Replication:
+        if info.get("role") != "master":
+            raise NotMaster(f"the broker answered as {info.get('role')!r}, not as the master")
+        online = sum(1 for key, value in info.items()
+                     if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
+        return cls(str(info["master_replid"]), int(info["master_repl_offset"]), online)
+
+
+class Written(NamedTuple):
+    """What became of one batch: enqueued or already seen, per message, and whether replicas hold it."""
+
+    enqueued: list[bool]
+    # True when enough replicas acknowledged the batch, or none are required.
+    acknowledged: bool
+    # The master's replication just after it took the batch; None when no replica is required.
+    replication: Replication | None = None
 
 
 class Outgoing(NamedTuple):
@@ -151,6 +190,9 @@ class QueueWriter:
         self._replicas = replicas
         self._replica_timeout_ms = replica_timeout_ms
         self._sha: str | None = None  # loaded on first use, so constructing never touches Redis
+        # Replicas the master last said were online: with fewer than required, WAIT could only
+        # time out, so batches skip it (and ingest keeps their copies) until enough are back.
+        self._online = replicas
 
     @classmethod
     def for_app(cls, app: Celery, queue: str, dedup_ttl: int, *, timeout: float,
@@ -175,14 +217,38 @@ class QueueWriter:
     def keys(self) -> kombu_redis.RedisKeys:
         return self._keys
 
+    @property
+    def replicas(self) -> int:
+        """Replicas that must acknowledge a batch; 0: the master alone."""
+        return self._replicas
+
+    @property
+    def dedup_ttl(self) -> int:
+        return int(self._ttl)
+
     def publish(self, item: Outgoing) -> bool:
         """Enqueue one message unless its dedup key was seen; raises redis.RedisError if Redis fails."""
         return self.enqueue([item])[0]
 
     def enqueue(self, batch: list[Outgoing]) -> list[bool]:
-        """Enqueue each message unless its dedup key was seen; True where it was enqueued."""
+        """Enqueue each message unless its dedup key was seen; True where it was enqueued.
+
+        Raises NotReplicated when fewer replicas than required acknowledged the batch in time
+        (it is on the master nonetheless).
+        """
+        written = self.write(batch)
+        if not written.acknowledged:
+            raise NotReplicated(f"fewer than {self._replicas} replica(s) acknowledged the batch "
+                                f"within {self._replica_timeout_ms} ms")
+        return written.enqueued
+
+    def write(self, batch: list[Outgoing]) -> Written:
+        """Enqueue each message unless its dedup key was seen, and say whether replicas hold the batch.
+
+        Raises redis.RedisError when the master did not answer (the batch may or may not be on it).
+        """
         if not batch:
-            return []
+            return Written([], True)
         if self._sha is None:
             self._sha = self._client.script_load(kombu_redis.ENQUEUE_BATCH)
         pending = repr(kombu_redis.pending_score(time.time()))
@@ -195,24 +261,68 @@ class QueueWriter:
         # EVALSHA straight away: redis-py's Script objects ask SCRIPT EXISTS before each pipeline.
         pipe = self._client.pipeline(transaction=False)
         pipe.evalsha(self._sha, len(keys), *keys, str(len(item_keys)), str(len(item_args)), *args)
+        waits = False
         if self._replicas:
-            # WAIT counts replicas holding this connection's last write; the fence makes that
-            # write come after every earlier one, including a repeat that wrote nothing.
-            pipe.incr(self._keys.fence)
-            pipe.wait(self._replicas, self._replica_timeout_ms)
+            # Where the batch ends in the master's history, read on the same connection.
+            pipe.info("replication")
+            waits = self._online >= self._replicas
+            if waits:
+                # WAIT counts replicas holding this connection's last write; the fence makes that
+                # write come after every earlier one, including a repeat that wrote nothing.
+                pipe.incr(self._keys.fence)
+                pipe.wait(self._replicas, self._replica_timeout_ms)
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:
             # The server restarted without its script cache: load it and run the batch again
             # (the script's dedup key makes the repeat harmless).
             self._sha = None
-            return self.enqueue(batch)
-        if self._replicas:
-            acknowledged = results[-1]
-            if acknowledged < self._replicas:
-                raise NotReplicated(f"{acknowledged} of {self._replicas} replica(s) acknowledged the batch "
-                                    f"within {self._replica_timeout_ms} ms")
-        return [bool(answer) for answer in results[0]]
+            return self.write(batch)
+        enqueued = [bool(answer) for answer in results[0]]
+        if not self._replicas:
+            return Written(enqueued, True)
+        replication = Replication.from_info(results[1])
+        self._online = replication.online
+        return Written(enqueued, waits and results[-1] >= self._replicas, replication)
+
+    def replication(self) -> Replication:
+        """The master's replication history, offset and online replicas, as it answers now."""
+        replication = Replication.from_info(self._client.info("replication"))
+        self._online = replication.online
+        return replication
+
+    def confirm(self) -> tuple[Replication, bool]:
+        """Whether enough replicas hold everything the master took up to the offset returned.
+
+        Asks the master first; with fewer replicas online than required it does not wait.
+        """
+        replication = self.replication()
+        if not self._replicas:
+            return replication, True
+        if replication.online < self._replicas:
+            return replication, False
+        pipe = self._client.pipeline(transaction=False)
+        pipe.info("replication")  # before the fence: WAIT covers everything up to this offset
+        pipe.incr(self._keys.fence)
+        pipe.wait(self._replicas, self._replica_timeout_ms)
+        info, _, acknowledged = pipe.execute()
+        replication = Replication.from_info(info)
+        self._online = replication.online
+        return replication, acknowledged >= self._replicas
+
+    def refresh(self, dedup_keys: list[str]) -> int:
+        """Give these events' dedup keys a whole window again; how many the master holds.
+
+        For events whose copies ingest still holds: published again later, each must meet its
+        key, else it would be queued a second time. EXPIRE, never SET: a key the master lacks
+        is not created, since a master that lacks it may lack the event too.
+        """
+        if not dedup_keys:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for key in dedup_keys:
+            pipe.expire(self._keys.dedup_prefix + key, int(self._ttl))
+        return sum(bool(answer) for answer in pipe.execute())
 
     def _enqueue_once_arguments(self, item: Outgoing, pending: str) -> tuple[list[str], list[str]]:
         """One message's KEYS and ARGV for kombu_redis.ENQUEUE_ONCE."""

@@ -10,6 +10,7 @@ from tests.faults.scenarios import (
     disk_full,
     hostile,
     ingest_kills,
+    master_lost,
     planted_media,
     poison,
     redis_outage,
@@ -21,4 +22,4 @@ from tests.faults.scenarios import (
 
 SCENARIOS: list[ModuleType] = [worker_kills, redis_outage, s3_outage, twilio_faults, ingest_kills, bad_input,
                                attacks, disk_full, hostile, sentinel_failover,
-                               poison, planted_media]
+                               poison, planted_media, master_lost]
