@@ -42,6 +42,13 @@ test: $(DEV_DEPS)
 test-system: $(DEV_DEPS)
 	$(BIN)/python -m pytest -q -m "system and not full"
 
+## soak: ingest and a worker on their defaults under a steady stream of callbacks for SOAK_SECONDS
+## (default ten minutes), then everything archived exactly once and memory flat (tests/soak)
+.PHONY: soak
+SOAK_SECONDS ?= 600
+soak: $(DEV_DEPS)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -q -s -m soak tests/soak
+
 ## test-all: both tiers
 test-all: test test-system
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.plan import PLANS
@@ -21,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=list(SECTIONS),
                         help="run only this section (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where reports go (default bench/results)")
+    parser.add_argument("--runs", type=int, help="measured runs per figure (default: the plan's)")
     args = parser.parse_args(argv)
     plan = PLANS[args.plan or ("quick" if args.quick else "full")]
+    if args.runs:
+        plan = replace(plan, runs=args.runs)
     results = run_benchmarks(plan, args.only, progress=lambda line: print(line, file=sys.stderr, flush=True))
     md, js = write(results, args.out)
     print(markdown(results))

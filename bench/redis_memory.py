@@ -135,13 +135,10 @@ def _remove_prefixed(client: redis.Redis, prefix: str) -> None:
 
 @contextmanager
 def private_redis() -> Iterator[str]:
-    """A redis-server of its own, as a broker is set up (noeviction), for the run."""
+    """A redis-server of its own, with the broker's shipped settings (noeviction among them), for the run."""
     with tempfile.TemporaryDirectory(prefix="recvault-memory-") as directory:
         server = RedisServer(directory)
         with server.start(timeout=30):
-            client = redis.Redis.from_url(server.url)
-            client.config_set("maxmemory-policy", "noeviction")
-            client.close()
             yield server.url + "/0"
 
 

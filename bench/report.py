@@ -45,6 +45,29 @@ def _ingest(ingest: dict) -> str:
             f"the Python sender reaches {generator['achieved_rate']:,.0f}/s unthrottled against the ceiling.\n")
 
 
+def _fsync(fsync: dict) -> str:
+    rows = []
+    for policy, r in fsync["policies"].items():
+        sat, fixed = r["saturation"], r["fixed_rate"]
+        shipped = " (shipped)" if policy == fsync["shipped"] else ""
+        rows.append([f"`appendfsync {policy}`{shipped}", f"{sat['rate']:,.0f}", sat["p50_ms"], sat["p99_ms"],
+                     f"{fixed['achieved']:,.0f}", fixed["p50_ms"], fixed["p99_ms"]])
+    cost, paired = fsync["always_vs_everysec"], fsync["always_vs_everysec_paired"]
+    rows.append(["always ÷ everysec (of the medians)", _x(cost["saturation_rate"]), None,
+                 _x(cost["saturation_p99"]), None, None, _x(cost["fixed_rate_p99"])])
+    rows.append(["always ÷ everysec (median of each pair of runs)", _x(paired["saturation_rate"]), None,
+                 _x(paired["saturation_p99"]), None, None, _x(paired["fixed_rate_p99"])])
+    table = _table(["broker fsync", "saturation callbacks/s", "p50 ms", "p99 ms",
+                    f"at {fsync['fixed_rate']:,}/s: achieved/s", "p50 ms", "p99 ms"], rows)
+    once = "yes" if fsync["all_queued_once"] else "NO"
+    return (f"## Broker fsync: always vs everysec\n\n`{fsync['server']}` on the same Redis, switched between "
+            f"the two policies (CONFIG SET) in alternating runs; wrk (1 thread, {fsync['connections']} "
+            f"connections) at saturation and the Python sender at {fsync['fixed_rate']:,}/s. Medians of "
+            f"{fsync['runs']} run(s) per policy. `always` is what recvault ships: neither a Redis kill -9 nor a "
+            f"host crash then loses a callback answered 2xx, where with `everysec` a host crash may lose the "
+            f"last second or two of them. Each queued once: {once}.\n\n{table}\n")
+
+
 def _archive(archive: dict) -> str:
     rows = []
     for s in archive["sizes"]:
@@ -125,8 +148,8 @@ def markdown(results: dict) -> str:
              describe(results["machine"]) + "  \n" +
              f"**Plan:** `{plan['name']}`: medians of {plan['runs']} run(s) after one warm-up run; "
              f"took {results['seconds']:.0f} s.\n"]
-    for name, render in (("ingest", _ingest), ("archive", _archive), ("latency", _latency), ("e2e", _e2e),
-                         ("scaling", _scaling)):
+    for name, render in (("ingest", _ingest), ("fsync", _fsync), ("archive", _archive), ("latency", _latency),
+                         ("e2e", _e2e), ("scaling", _scaling)):
         if name in results:
             parts.append(render(results[name]))
     parts.append(_targets(results["targets"]))

@@ -6,14 +6,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import archive, e2e, ingest, latency, scaling, targets
+from bench import archive, e2e, fsync, ingest, latency, scaling, targets
 from bench.machine import machine_facts
 from bench.plan import Plan
 from bench.stack import running_stack
 
 # In this order: End to end uses the worker count Scaling found fastest.
-SECTIONS: dict[str, Callable] = {"ingest": ingest.run, "archive": archive.run, "latency": latency.run,
-                                 "scaling": scaling.run, "e2e": e2e.run}
+SECTIONS: dict[str, Callable] = {"ingest": ingest.run, "fsync": fsync.run, "archive": archive.run,
+                                 "latency": latency.run, "scaling": scaling.run, "e2e": e2e.run}
 
 
 def run_benchmarks(plan: Plan, sections: list[str] | None = None,

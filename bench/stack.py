@@ -24,23 +24,12 @@ BUCKET = "recvault-bench"
 QUEUE = "recvault"
 
 
-class BrokerRedis(RedisServer):
-    """A private redis-server set up as SPEC §3 asks of a broker: AOF fsync'd every second, noeviction."""
-
-    def _command(self) -> list[str]:
-        return [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", str(self.log_path),
-        ]  # fmt: skip
-
-
 @dataclass
 class Stack:
     """Running services plus the identity and settings every benchmarked process shares."""
 
     workdir: Path
-    redis: BrokerRedis
+    redis: RedisServer  # the shipped broker settings (deploy/redis/redis.conf)
     s3: SeaweedFS
     sim: Component
     sim_url: str
@@ -148,7 +137,7 @@ def running_stack(keep: bool = False) -> Iterator[Stack]:
     started: list = []
     stack: Stack | None = None
     try:
-        broker = BrokerRedis(workdir / "redis").start()
+        broker = RedisServer(workdir / "redis").start()
         started.append(broker)
         s3 = SeaweedFS(workdir / "s3").start()
         started.append(s3)

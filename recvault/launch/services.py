@@ -226,8 +226,24 @@ class TlsFiles:
         ]
 
 
+# The broker's settings as recvault ships them (deploy/docker-compose.yml mounts this file):
+# every RedisServer runs with them, so what is tested is what is deployed.
+SHIPPED_REDIS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "redis.conf"
+# The same directives, for an installed recvault that has no deploy/ beside it
+# (tests/deploy/test_redis_config.py keeps the two equal).
+SHIPPED_REDIS_DIRECTIVES = (("appendonly", "yes"), ("appendfsync", "always"), ("save", ""),
+                            ("maxmemory-policy", "noeviction"))
+
+
+def shipped_redis_config() -> str:
+    """The shipped config file's text, or its directives where the file is absent."""
+    if SHIPPED_REDIS_CONF.is_file():
+        return SHIPPED_REDIS_CONF.read_text()
+    return "".join(f'{name} "{value}"\n' for name, value in SHIPPED_REDIS_DIRECTIVES)
+
+
 class RedisServer(_Service):
-    """A private redis-server with AOF (fsync always), so stop/kill/start keeps the data.
+    """A private redis-server with the shipped settings (AOF, fsync always): stop/kill/start keeps the data.
 
     With `replica_of` it starts as a replica of that port on 127.0.0.1; started again, it
     says so again (Sentinel reconfigures it when the roles have changed since).
@@ -249,17 +265,23 @@ class RedisServer(_Service):
         self.tls = tls
         if tls is not None:
             self.url = f"rediss://127.0.0.1:{self.port}"
+        self.config_path = self.dir / "redis.conf"
+
+    def before_start(self) -> None:
+        super().before_start()
+        # A copy of its own, written afresh at each start: a CONFIG REWRITE (Sentinel sends one
+        # when it reconfigures a replica) changes the copy, never the shipped file.
+        self.config_path.write_text(shipped_redis_config())
 
     def command(self) -> list[str]:
         replication = ["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []
         return [
             self.binary,
+            # First (redis-server reads a config file only there): the shipped settings.
+            str(self.config_path),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-            "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
             # A replica's full sync would otherwise wait 5 s for more replicas to join it.
