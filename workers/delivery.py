@@ -84,13 +84,25 @@ def publish_follow_up(app: Celery, publisher: QueueWriter, queue: str, *, task: 
         raise Reject(f"could not publish a follow-up message: {error!r}", requeue=True) from None
 
 
+def _deliveries_key(publisher: QueueWriter, task: Task) -> str:
+    return publisher.keys.recvault(f"deliveries:{task.request.id}:{task.request.retries}")
+
+
 def count_delivery(publisher: QueueWriter, task: Task) -> int:
     """How many times this attempt of this task has now been delivered (this one included)."""
-    key = publisher.keys.recvault(f"deliveries:{task.request.id}:{task.request.retries}")
+    key = _deliveries_key(publisher, task)
     pipe = publisher.client.pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, DELIVERIES_TTL_SECONDS)
     return int(pipe.execute()[0])
+
+
+def forget_deliveries(publisher: QueueWriter, task: Task) -> None:
+    """Drop this attempt's delivery count once the attempt has ended; a Redis blip leaves it to expire."""
+    try:
+        publisher.client.delete(_deliveries_key(publisher, task))
+    except redis.RedisError:
+        pass
 
 
 def deliver(task: Task, process: ProcessContext, letter_id: str, payload: Any,
@@ -130,6 +142,10 @@ def deliver(task: Task, process: ProcessContext, letter_id: str, payload: Any,
     finally:
         metrics.task_seconds.labels(task.name).observe(time.perf_counter() - started)
         metrics.tasks.labels(task.name, outcome).inc()
+        if context is not None and outcome != "handed-back":
+            # The attempt ended here (done, retried as a new attempt, or dead-lettered): its count
+            # guards only against deliveries that never end, so it need not wait out its TTL.
+            forget_deliveries(context.publisher, task)
 
 
 def hand_back(task: Task, process: ProcessContext, context: WorkerContext, letter_id: str, payload: Any,

@@ -76,3 +76,26 @@ def test_a_redis_blip_while_counting_deliveries_runs_the_task_instead_of_dead_le
     ran = []
     outcome = deliver(task, process, "RE1:completed", {}, lambda ctx: ran.append(ctx) or "archived")
     assert outcome == "archived" and len(ran) == 1
+
+
+@pytest.mark.parametrize("body_outcome", ["archived", "fails for good"])
+def test_an_attempt_that_ends_leaves_no_delivery_count_behind(redis_url: str, s3_store, body_outcome: str) -> None:
+    # A count outlives only deliveries that never end (a worker killed mid-task): Redis does not keep
+    # one key per task for a day.
+    from recvault.errors import PermanentError
+
+    settings = Settings(broker_url=redis_url, queue="q", s3_endpoint_url=s3_store.endpoint_url,
+                        s3_bucket=s3_store.bucket)
+    process = ProcessContext(settings, create_celery(settings))
+    process.build()
+    task = SimpleNamespace(request=SimpleNamespace(id="task-2", retries=0), name=ARCHIVE_TASK)
+
+    def body(ctx: object) -> str:
+        if body_outcome == "archived":
+            counted = redis.Redis.from_url(redis_url).keys("*deliveries:task-2:0")
+            assert counted, "the delivery is counted while it runs"
+            return "archived"
+        raise PermanentError("bad event")
+
+    deliver(task, process, "RE1:completed", {}, body)
+    assert redis.Redis.from_url(redis_url).keys("*deliveries:*") == []
