@@ -312,6 +312,11 @@ class Settings(BaseSettings):
     queue: str = "recvault"
     redis_socket_timeout_seconds: float = Field(default=5.0, gt=0)
     redis_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    broker_start_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long `recvault worker` waits at start for the broker to answer before it exits 1 "
+        "with one line naming RECVAULT_BROKER_URL; once it consumes, it waits for the broker however long.",
+    )
     visibility_timeout_seconds: int = Field(
         default=30, ge=6,
         description="Seconds without a worker's heartbeat before its messages go to another worker.",

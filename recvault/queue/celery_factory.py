@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from recvault.queue import kombu_transport
 from recvault.queue.broker import BrokerAddress, celery_broker_url
 from recvault.queue.kombu_redis import check_transport_options
 from recvault.settings import Settings
@@ -41,6 +42,9 @@ def create_celery(settings: Settings) -> Celery:
     # the workers' transport reads.
     check_transport_options(transport)
     BrokerAddress.parse(settings.broker_url, transport)  # a URL no client could use stops us here
+    # kombu's Redis channels, with a closed channel's defect worked around (see kombu_transport):
+    # without it, a worker holding a task when the broker went away stopped ("Unrecoverable error").
+    kombu_transport.install()
     app = Celery("recvault", broker=celery_broker_url(settings.broker_url), set_as_current=False)
     app.conf.update(
         broker_transport_options=transport,

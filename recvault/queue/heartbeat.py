@@ -13,7 +13,8 @@ main process runs a heartbeat thread that
   whose message is no longer on the queue: a worker popped it and died before recording it.
 
 The held delivery tags come from kombu's QoS of the worker's task consumer (`_delivered`),
-the one piece of kombu state read here; tests/queue/test_heartbeat.py checks it.
+the one piece of kombu state read here, and from Celery's running requests (which outlive a
+channel closed by a reconnect); tests/queue/test_heartbeat.py checks it.
 """
 
 from __future__ import annotations
@@ -109,15 +110,34 @@ class UnackedHeartbeat:
 
 
 def held_tags(consumer: Any) -> list[str]:
-    """Delivery tags of the messages a Celery worker's task consumer holds unacknowledged."""
+    """Delivery tags of the messages a Celery worker holds unacknowledged.
+
+    Those its task consumer's channel holds (running, prefetched, waiting for their ETA), and
+    those of tasks still running that an earlier channel took: when the broker connection drops,
+    Celery opens a new channel and the tasks already running go on, and their records must stay
+    young until they finish and acknowledge (kombu_transport) or they would be handed out again.
+    """
     task_consumer = getattr(consumer, "task_consumer", None)
     qos = getattr(getattr(task_consumer, "channel", None), "qos", None)
     delivered = getattr(qos, "_delivered", None)
-    if delivered is None:
-        return []
+    tags = [str(tag) for tag in _copied(delivered)] if delivered is not None else []
+    return list(dict.fromkeys([*tags, *running_tags()]))
+
+
+def running_tags() -> list[str]:
+    """Delivery tags of the tasks this worker process runs now (Celery's active requests)."""
+    from celery.worker import state
+
+    requests = _copied(state.active_requests)
+    tags = (getattr(getattr(request, "message", None), "delivery_tag", None) for request in requests)
+    return [str(tag) for tag in tags if tag is not None]
+
+
+def _copied(items: Any) -> list[Any]:
+    """A copy of a collection another thread changes; empty if it keeps changing while copied."""
     for _ in range(3):
         try:
-            return [str(tag) for tag in list(delivered)]
+            return list(items)
         except RuntimeError:  # changed size while copied: the consumer is working; copy again
             continue
     return []

@@ -18,8 +18,8 @@ TIERS: list[dict[str, tuple[str, ...]]] = [
     # The audit trail's record formats (hash chains and seals, the ledger row) are pure: the
     # queue writer adds a ledger row in the same step as the message.
     {"core": ("recvault", "recvault.settings", "recvault.errors", "recvault.events", "recvault.sids",
-              "recvault.labels", "recvault.days", "recvault.versions", "recvault.wav", "recvault.logs", "recvault.layout",
-              "recvault.audit.chain", "recvault.audit.ledger")},
+              "recvault.labels", "recvault.days", "recvault.versions", "recvault.wav", "recvault.logs",
+              "recvault.layout", "recvault.audit.chain", "recvault.audit.ledger")},
     {"queue": ("recvault.queue",), "storage": ("recvault.storage",)},
     {"documents": ("recvault.documents",)},
     {"audit": ("recvault.audit",)},

@@ -1,4 +1,5 @@
-"""The default `recvault worker`: two threads worker processes, restarted alone, stopped and killed together."""
+"""The default `recvault worker`: two threads worker processes, restarted alone after a pause, stopped and killed
+together (the restart policy itself, with stand-in processes: test_restart_policy.py)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,34 @@ def test_the_default_worker_runs_two_threads_workers_restarts_one_that_dies_and_
         worker.signal(signal.SIGTERM)
         assert worker.process is not None and worker.process.wait(60) == 0
         wait_for(lambda: not any(child.is_running() for child in survivors), timeout=10, what="both stopped")
+    finally:
+        worker.kill()
+
+
+def test_a_worker_process_that_stops_is_started_again_after_a_pause_that_doubles(
+        redis_url, s3_endpoint, sim, sim_account, tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    log = tmp_path / "worker.log"
+    worker = Component("worker", ["worker"], _env(redis_url, s3_endpoint, sim, sim_account, policy, "worker-pauses"),
+                       log_path=log).start(wait=False)
+    try:
+        wait_for(lambda: log.read_bytes().count(b" ready.") >= 2, timeout=90, what="both worker processes")
+        main = psutil.Process(worker.pid)
+        first, second = sorted(_workers(main), key=lambda child: child.cmdline().index("-n"))
+        assert "recvault-1@%h" in first.cmdline() and "recvault-2@%h" in second.cmdline()
+        # The first one stops by itself, twice (SIGQUIT: Celery's cold stop, straight to the process).
+        for stop, pause in enumerate((b"pause_seconds=1.0", b"pause_seconds=2.0")):
+            [target] = [child for child in _workers(main) if "recvault-1@%h" in child.cmdline()]
+            target.send_signal(signal.SIGQUIT)
+            wait_for(lambda pause=pause: pause in log.read_bytes(), timeout=30,
+                     what=f"the restart with {pause.decode()}")
+            wait_for(lambda ready=3 + stop: log.read_bytes().count(b" ready.") >= ready, timeout=90,
+                     what="it ready again")
+        assert second.is_running() and second in _workers(main)  # the other one was left alone
+        assert worker.running
+        worker.signal(signal.SIGTERM)
+        assert worker.process is not None and worker.process.wait(60) == 0
     finally:
         worker.kill()
 

@@ -260,6 +260,7 @@ def test_a_duration_out_of_bounds_is_refused_by_its_new_name(monkeypatch, name: 
 # A value each setting refuses; settings missing here take any text (names, paths, prefixes).
 BAD_VALUES = {
     "public_url": "not a url", "trust_forwarded_headers": "maybe", "twilio_auth_tokens": "changeme",
+    "broker_start_timeout_seconds": "0",
     "twilio_account_sid": "AC1", "twilio_subaccount_tokens": '{"AC' + "a" * 32 + '": "one-token-not-a-list"}',
     "max_body_bytes": "12", "idle_timeout_seconds": "0", "dedup_ttl_seconds": "5", "publish_timeout_seconds": "11",
     "spool_max_bytes": "10", "api_token": "short", "media_playback": "perhaps", "twilio_region": "eu9",

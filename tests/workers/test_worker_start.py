@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import redis
 
 from recvault.launch.process import Component
+from recvault.launch.services import free_port
 from recvault.queue.celery_factory import create_celery
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
@@ -145,3 +147,42 @@ def test_a_missing_bucket_is_one_line_not_a_traceback(redis_url, s3_endpoint, si
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _start_refused(env: dict[str, str], within: float) -> tuple[int, list[str], float]:
+    """`recvault worker` (its defaults: a group of two processes) refusing to start: status, output lines, seconds."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "recvault.cli", "worker"], env=env, capture_output=True,
+                            text=True, timeout=within + 60)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    return result.returncode, lines, time.monotonic() - started
+
+
+def test_a_broker_out_of_reach_at_start_is_one_line_naming_it_after_a_bounded_wait(s3_endpoint, sim, sim_account,
+                                                                                  tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    closed = free_port()
+    env = _env(f"redis://127.0.0.1:{closed}/0", s3_endpoint, sim, sim_account, policy, "worker-no-broker")
+    env["RECVAULT_BROKER_START_TIMEOUT_SECONDS"] = "3"
+    code, lines, seconds = _start_refused(env, within=3)
+    assert code == 1 and len(lines) == 1, lines  # not a line per retry, nor one per worker process
+    [line] = lines
+    assert line.startswith(f"recvault: worker: RECVAULT_BROKER_URL: the broker (127.0.0.1:{closed}) did not answer "
+                           "within 3 s (RECVAULT_BROKER_START_TIMEOUT_SECONDS): "), line
+    assert 3 <= seconds < 3 + 30, seconds
+    print(f"refused after {seconds:.1f} s: {line}")
+
+
+def test_s3_out_of_reach_at_start_is_one_line_naming_it(redis_url, sim, sim_account, tmp_path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD_POLICY)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = _env(redis_url, endpoint, sim, sim_account, policy, "worker-no-s3")
+    code, lines, seconds = _start_refused(env, within=30)
+    assert code == 1 and len(lines) == 1, lines
+    [line] = lines
+    assert line.startswith(f"recvault: worker: RECVAULT_S3_ENDPOINT_URL: S3 at {endpoint} is unavailable at "
+                           "start ("), line
+    assert "Traceback" not in line and seconds < 30, seconds
+    print(f"refused after {seconds:.1f} s: {line}")
