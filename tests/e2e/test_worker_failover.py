@@ -13,16 +13,13 @@ import time
 
 import psutil
 import pytest
-import redis
 
 from recvault.launch.process import Component
 from recvault.queue.celery_factory import create_celery
-from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
-from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
 from recvault.storage.s3 import S3Store
-from tests.fixtures.worker import wait_for
+from tests.fixtures.worker import archived_count, enqueue_completed, wait_for
 from tests.launch.test_worker_group import _workers
 from tests.workers.test_worker_start import GOOD_POLICY, _env
 
@@ -46,16 +43,10 @@ def test_a_worker_keeps_archiving_across_a_sentinel_failover(sentinel_setup, s3_
     store = S3Store(bucket, endpoint_url=s3_endpoint)
 
     def enqueue(rec) -> None:
-        message = build_message(app, "recvault", f"{rec.sid}:completed",
-                                {"params": callback_params(rec, "completed", api_base=sim.base_url)})
-        writer = QueueWriter.for_app(app, "recvault", 60, timeout=2, connect_timeout=2)
-        try:
-            wait_for(lambda: _enqueued(writer, message), timeout=30, what="the broker to take the message")
-        finally:
-            writer.close()
+        enqueue_completed(app, rec, sim.base_url, timeout=30, what="the broker to take the message")
 
     def archived(rec) -> int:
-        return sum(rec.sid in key for key in store.list_keys("metadata/"))
+        return archived_count(store, rec.sid)
 
     worker = Component("worker", ["worker"], env, log_path=log).start(wait=False)  # 2 processes, 24 threads each
     try:
@@ -101,9 +92,3 @@ def test_a_worker_keeps_archiving_across_a_sentinel_failover(sentinel_setup, s3_
     finally:
         worker.stop()
 
-
-def _enqueued(writer: QueueWriter, message) -> bool:
-    try:
-        return writer.enqueue([message]) == [True]
-    except redis.RedisError:
-        return False

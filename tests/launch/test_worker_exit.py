@@ -7,16 +7,13 @@ import time
 
 import psutil
 import pytest
-import redis
 
 from recvault.launch.process import Component
 from recvault.queue.celery_factory import create_celery
-from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
-from recvault.simulator.callbacks import callback_params
 from recvault.simulator.recordings import Faults
 from recvault.storage.s3 import S3Store
-from tests.fixtures.worker import wait_for
+from tests.fixtures.worker import archived_count, enqueue_completed, wait_for
 from tests.launch.test_worker_group import _workers
 
 # Real worker processes under Redis restarts: the system tier (the fault suite repeats it at scale).
@@ -39,16 +36,10 @@ def test_a_worker_holding_tasks_rides_out_a_redis_crash(private_redis, s3_endpoi
     store = S3Store(bucket, endpoint_url=s3_endpoint)
 
     def enqueue(rec) -> None:
-        message = build_message(app, "recvault", f"{rec.sid}:completed",
-                                {"params": callback_params(rec, "completed", api_base=sim.base_url)})
-        writer = QueueWriter.for_app(app, "recvault", 60, timeout=2, connect_timeout=2)
-        try:
-            wait_for(lambda: _enqueued(writer, message), timeout=20, what="Redis to take the message")
-        finally:
-            writer.close()
+        enqueue_completed(app, rec, sim.base_url, timeout=20, what="Redis to take the message")
 
     def archived(rec) -> int:
-        return sum(rec.sid in key for key in store.list_keys("metadata/"))
+        return archived_count(store, rec.sid)
 
     worker = Component("worker", ["worker"], env, log_path=log).start(wait=False)
     try:
@@ -99,14 +90,8 @@ def test_a_worker_keeps_consuming_after_redis_restarts_under_it(private_redis, s
 
     def archive_one() -> None:
         rec = sim.create_recording(duration=1)
-        message = build_message(app, "recvault", f"{rec.sid}:completed",
-                                {"params": callback_params(rec, "completed", api_base=sim.base_url)})
-        writer = QueueWriter.for_app(app, "recvault", 60, timeout=2, connect_timeout=2)
-        try:
-            wait_for(lambda: _enqueued(writer, message), timeout=20, what="Redis to take the message")
-        finally:
-            writer.close()
-        wait_for(lambda: any(rec.sid in key for key in store.list_keys("metadata/")), timeout=40,
+        enqueue_completed(app, rec, sim.base_url, timeout=20, what="Redis to take the message")
+        wait_for(lambda: archived_count(store, rec.sid) > 0, timeout=40,
                  what=f"{rec.sid} to be archived; worker log:\n{log.read_text()[-3000:]}")
 
     worker = Component("worker", ["worker", "-c", "1"], env, log_path=log).start(wait=False)
@@ -122,9 +107,3 @@ def test_a_worker_keeps_consuming_after_redis_restarts_under_it(private_redis, s
     finally:
         worker.kill()
 
-
-def _enqueued(writer: QueueWriter, message) -> bool:
-    try:
-        return writer.enqueue([message]) == [True]
-    except redis.RedisError:
-        return False
