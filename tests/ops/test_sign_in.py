@@ -319,13 +319,13 @@ async def test_the_proxy_names_who_signed_in_and_who_played_a_recording(redis_ur
         form = await (await client.get("/status/login", headers=PROXY)).text()
         assert "dana@example.com" in form and 'name="user"' not in form  # no name to type: the proxy's
         # Not through the proxy: no sign-in, however right the token.
-        direct = await client.post("/status/login", data={"token": API_TOKEN, "user": "ceo"}, allow_redirects=False)
+        direct = await client.post("/status/login", data={"token": API_TOKEN, "user": "mallory"}, allow_redirects=False)
         assert direct.status == 401 and "X-Forwarded-Email" in (await direct.json())["error"]
-        signed_in = await client.post("/status/login", data={"token": API_TOKEN, "user": "ceo"}, headers=PROXY,
+        signed_in = await client.post("/status/login", data={"token": API_TOKEN, "user": "mallory"}, headers=PROXY,
                                       allow_redirects=False)
         assert signed_in.status == 303
         page = await (await client.get("/status", headers=PROXY)).text()
-        assert "signed in as dana@example.com" in page and "ceo" not in page
+        assert "signed in as dana@example.com" in page and "mallory" not in page
         # The sign-in is Dana's: someone else behind the proxy, or no proxy at all, must sign in again.
         other = await client.get("/status", headers={**PROXY, "X-Forwarded-Email": "eve@example.com"})
         assert other.status == 401 and "someone else" in (await other.json())["error"]
@@ -336,7 +336,7 @@ async def test_the_proxy_names_who_signed_in_and_who_played_a_recording(redis_ur
         # A script's token, through the proxy: the proxy names the person, not X-Recvault-User.
         client.session.cookie_jar.clear()
         script = await client.get(f"/api/recordings/{sid}/media", allow_redirects=False, headers={
-            **bearer(**{"X-Recvault-User": "ceo"}), **PROXY, "X-Forwarded-For": "198.51.100.20, 203.0.113.8"})
+            **bearer(**{"X-Recvault-User": "mallory"}), **PROXY, "X-Forwarded-For": "198.51.100.20, 203.0.113.8"})
         assert script.status == 302
         # Without the proxy's header a script's name is its own word, and recorded as such.
         declared = await client.get(f"/api/recordings/{sid}/media", allow_redirects=False,
