@@ -93,3 +93,18 @@ def queued_payloads(r: redis.Redis, queue_name: str = "recvault") -> list[dict]:
         args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
         payloads.append(args[0])
     return payloads
+
+
+def callback_message(n: int, *, repeat: int = 0):
+    """Event n's callback as ingest builds it, ledger row included; a repeat is Twilio sending it again."""
+    from recvault.audit.ledger import ledger_row
+    from recvault.queue.celery_factory import create_celery
+    from recvault.queue.writer import build_message
+    from recvault.settings import Settings
+
+    app = create_celery(Settings(queue="recvault"))
+    sid, received = f"RE{n}", f"2025-01-01T00:00:{repeat:02d}+00:00"
+    payload = {"params": {"RecordingSid": sid, "RecordingStatus": "completed", "AccountSid": ACCOUNT},
+               "labels": {}, "received_at": received}
+    return build_message(app, "recvault", f"{sid}:completed", payload,
+                         ledger=ledger_row(sid, "completed", ACCOUNT, received))

@@ -13,30 +13,20 @@ from pathlib import Path
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from recvault.audit.ledger import ledger_row
 from recvault.ingest.app import create_app
 from recvault.ingest.handoff import Handoff, Outcome
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.spool import Spool
 from recvault.queue.celery_factory import create_celery
-from recvault.queue.writer import Outgoing, QueueWriter, build_message
+from recvault.queue.writer import QueueWriter
 from recvault.settings import Settings
 from tests.fixtures.worker import wait_for
-from tests.ingest.conftest import ACCOUNT, TOKEN, callback_params, post_callback
+from tests.ingest.conftest import TOKEN, callback_params, post_callback
+from tests.ingest.conftest import callback_message as message
 from tests.queue.replicas import MasterAndReplica, master_and_replica
 
 QUEUE = "recvault"
 GAUGE = "recvault_broker_unreplicated_callbacks"
-
-
-def message(n: int, *, repeat: int = 0) -> Outgoing:
-    """Event n's callback as ingest builds it, ledger row included; a repeat is Twilio sending it again."""
-    app = create_celery(Settings(queue=QUEUE))
-    sid, received = f"RE{n}", f"2025-01-01T00:00:{repeat:02d}+00:00"
-    payload = {"params": {"RecordingSid": sid, "RecordingStatus": "completed", "AccountSid": ACCOUNT},
-               "labels": {}, "received_at": received}
-    return build_message(app, QUEUE, f"{sid}:completed", payload,
-                         ledger=ledger_row(sid, "completed", ACCOUNT, received))
 
 
 @asynccontextmanager

@@ -19,30 +19,19 @@ from pathlib import Path
 import pytest
 import redis
 
-from recvault.audit.ledger import ledger_row
 from recvault.ingest.handoff import Handoff, Outcome
 from recvault.ingest.metrics import IngestMetrics
 from recvault.ingest.spool import Spool
 from recvault.queue.celery_factory import create_celery
-from recvault.queue.writer import Outgoing, QueueWriter, build_message
+from recvault.queue.writer import QueueWriter
 from recvault.settings import Settings
 from tests.fixtures.sentinel import SentinelSetup
 from tests.fixtures.worker import wait_for
-from tests.ingest.conftest import ACCOUNT
+from tests.ingest.conftest import callback_message as message
 
 pytestmark = pytest.mark.system  # real failovers, beside the Sentinel scenarios
 
 QUEUE = "recvault"
-
-
-def message(n: int, *, repeat: int = 0) -> Outgoing:
-    """Event n's callback as ingest builds it, ledger row included; a repeat is Twilio sending it again."""
-    app = create_celery(Settings(queue=QUEUE))
-    sid, received = f"RE{n}", f"2025-01-01T00:00:{repeat:02d}+00:00"
-    payload = {"params": {"RecordingSid": sid, "RecordingStatus": "completed", "AccountSid": ACCOUNT},
-               "labels": {}, "received_at": received}
-    return build_message(app, QUEUE, f"{sid}:completed", payload,
-                         ledger=ledger_row(sid, "completed", ACCOUNT, received))
 
 
 @asynccontextmanager
