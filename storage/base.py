@@ -55,6 +55,8 @@ class ObjectVersion:
     is_latest: bool
     is_delete_marker: bool = False
     size: int = 0
+    # When the store made it (S3's LastModified, to the second in some stores).
+    last_modified: datetime | None = None
 
 
 class ObjectStore(Protocol):

@@ -51,10 +51,10 @@ class S3LockControls:
         paginator = self._client.get_paginator("list_object_versions")
         with s3_errors(f"list versions under {prefix!r}"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                found = [ObjectVersion(v["Key"], v["VersionId"], bool(v.get("IsLatest")), False, v.get("Size", 0))
-                         for v in page.get("Versions") or []]
-                found += [ObjectVersion(m["Key"], m["VersionId"], bool(m.get("IsLatest")), True)
-                          for m in page.get("DeleteMarkers") or []]
+                found = [ObjectVersion(v["Key"], v["VersionId"], bool(v.get("IsLatest")), False, v.get("Size", 0),
+                                       v.get("LastModified")) for v in page.get("Versions") or []]
+                found += [ObjectVersion(m["Key"], m["VersionId"], bool(m.get("IsLatest")), True, 0,
+                                        m.get("LastModified")) for m in page.get("DeleteMarkers") or []]
                 yield from sorted(found, key=lambda v: v.key)
 
     def iter_version(self, key: str, version_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -28,8 +28,9 @@ from typing import Any
 
 from recvault import layout
 from recvault.audit import chain
+from recvault.audit.originals import versions_by_key
 from recvault.errors import AlreadyExists, TransientError
-from recvault.storage.base import ObjectStore, Retention
+from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
 # Writers racing on one chain each win a number within a few tries; past this something is
 # wrong (a store that answers 412 to everything) and the caller's retry policy takes over.
@@ -106,6 +107,37 @@ def _next_after_head(store: ObjectStore, prefix: str, chain_name: str) -> tuple[
         return 1, chain.genesis(chain_name)
     head = max(seqs)
     return head + 1, chain.sha256_hex(store.get_bytes(layout.chain_key(prefix, chain_name, head)))
+
+
+@dataclass(frozen=True)
+class ChainRead:
+    """A chain as first written: each entry's oldest version, and every version or marker stacked later."""
+
+    entries: list[chain.Entry]
+    seqs: list[int]
+    unreadable: list[str]
+    later: list[ObjectVersion]
+
+
+def read_chain_originals(store: ObjectStore, prefix: str, chain_name: str) -> ChainRead:
+    """The chain as its writers made it: every entry read at its oldest version (see audit.originals).
+
+    What a PUT or delete marker stacked over an entry later is in `later`, not in the chain.
+    """
+    numbered = sorted((parsed[1], found) for key, found in versions_by_key(
+        store, layout.chain_prefix(prefix, chain_name)).items()
+        if (parsed := layout.parse_chain_key(prefix, key)) is not None)
+    entries, seqs, unreadable, later = [], [], [], []
+    for seq, found in numbered:
+        later += found.later
+        if found.original is None:
+            continue
+        try:
+            entries.append(chain.Entry.parse(found.key, store.get_bytes(found.key, found.original.version_id)))
+            seqs.append(seq)
+        except ValueError as error:
+            unreadable.append(str(error))
+    return ChainRead(entries, seqs, unreadable, later)
 
 
 def read_chain(store: ObjectStore, prefix: str, chain_name: str) -> tuple[list[chain.Entry], list[int], list[str]]:

@@ -15,7 +15,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from recvault.launch.worker_group import RestartPolicy
 from recvault.queue.writer import TASK_ID_NAMESPACE
+from recvault.settings import Settings
 from recvault.simulator.callbacks import CallbackSender
 from recvault.simulator.recordings import Faults
 from recvault.workers.delivery import MAX_DELIVERIES
@@ -34,9 +36,19 @@ class Size:
     poison: int
 
 
-# Long enough for MAX_DELIVERIES + 1 deliveries of each poison recording when every kill costs
-# a visibility timeout (30 s) plus kombu's restore sweep before the next delivery.
-KILLING = 420
+# Each kill stops every process of the worker group. Its message comes back after the
+# visibility timeout (plus kombu's restore sweep), and the group starts its processes again
+# after a pause that doubles at each consecutive kill, up to the restart policy's longest.
+# Budget for MAX_DELIVERIES + 1 deliveries of each poison recording, one after another, each
+# paying both in full: the scenario stops as soon as every poison recording is dead-lettered.
+VISIBILITY_TIMEOUT: int = Settings.model_fields["visibility_timeout_seconds"].default
+RESTORE_SWEEP = 10
+
+
+def killing_budget(size: Size) -> float:
+    per_delivery = VISIBILITY_TIMEOUT + RestartPolicy().longest_pause + RESTORE_SWEEP
+    return size.poison * (MAX_DELIVERIES + 1) * per_delivery
+
 
 QUICK = Size(recordings=20, poison=1)
 FULL = Size(recordings=100, poison=2)
@@ -44,6 +56,7 @@ FULL = Size(recordings=100, poison=2)
 
 def run(workdir: Path, size: Size, seed: int = 11) -> ScenarioResult:
     rng = random.Random(seed)
+    budget = killing_budget(size)
     result = ScenarioResult(NAME, f"{size.poison} poison")
     with Stack(workdir, StackOptions()) as stack:
         recs = recordings(stack.sim.state, rng, size.recordings)
@@ -58,8 +71,8 @@ def run(workdir: Path, size: Size, seed: int = 11) -> ScenarioResult:
         kills: list[str] = []
         traffic = Traffic()
         traffic.record(stream_during(stack.callback_url, stack.token, prepared, 5,
-                                     lambda: kill_poison(stack, targets, kills, deadline=time.monotonic() + KILLING)))
-        settle(stack, traffic.accepted, timeout=KILLING)
+                                     lambda: kill_poison(stack, targets, kills, deadline=time.monotonic() + budget)))
+        settle(stack, traffic.accepted, timeout=budget)
         expected = {(rec.sid, "completed") for rec in poison}
         judge(stack, result, traffic.accepted, signed={(p.recording_sid, p.status) for p in prepared},
               expect_dead=expected)
