@@ -28,8 +28,9 @@ from typing import Any
 
 from recvault import layout, sids
 from recvault.audit import chain
+from recvault.audit.findings import Finding
 from recvault.audit.integrity import media_problems
-from recvault.audit.verify.trail import Finding, TrailResult, check_chains, check_seals, check_unsealed_index
+from recvault.audit.verify.trail import TrailResult, check_chains, check_seals, check_unsealed_index
 from recvault.compliance.holds import held_recordings, list_holds
 from recvault.compliance.purge import expires_at
 from recvault.storage.base import ObjectStore

@@ -7,26 +7,16 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from recvault import layout
 from recvault.audit import chain
 from recvault.audit.append import read_chain
+from recvault.audit.findings import Finding
 from recvault.audit.seal import sealed_days
 from recvault.storage.base import ObjectStore
 
 # Sealed entries re-read at once.
 READERS = 16
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One discrepancy, with what shows it."""
-
-    check: str  # chain, seal, object, retention, delete-marker, completeness
-    subject: str  # a RecordingSid, a chain, a day, a key
-    problem: str
-    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
