@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from recvault import documents as docs
 from recvault import layout
 from recvault.audit.integrity import stored_sha256
+from recvault.audit.vouched import document_sha256
 from recvault.audit.write import archived_details, ensure_archived_entry, write_audit
 from recvault.compliance.policy import Decision, Policy
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, PermanentError, RecordingGone
@@ -226,7 +227,8 @@ def record_event(event: RecordingStatusEvent, *, received_at: datetime, store: O
     document.update(decision.document_fields(event.labels))
     try:
         write_audit(store, options.prefix, event.recording_sid, f"event-{event.recording_status}",
-                    {"key": key, "error_code": event.error_code}, retention, now(),
+                    {"key": key, "error_code": event.error_code, "document_sha256": document_sha256(document)},
+                    retention, now(),
                     alongside=lambda: store.put_bytes(key, layout.json_line(document), content_type="application/json",
                                                       retention=retention, placement=decision.placement))
     except AlreadyExists:

@@ -10,6 +10,7 @@ from typing import Any
 
 from recvault import documents as docs
 from recvault import layout, sids
+from recvault.audit.vouched import document_sha256
 from recvault.audit.write import write_audit
 from recvault.days import parse_day
 from recvault.errors import PermanentError
@@ -92,7 +93,8 @@ def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: Object
             store.put_bytes(meta_key, layout.json_line(document), content_type="application/json",
                             create_only=False, retention=retention, placement=docs.placement_of(document))
             write_audit(store, prefix, target.recording_sid, "price-updated",
-                        {"price": document["price"], "price_unit": document["price_unit"]}, retention, now())
+                        {"price": document["price"], "price_unit": document["price_unit"],
+                         "document_sha256": document_sha256(document)}, retention, now())
     if delete_after_archive and may_delete_from_twilio(document) and not document.get("twilio_deleted_at"):
         delete_verified(twilio, store, target.account_sid, target.recording_sid, meta_key, prefix, now)
     return True

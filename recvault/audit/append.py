@@ -73,8 +73,7 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
         digest = chain.sha256_hex(body)
         # Locked like the entry: removing the pair would need the same rights as removing the entry.
         index_key = layout.index_key(prefix, f"{when:%Y-%m-%d}", chain_name, seq, digest)
-        _together(partial(store.put_bytes, index_key, b"", content_type="application/octet-stream",
-                          retention=retention, create_only=False), alongside)
+        _together(partial(_put_row, store, index_key, retention), alongside)
         alongside = None
         key = layout.chain_key(prefix, chain_name, seq)
         try:
@@ -83,6 +82,14 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
         except AlreadyExists:
             seq, prev = _next_after_head(store, prefix, chain_name)
     raise TransientError(f"audit chain {chain_name}: no free entry number after {MAX_ATTEMPTS} attempts")
+
+
+def _put_row(store: ObjectStore, index_key: str, retention: Retention | None) -> None:
+    """An index row, create-only like everything under audit/; one already there (a retry's) is the same row."""
+    try:
+        store.put_bytes(index_key, b"", content_type="application/octet-stream", retention=retention)
+    except AlreadyExists:
+        pass
 
 
 def _together(write: Callable[[], object], alongside: Callable[[], object] | None) -> None:

@@ -9,11 +9,18 @@ not written by recvault; the latest vouched hash is what the current version mus
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from recvault.audit.chain import Entry
+from recvault import layout
+from recvault.audit.chain import Entry, sha256_hex
 
 # The actions that write a recording's metadata document, each naming the bytes it wrote.
 DOCUMENT_WRITES = ("archived", "price-updated", "deleted-from-twilio")
+
+
+def document_sha256(document: dict[str, Any]) -> str:
+    """The SHA-256 of a document as recvault stores it (one JSON line: `layout.json_line`)."""
+    return sha256_hex(layout.json_line(document))
 
 
 def document_hashes(entries: Sequence[Entry]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from recvault.audit import chain
 from recvault.audit.append import append, read_chain
+from recvault.audit.vouched import document_sha256
 from recvault.documents import retention_of
 from recvault.errors import TransientError
 from recvault.storage.base import ObjectStore, Retention
@@ -58,8 +59,10 @@ def stamped(run_started: datetime) -> datetime:
 
 
 def archived_details(document: dict[str, Any]) -> dict[str, Any]:
-    """What an `archived` entry says, from the metadata document."""
-    return {"media_key": document.get("media_key"), "sha256": document.get("media_sha256"),
+    """What an `archived` entry says, from the metadata document: the media version and hash it
+    archived, and the hash of the document itself, which `audit verify` holds them to."""
+    return {"media_key": document.get("media_key"), "media_version_id": document.get("media_version_id"),
+            "document_sha256": document_sha256(document), "sha256": document.get("media_sha256"),
             "size": document.get("media_size"), "media_source": document.get("media_source"),
             "media_check": document.get("media_check"), "labels": document.get("labels") or {},
             "policy": document.get("policy"), "policy_version": document.get("policy_version"),

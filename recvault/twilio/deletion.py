@@ -17,6 +17,7 @@ from typing import Any
 from recvault import documents as docs
 from recvault import layout
 from recvault.audit.integrity import verify_archived
+from recvault.audit.vouched import document_sha256
 from recvault.audit.write import write_audit
 from recvault.errors import IntegrityFailed, MediaNotReady
 from recvault.storage.base import ObjectStore
@@ -79,4 +80,5 @@ def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, rec
                     retention=retention, placement=docs.placement_of(document))
     write_audit(store, prefix, recording_sid, "deleted-from-twilio",
                 {"media_key": document["media_key"], "verified_size": check.media.size,
-                 "verified_sha256": document.get("media_sha256")}, retention, now())
+                 "verified_sha256": document.get("media_sha256"), "document_sha256": document_sha256(document)},
+                retention, now())
