@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from recvault.audit import ledger_tail
 from recvault.ingest import views
 from recvault.ingest.context import INGEST, IngestContext
 from recvault.ingest.graceful import IN_FLIGHT, InFlight
@@ -66,12 +67,16 @@ def create_app(settings: Settings, *, ops_socket: socket.socket | None = None) -
         spool = Spool(settings.spool_dir / "callbacks.sqlite3", max_bytes=settings.spool_max_bytes)
         handoff = Handoff(writer, spool, metrics)
         handoff.start(asyncio.get_running_loop())
+        # The ledger's age for /metrics, on a client of its own with short timeouts (never the hand-off's).
+        ledger_client, ledger_stream = ledger_tail.tail_client(settings), ledger_tail.stream_key(settings)
+        metrics.ledger_age.read = lambda: ledger_tail.oldest_row_age(ledger_client, ledger_stream)
         ops = Operations.open(settings, celery, metrics.registry) if settings.api_token.get_secret_value() else None
         app[INGEST] = IngestContext(settings, celery, metrics, handoff, ops)
         yield
         if ops is not None:
             ops.close()
         await asyncio.get_running_loop().run_in_executor(None, handoff.close)
+        ledger_client.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_route("POST", CALLBACK_PATH, views.recording_status)

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("recvault.ingest")
 
 # Hand-off latencies are sub-millisecond when healthy and up to the publish timeout when not.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class LedgerAge(Collector):
+    """`recvault_ledger_oldest_row_age_seconds`: how long the oldest accepted-callback row has waited in
+    Redis for the flush to S3, read from the stream (XRANGE count=1) at each scrape.
+
+    Ingest exports it, not the worker: ingest is the process that adds the rows, so it is scraped
+    whenever rows can pile up, and it reads the stream itself, so the age keeps growing while the
+    flush, beat or every worker is down, where a value the flush set would freeze or vanish. Each
+    scrape costs one small read (run off the event loop, see views.metrics). While the stream
+    cannot be read the family has no sample: the age is unknown, and RecvaultBrokerDown says why.
+    """
+
+    NAME = "recvault_ledger_oldest_row_age_seconds"
+
+    def __init__(self) -> None:
+        self.read: Callable[[], float] | None = None  # set once the app has its broker client
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, "Age of the oldest accepted-callback row not yet flushed to S3 "
+                                   "(0 when none waits)")
+        if self.read is not None:
+            try:
+                family.add_metric([], self.read())
+            except (redis.RedisError, OSError) as error:
+                log.debug("ledger age not read", extra={"error": repr(error)})
+        yield family
 
 
 class IngestMetrics:
@@ -56,4 +90,7 @@ class IngestMetrics:
         self.drained = Counter(
             "recvault_spool_drained", "Spooled callbacks moved to the queue", registry=r
         )
+        # Read from Redis at each scrape, so it is no per-process value: registered where /metrics reads.
+        self.ledger_age = LedgerAge()
+        self.exposed.register(self.ledger_age)
         self.broker_up.set(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -185,7 +186,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition; with several processes, summed over all of them."""
-    response = web.Response(body=generate_latest(request.app[INGEST].metrics.exposed))
+    """Prometheus exposition; with several processes, summed over all of them.
+
+    Rendered on a thread: the ledger's age is read from Redis as it renders (ingest.metrics.LedgerAge).
+    """
+    registry = request.app[INGEST].metrics.exposed
+    body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+    response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

@@ -14,9 +14,14 @@ The audit trail (hash-chained, see recvault.audit.chain; appended by recvault.au
     audit/chains/system-2026-11-24/000001.json  one chain per day for actions of no one recording
     audit/index/date=2026-11-24/<chain>-000003-<sha16>   empty: "an entry may exist here", written
                                               before the entry, so the sealer never lists chains
-    audit/seals/date=2026-11-24.json          the day's Merkle root over its entries, chained to the
-                                              previous day's seal (COMPLIANCE-locked)
+    audit/seals/date=2026-11-24/130000.json   one period's Merkle root (the period that starts at
+                                              13:00:00 UTC) over its entries, their index rows and
+                                              the ledger objects that appeared in it, chained to the
+                                              previous seal (COMPLIANCE-locked)
+    audit/seals/date=2026-11-24.json          a whole day's seal, as older releases wrote it
     audit/accepted/date=2026-11-24/<stream id>.jsonl   callbacks ingest accepted, flushed from Redis
+    audit/ledger-rejected/date=2026-11-24/<stream id>.json   a malformed ledger entry, moved aside
+                                              whole by the flush (the day: when Redis added it)
 
 Keys are deterministic from the RecordingSid and the recording's start date (an audit
 entry's key from its chain and number), so a redelivered task finds its own earlier work
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from recvault import sids
@@ -41,6 +46,7 @@ AUDIT_CHAINS = "audit/chains/"
 AUDIT_INDEX = "audit/index/"
 AUDIT_SEALS = "audit/seals/"
 AUDIT_ACCEPTED = "audit/accepted/"
+AUDIT_LEDGER_REJECTED = "audit/ledger-rejected/"
 DEAD_LETTERS = "dead-letters/"
 # The Redis hash (id → letter) that indexes unresolved dead letters beside the S3 copies.
 DLQ_KEY = "recvault:dlq"
@@ -59,7 +65,8 @@ _RECORDING = sids.sid_pattern(sids.RECORDING)
 _METADATA_KEY = re.compile(rf"metadata/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})\.json")
 _CHAIN_KEY = re.compile(r"audit/chains/([A-Za-z0-9-]+)/(\d{6,})\.json")
 _INDEX_KEY = re.compile(r"audit/index/date=\d{4}-\d{2}-\d{2}/([A-Za-z0-9-]+)-(\d{6,})-[0-9a-f]{16}")
-_SEAL_KEY = re.compile(r"audit/seals/date=(\d{4}-\d{2}-\d{2})\.json")
+_SEAL_KEY = re.compile(r"audit/seals/date=(\d{4}-\d{2}-\d{2})(?:/(\d{2})(\d{2})(\d{2}))?\.json")
+_REJECTED_KEY = re.compile(r"audit/ledger-rejected/date=(\d{4}-\d{2}-\d{2})/(\d+-\d+)(?:\.[0-9a-f]{16})?\.json")
 _EVENT_KEY = re.compile(rf"events/date=(\d{{4}}-\d{{2}}-\d{{2}})/({_RECORDING})-([a-z-]+)\.json")
 
 
@@ -101,19 +108,52 @@ def parse_index_key(prefix: str, key: str) -> tuple[str, int] | None:
     return (found[1], int(found[2])) if found else None
 
 
-def seal_key(prefix: str, day: str) -> str:
+def seal_key(prefix: str, period_start: datetime) -> str:
+    """The seal of the period that starts at `period_start` (UTC): under its day, named HHMMSS."""
+    start = period_start.astimezone(UTC)
+    return f"{prefix}{AUDIT_SEALS}date={start:%Y-%m-%d}/{start:%H%M%S}.json"
+
+
+def day_seal_key(prefix: str, day: str) -> str:
+    """A whole day's seal, as releases before period seals wrote it (read, never written)."""
     return f"{prefix}{AUDIT_SEALS}date={day}.json"
 
 
-def parse_seal_key(prefix: str, key: str) -> str | None:
-    """The day a seal's key names, or None for any other key."""
+def seals_of_day_prefix(prefix: str, day: str) -> str:
+    """What every seal key of a day starts with: its period seals' folder and its day seal alike."""
+    return f"{prefix}{AUDIT_SEALS}date={day}"
+
+
+def parse_seal_key(prefix: str, key: str) -> datetime | None:
+    """The period start (UTC) a seal's key names, a day seal's its midnight; None for any other key."""
     found = _SEAL_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
-    return found[1] if found else None
+    if found is None:
+        return None
+    try:
+        day = datetime.fromisoformat(found[1]).replace(tzinfo=UTC)
+        return day.replace(hour=int(found[2]), minute=int(found[3]), second=int(found[4])) if found[2] else day
+    except ValueError:
+        return None
 
 
-def accepted_key(prefix: str, day: str, first_id: str) -> str:
-    """A flushed batch of the accepted-callback ledger, named by its first stream id."""
-    return f"{prefix}{AUDIT_ACCEPTED}date={day}/{first_id}.jsonl"
+def accepted_key(prefix: str, day: str, first_id: str, digest: str = "") -> str:
+    """A flushed batch of the accepted-callback ledger, named by its first stream id.
+
+    `digest` (16 hex digits of the batch's SHA-256) names it when something the flush did not
+    write already holds the plain key: create-only keys can be taken by anyone allowed PutObject.
+    """
+    return f"{prefix}{AUDIT_ACCEPTED}date={day}/{first_id}{'.' + digest if digest else ''}.jsonl"
+
+
+def rejected_row_key(prefix: str, day: str, stream_id: str, digest: str = "") -> str:
+    """A malformed ledger entry moved aside, under the day Redis added it (`digest` as for accepted_key)."""
+    return f"{prefix}{AUDIT_LEDGER_REJECTED}date={day}/{stream_id}{'.' + digest if digest else ''}.json"
+
+
+def parse_rejected_row_key(prefix: str, key: str) -> tuple[str, str] | None:
+    """(day, stream id) of a moved-aside ledger entry's key, or None for any other key."""
+    found = _REJECTED_KEY.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return (found[1], found[2]) if found else None
 
 
 def partition_prefix(prefix: str, folder: str, date: str) -> str:
@@ -156,6 +196,9 @@ HOLDS = "holds/"
 ERASURES = "erasures/"
 # tombstones/RE….json: what was erased, without personal data.
 TOMBSTONES = "tombstones/"
+# The folders recvault writes only create-only (If-None-Match: *); the bucket policy init-bucket
+# sets refuses any other write there. Not metadata/: a price update rewrites its document.
+CREATE_ONLY_FOLDERS = (MEDIA, EVENTS, AUDIT, TOMBSTONES, HOLDS, ERASURES, DEAD_LETTERS)
 
 
 def hold_key(prefix: str, hold_id: str, state: Literal["set", "released"]) -> str:

@@ -83,6 +83,10 @@ RENAMED = {
 TEST_VARIABLES = frozenset({"RECVAULT_TEST_REDIS", "RECVAULT_FAULTS_REPORT"})
 # RECVAULT_LOG_LEVEL's values (any case); WARN is taken as WARNING, as the logging module does.
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Audit seal periods: at least 5 minutes (a seal, its system entry and its witness record per
+# period), and a divisor of a day, so a period never straddles a UTC midnight.
+MIN_SEAL_PERIOD_SECONDS = 300
+SEAL_PERIOD_DAY = 86400
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +368,18 @@ class Settings(BaseSettings):
         "unset: SSE-S3 (AES256).",
     )
 
+    # --- audit trail -----------------------------------------------------------
+    seal_period_seconds: int = Field(
+        default=3600,
+        description="Length of the period each audit seal covers: at least 300 s, and a divisor of 86400 "
+        "(a period never straddles a UTC midnight).",
+    )
+    seal_witness: str = Field(
+        default="",
+        description="Where a record of each seal goes, outside the bucket: s3://bucket/prefix (a bucket with "
+        "Object Lock) or a file path (one JSON line per seal); empty: no witness.",
+    )
+
     # --- policy and local state ----------------------------------------------
     policy_file: Path | None = None
     data_dir: Path = Path(".recvault")
@@ -474,6 +490,22 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("seal_period_seconds")
+    @classmethod
+    def _seal_period_divides_a_day(cls, seconds: int) -> int:
+        if seconds < MIN_SEAL_PERIOD_SECONDS or SEAL_PERIOD_DAY % seconds:
+            raise ValueError(f"{seconds} is not allowed: a number of seconds of at least {MIN_SEAL_PERIOD_SECONDS} "
+                             f"that divides {SEAL_PERIOD_DAY} (e.g. 300, 900, 1800, 3600, 21600, 86400)")
+        return seconds
+
+    @field_validator("seal_witness")
+    @classmethod
+    def _seal_witness_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("s3://") and not value.removeprefix("s3://").split("/", 1)[0]:
+            raise ValueError("an S3 witness is s3://bucket or s3://bucket/prefix")
+        return value
 
     @field_validator("s3_prefix")
     @classmethod

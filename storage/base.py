@@ -68,8 +68,8 @@ class ObjectStore(Protocol):
     def ensure_bucket(self, *, create: bool) -> None:
         """Check the bucket is usable; create it with Object Lock when `create` is true."""
 
-    def head(self, key: str) -> StoredObject | None:
-        """Describe the current version at `key`, or None when there is none."""
+    def head(self, key: str, version_id: str | None = None) -> StoredObject | None:
+        """Describe the current version at `key` (or `version_id`), or None when there is none."""
 
     def put_bytes(
         self,

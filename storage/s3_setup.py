@@ -1,4 +1,5 @@
-"""Make a bucket what the archive needs: Object Lock, default retention, encryption, no public access, cleanup.
+"""Make a bucket what the archive needs: Object Lock, default retention, encryption, no public access, cleanup,
+and a bucket policy that keeps create-only folders create-only (storage.bucket_policy).
 
 Each step looks first and changes only what differs, so running it again changes nothing.
 S3-compatible stores implement some of these and not others; a feature the store answers
@@ -7,6 +8,7 @@ S3-compatible stores implement some of these and not others; a feature the store
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recvault.storage import bucket_policy
 from recvault.storage.s3_bucket import DEFAULT_REGION
 from recvault.storage.s3_errors import error_code, http_status, s3_errors, translate
 
@@ -35,10 +38,14 @@ State = Literal["created", "changed", "unchanged", "would change", "not supporte
 
 @dataclass(frozen=True)
 class BucketSetup:
-    """What the bucket should be: default retention (mode, days) or None, and the SSE-KMS key or None (AES256)."""
+    """What the bucket should be: default retention (mode, days) or None, the SSE-KMS key or None (AES256),
+    the folders (keys with the deployment's prefix) only create-only writes may reach, and the
+    principal ARNs (the workers' IAM role) denied every delete in them."""
 
     default_retention: tuple[str, int] | None
     kms_key_id: str | None = None
+    create_only_folders: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,8 @@ class BucketInitializer:
         if steps[0].state == "would change":
             return steps  # nothing more can be looked at in a bucket that is not there
         features = (("object lock", self.object_lock), ("encryption", self.encryption),
-                    ("public access block", self.public_access), ("lifecycle", self.lifecycle))
+                    ("public access block", self.public_access), ("lifecycle", self.lifecycle),
+                    ("bucket policy", self.bucket_policy))
         for feature, step in features:
             try:
                 steps.append(step())
@@ -220,6 +228,37 @@ class BucketInitializer:
 
         detail = f"incomplete multipart uploads aborted after {ABORT_INCOMPLETE_DAYS} days"
         return self._changed("lifecycle", detail + (f", beside {len(rules)} other rule(s)" if rules else ""), change)
+
+    def bucket_policy(self) -> SetupStep:
+        wanted = bucket_policy.statements(self.bucket, self.client.meta.region_name, self.setup.create_only_folders,
+                                          self.setup.workers)
+        if not wanted:
+            return SetupStep("bucket policy", "unchanged", "no create-only folders asked for")
+        answer = _get(f"get bucket policy of {self.bucket}", lambda: self.client.get_bucket_policy(Bucket=self.bucket),
+                      "NoSuchBucketPolicy")
+        existing = json.loads(answer["Policy"]) if answer else None
+        policy = bucket_policy.merged(existing, wanted)
+        detail = _policy_detail(policy, self.setup.create_only_folders)
+        if bucket_policy.same(existing, policy):
+            return SetupStep("bucket policy", "unchanged", detail)
+
+        def change() -> None:
+            # The policy is replaced whole: the operator's statements go back in beside ours.
+            with _supported(f"put bucket policy of {self.bucket}"):
+                self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+
+        return self._changed("bucket policy", detail, change)
+
+
+def _policy_detail(policy: dict[str, Any], folders: tuple[str, ...]) -> str:
+    """What the policy makes of recvault's folders, in a line."""
+    said = f"writes to {', '.join(folders)} only with If-None-Match"
+    deny = next((s for s in policy["Statement"] if s.get("Sid") == bucket_policy.NO_DELETE_SID), None)
+    if deny is None:
+        return said + "; no worker role named, so deletes are left to IAM"
+    principal = deny.get("Principal")
+    workers = principal.get("AWS", []) if isinstance(principal, dict) else principal
+    return f"{said}; no deletes there by {', '.join(workers if isinstance(workers, list) else [str(workers)])}"
 
 
 def _whole_bucket(rule: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.simulator",
     "tests.fixtures.tls_redis",
+    "tests.fixtures.insider",
     # Last: it builds on the services above.
     "tests.fixtures.archive",
 ]

@@ -22,6 +22,7 @@ from recvault.audit.integrity import stored_sha256
 from recvault.audit.vouched import document_sha256
 from recvault.audit.write import archived_details, ensure_archived_entry, write_audit
 from recvault.compliance.policy import Decision, Policy
+from recvault.compliance.tombstones import refuse_if_erased
 from recvault.errors import AlreadyExists, IntegrityFailed, MediaNotReady, PermanentError, RecordingGone
 from recvault.events import RecordingStatusEvent
 from recvault.storage.base import ObjectStore, StoredObject
@@ -48,7 +49,7 @@ class ArchiveOptions:
 class ArchiveResult:
     """What an archive call did."""
 
-    outcome: str  # "archived", "already-archived" or "event-recorded"
+    outcome: str  # "archived", "already-archived", "event-recorded" or "refused-erased"
     key: str
     media: StoredObject | None = None
     price_pending: bool = False
@@ -69,7 +70,15 @@ def archive_event(
     options: ArchiveOptions,
     now: Callable[[], datetime] = utcnow,
 ) -> ArchiveResult:
-    """Archive a completed recording, or record any other status as an event document."""
+    """Archive a completed recording, or record any other status as an event document.
+
+    An erased recording is neither: its tombstone refuses it (an `archive-refused-erased` entry)
+    before anything is downloaded or written, and the task ends there, done, not retried.
+    """
+    tombstone = refuse_if_erased(store, options.prefix, event.recording_sid, asked_by="archive task", now=now(),
+                                 details={"status": event.recording_status})
+    if tombstone is not None:
+        return ArchiveResult("refused-erased", tombstone)
     if event.recording_status != "completed":
         return record_event(event, received_at=received_at, store=store, policy=policy, options=options, now=now)
     return archive_recording(event, received_at=received_at, twilio=twilio, store=store,

@@ -20,6 +20,7 @@ import redis
 from celery.beat import BeatLazyFunc, PersistentScheduler
 from celery.schedules import crontab
 
+from recvault.audit.seal import LEDGER_FLUSH_INTERVAL
 from recvault.queue.celery_factory import ERASE_DUE_TASK, LEDGER_FLUSH_TASK, PRICE_SWEEP_TASK, RECONCILE_TASK, SEAL_TASK
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.versions import MESSAGE_FIELD, MESSAGE_VERSION
@@ -31,12 +32,13 @@ RECONCILE_AT = crontab(hour=2, minute=30)
 PRICE_SWEEP_AT = crontab(hour=3, minute=30)
 # Hourly: queued erasures run within the hour their retention or last hold ends.
 ERASE_DUE_AT = crontab(minute=15)
-# The audit trail's previous day is sealed a little after midnight UTC: entries stamped just
-# before midnight are written by then (an entry's stamp is taken as it is appended).
-SEAL_AT = crontab(hour=0, minute=20)
+# The audit trail is sealed period by period (RECVAULT_SEAL_PERIOD_SECONDS, 5 minutes at the
+# least), each once audit.seal.GRACE has passed since it ended: a run every 5 minutes seals every
+# period due, oldest first.
+SEAL_AT = crontab(minute="*/5")
 # The accepted-callback ledger moves from Redis to S3 every quarter of an hour (a few hundred KB
-# of Redis per 1,000 callbacks a minute until then).
-LEDGER_FLUSH_AT = crontab(minute="*/15")
+# of Redis per 1,000 callbacks a minute until then); the sealer's grace follows this interval.
+LEDGER_FLUSH_AT = crontab(minute=f"*/{int(LEDGER_FLUSH_INTERVAL.total_seconds()) // 60}")
 # Days the price sweep looks back over (a recording's own refresh chain covers its first hour).
 PRICE_SWEEP_DAYS = 3
 # A job's dedup key outlives its day, so a restarted or second beat cannot publish that day's job again.
@@ -72,9 +74,8 @@ def erase_due_payload() -> dict[str, Any]:
 
 
 def seal_payload() -> dict[str, Any]:
-    """Seal up to the previous UTC day (the task seals every unsealed day before it too)."""
-    (day,) = _days_back(datetime.now(UTC), 1, 1)
-    return _job({"through": day})
+    """Names its 5 minutes, so each run has a dedup key of its own (the task seals every period due)."""
+    return _job({"slot": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")})
 
 
 def ledger_flush_payload() -> dict[str, Any]:
@@ -91,7 +92,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
                         "args": (BeatLazyFunc(price_sweep_payload),)},
         "due-erasures": {"task": ERASE_DUE_TASK, "schedule": ERASE_DUE_AT,
                          "args": (BeatLazyFunc(erase_due_payload),)},
-        "seal-audit-days": {"task": SEAL_TASK, "schedule": SEAL_AT, "args": (BeatLazyFunc(seal_payload),)},
+        "seal-audit-periods": {"task": SEAL_TASK, "schedule": SEAL_AT, "args": (BeatLazyFunc(seal_payload),)},
         "flush-accepted-ledger": {"task": LEDGER_FLUSH_TASK, "schedule": LEDGER_FLUSH_AT,
                                   "args": (BeatLazyFunc(ledger_flush_payload),)},
     }

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from celery import Celery, Task
 
 from recvault.audit import ledger
-from recvault.audit.ledger_flush import flush_accepted
+from recvault.audit.ledger_flush import flush
 from recvault.audit.seal import seal_pending, seal_retention
+from recvault.audit.witness import witness_from_settings
 from recvault.compliance.erasure import run_due
 from recvault.days import parse_day
 from recvault.errors import PermanentError
@@ -96,18 +97,21 @@ def sweep_days(ctx: WorkerContext, app: Celery, payload: dict) -> SweepReport:
     return sweep_prices(ctx.store, ctx.options.prefix, dates, publish)
 
 
-def seal_days(ctx: WorkerContext) -> str:
-    """Seal every finished day of the audit trail not sealed yet."""
-    sealed = seal_pending(ctx.store, ctx.options.prefix, ctx.policy.longest_retention_days(), utcnow())
-    return f"{len(sealed)} day(s) sealed"
+def seal_periods(ctx: WorkerContext) -> str:
+    """Seal every period of the audit trail that is due and not sealed yet, recording each in the witness."""
+    settings = ctx.settings
+    sealed = seal_pending(ctx.store, ctx.options.prefix, ctx.policy.longest_retention_days(), utcnow(),
+                          period_seconds=settings.seal_period_seconds, witness=witness_from_settings(settings))
+    return f"{len(sealed)} period(s) sealed"
 
 
 def flush_ledger(ctx: WorkerContext) -> str:
-    """Copy the accepted-callback ledger to S3 and trim what was copied."""
+    """Copy the accepted-callback ledger to S3 and trim what was copied; malformed entries go aside."""
     stream = ctx.publisher.keys.recvault(ledger.STREAM)
-    rows = flush_accepted(ctx.publisher.client, stream, ctx.store, ctx.options.prefix,
-                          seal_retention(ctx.policy.longest_retention_days(), utcnow()))
-    return f"{rows} accepted row(s) flushed"
+    flushed = flush(ctx.publisher.client, stream, ctx.store, ctx.options.prefix,
+                    seal_retention(ctx.policy.longest_retention_days(), utcnow()))
+    aside = f", {flushed.rejected} malformed row(s) moved aside" if flushed.rejected else ""
+    return f"{flushed.written} accepted row(s) flushed{aside}"
 
 
 def run_due_erasures(ctx: WorkerContext) -> str:
@@ -131,7 +135,8 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
             for report in reports:
                 log.info("reconciled", extra={"task_id": self.request.id, "account_sid": report.account_sid,
                                               "listed": report.listed, "archived": report.archived,
-                                              "missing": len(report.missing), "queued": report.count("queued")})
+                                              "missing": len(report.missing), "queued": report.count("queued"),
+                                              "erased": len(report.erased)})
             return f"{sum(len(r.missing) for r in reports)} missing"
 
         return deliver(self, process, letter_id, payload, body, report=True)
@@ -148,7 +153,7 @@ def register_scheduled_tasks(app: Celery, process: ProcessContext) -> None:
 
         return deliver(self, process, letter_id, payload, body, report=True)
 
-    _register_simple(app, process, SEAL_TASK, "seal", seal_days)
+    _register_simple(app, process, SEAL_TASK, "seal", seal_periods)
     _register_simple(app, process, LEDGER_FLUSH_TASK, "ledger-flush", flush_ledger)
     _register_simple(app, process, ERASE_DUE_TASK, "erasures", run_due_erasures)
 

@@ -11,7 +11,9 @@ Redis has no dead-letter queue, so recvault keeps one, twice:
 
 Listing merges both. Replaying re-publishes first and resolves second, so a crash in
 between can only replay twice, which the idempotent archive absorbs; resolving touches only
-the letter that was replayed, never a newer one written under the same id meanwhile.
+the letter that was replayed, never a newer one written under the same id meanwhile. A letter
+about a recording erased since is not replayed: the refusal is an entry in its chain, and the
+letter stays until it is dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import redis
 
 from recvault.audit.write import write_audit
+from recvault.compliance.tombstones import refuse_if_erased
 from recvault.errors import RecvaultError
 from recvault.layout import DEAD_LETTERS, DLQ_KEY, letter_recording_sid
 from recvault.queue.broker import broker_client
@@ -103,10 +106,31 @@ class DeadLetters:
         self._audit(letter, f"dead-letter-{how}", {"failed_at": letter.failed_at})
         return bool(self._remove_if_same(keys=[DLQ_KEY], args=[letter.id, letter.failed_at]))
 
-    def replay(self, letter: DeadLetter, publish: Callable[[str, object], object]) -> None:
-        """Hand the event back to the workers, then resolve this letter."""
+    def replay(self, letter: DeadLetter, publish: Callable[[str, object], object]) -> str | None:
+        """Hand the event back to the workers, then resolve this letter; None when done.
+
+        A letter about an erased recording is refused instead: its tombstone key is returned,
+        and nothing is published or resolved.
+        """
+        tombstone = self._erased(letter)
+        if tombstone is not None:
+            return tombstone
         publish(letter.task, letter.payload)
         self.resolve(letter, "replayed")
+        return None
+
+    def _erased(self, letter: DeadLetter) -> str | None:
+        """The tombstone of the recording the letter is about, its refusal recorded; None to replay."""
+        sid = letter_recording_sid(letter.id)
+        if self._store is None or sid is None:
+            return None
+        try:
+            return refuse_if_erased(self._store, self._prefix, sid, asked_by="dlq replay", now=datetime.now(UTC),
+                                    details={"letter_id": letter.id, "task": letter.task})
+        except RecvaultError as error:
+            # The archive task asks again before it downloads anything, and refuses an erased recording there.
+            log.warning("erasure not checked before replay", extra={"id": letter.id, "error": str(error)})
+            return None
 
     def _put(self, key: str, body: str) -> None:
         if self._store is None:

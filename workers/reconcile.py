@@ -5,7 +5,8 @@ Twilio lists newest first and its pages shift when recordings are created while 
 pages, so a recording can come twice: each is counted once. A missing recording is queued
 as the `completed` callback Twilio would have sent, through recvault's queue writer with
 a dedup key per recording, so running reconcile again (by hand or by the schedule) queues
-nothing twice.
+nothing twice. A recording that was erased (it has a tombstone) is not missing: it is reported
+as erased and never queued, and when asked to queue, the refusal is an entry in its chain.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from celery import Celery
 
 from recvault import documents as docs
 from recvault import layout
+from recvault.compliance.tombstones import is_erased, refuse_if_erased
 from recvault.queue.writer import QueueWriter, build_message
 from recvault.settings import Settings
 from recvault.storage.base import ObjectStore
@@ -41,7 +43,9 @@ class Gap:
     duration: str | None
     channels: int | None
     source: str | None
-    outcome: str = "missing"  # "queued", "already queued" (by an earlier run) or "missing"
+    # "queued", "already queued" (by an earlier run) or "missing"; "erased" for one erased on purpose.
+    outcome: str = "missing"
+    tombstone: str | None = None  # an erased recording's
 
 
 @dataclass
@@ -57,6 +61,8 @@ class GapReport:
     not_completed: int = 0  # absent, failed, in progress: no media to archive
     archived: int = 0
     missing: list[Gap] = field(default_factory=list)
+    # Erased (or purged) from the archive on purpose, still at Twilio: never queued again.
+    erased: list[Gap] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(1 for gap in self.missing if gap.outcome == outcome)
@@ -65,9 +71,10 @@ class GapReport:
         window = f"{self.date_from} to {self.date_to or 'now'}"
         queued = f" ({self.count('queued')} queued, {self.count('already queued')} already queued)" if any(
             gap.outcome != "missing" for gap in self.missing) else ""
+        erased = f", {len(self.erased)} erased" if self.erased else ""
         return (f"{self.account_sid} {window}: {self.listed} listed at Twilio in {self.pages} page(s)"
-                f" ({self.repeated} listed twice), {self.not_completed} not completed, {self.archived} archived, "
-                f"{len(self.missing)} missing{queued}")
+                f" ({self.repeated} listed twice), {self.not_completed} not completed, {self.archived} archived"
+                f"{erased}, {len(self.missing)} missing{queued}")
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "queued": self.count("queued"), "already_queued": self.count("already queued")}
@@ -101,6 +108,13 @@ def reconcile(
                 continue
             gap = Gap(sid, recording.get("account_sid") or account_sid, recording.get("start_time"),
                       recording.get("duration"), recording.get("channels"), recording.get("source"))
+            # Asked to queue it, the refusal goes to its chain; a report alone only looks.
+            gap.tombstone = (refuse_if_erased(store, prefix, sid, asked_by="reconcile", now=datetime.now(UTC))
+                             if enqueue is not None else is_erased(store, prefix, sid))
+            if gap.tombstone is not None:
+                gap.outcome = "erased"
+                report.erased.append(gap)
+                continue
             if enqueue is not None:
                 gap.outcome = "queued" if enqueue(recording) else "already queued"
             report.missing.append(gap)

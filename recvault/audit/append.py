@@ -8,7 +8,7 @@ retries). A recording's first entry — the common archive path — is tried as 
 no read at all.
 
 Before each attempt a tiny index row is written under the entry's UTC day, named after the
-entry's number and hash, so the daily sealer finds the day's entries without listing every
+entry's number and hash, so the sealer finds a period's entries without listing every
 chain. A row whose entry was never written, or lost the race to another writer's entry, is
 stale; the sealer checks each row against the entry it names and ignores those. That is
 also why the first row may be written while the object the entry describes is still being

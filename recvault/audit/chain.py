@@ -1,15 +1,18 @@
-"""The audit trail's hash chains and daily seals: record format and arithmetic, no I/O.
+"""The audit trail's hash chains and seals: record format and arithmetic, no I/O.
 
 A chain is a numbered run of entries (`seq` 1, 2, 3, …). Each entry carries the SHA-256
 of the previous entry's exact bytes in `prev`; the first carries a genesis value derived
 from the chain's name, so an entry cannot be moved into another chain. Removing, editing,
 inserting or swapping entries breaks either the numbering or a `prev` link.
 
-A seal covers one UTC day: the Merkle root over a leaf per entry written that day
-(leaf = the entry's key and SHA-256, leaves sorted by key), plus the previous day's seal
-hash, so a seal cannot be dropped or rewritten without breaking the next one. The tree
-follows RFC 6962's shape (0x00/0x01 prefixes keep leaves and nodes apart, an odd node is
-carried up unpaired), which a third party can recompute with any SHA-256 tool.
+A seal covers one period of UTC time (RECVAULT_SEAL_PERIOD_SECONDS, a divisor of a day, so
+a period never straddles midnight): the Merkle root over a leaf per record of the period
+(leaf = the record's key and SHA-256, leaves sorted by key), plus the SHA-256 of the previous
+seal, so a seal cannot be dropped or rewritten without breaking the next one. Seals written
+before periods existed cover a whole day (`date`, no period fields) and are read as a period of
+86400 s from that day's midnight. The tree follows RFC 6962's shape (0x00/0x01 prefixes keep
+leaves and nodes apart, an odd node is carried up unpaired), which a third party can recompute
+with any SHA-256 tool.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Chains of actions that belong to no one recording (policy loaded, lifecycle written,
@@ -120,24 +123,110 @@ def merkle_root(leaves: Iterable[tuple[str, str]]) -> str:
     return level[0].hex()
 
 
-def seal_bytes(day: str, leaves: Sequence[tuple[str, str]], prev_seal: str, sealed_at: datetime) -> bytes:
-    """The seal of one day, as stored."""
+# A period is a divisor of a day, so its boundaries fall on the same instants every day.
+DAY_SECONDS = 86400
+# The SHA-256 a sealed index row (an empty object) has.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def period_end(start: datetime, period_seconds: int) -> datetime:
+    """The end of the period that begins at `start`: the next multiple of `period_seconds` after
+    `start`, counted from `start`'s UTC midnight (shorter than a period when `start` is off that
+    grid, as after the period setting changed)."""
+    start = start.astimezone(UTC)
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = int((start - midnight).total_seconds())
+    return midnight + timedelta(seconds=(offset // period_seconds + 1) * period_seconds)
+
+
+def period_holding(at: datetime, period_seconds: int) -> datetime:
+    """The start of the period (on the day's grid) that holds `at`."""
+    at = at.astimezone(UTC)
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = int((at - midnight).total_seconds())
+    return midnight + timedelta(seconds=offset - offset % period_seconds)
+
+
+def seal_bytes(period_start: datetime, period_seconds: int, leaves: Sequence[tuple[str, str]], prev_seal: str,
+               sealed_at: datetime, retain_until: datetime | None) -> bytes:
+    """The seal of one period, as stored: one JSON line, keys sorted, times in UTC ISO 8601."""
     ordered = sorted(leaves)
-    record = {"date": day, "count": len(ordered), "root": merkle_root(ordered), "prev_seal": prev_seal,
-              "leaves": [list(leaf) for leaf in ordered], "sealed_at": sealed_at.isoformat()}
+    record = {"period_start": period_start.astimezone(UTC).isoformat(), "period_seconds": period_seconds,
+              "count": len(ordered), "root": merkle_root(ordered), "prev_seal": prev_seal,
+              "leaves": [list(leaf) for leaf in ordered], "sealed_at": sealed_at.astimezone(UTC).isoformat(),
+              "retain_until": retain_until.astimezone(UTC).isoformat() if retain_until else None}
     return (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
-def seal_problems(day: str, seal: dict[str, Any], prev_seal: str) -> list[str]:
-    """What is wrong with one parsed seal, given the hash its predecessor has (or the genesis)."""
+@dataclass(frozen=True)
+class Seal:
+    """One stored seal, parsed (a period seal, or a day seal of the older form), with the hash of its bytes."""
+
+    period_start: datetime
+    period_seconds: int
+    count: object  # as stored: seal_problems says when it is not the number of leaves
+    root: str
+    prev_seal: str
+    leaves: tuple[tuple[str, str], ...]
+    sealed_at: str
+    retain_until: datetime | None
+    day_seal: bool
+    sha256: str
+
+    @property
+    def period_end(self) -> datetime:
+        return self.period_start + timedelta(seconds=self.period_seconds)
+
+    def content(self) -> tuple[object, ...]:
+        """What two seals of one period must agree on to be the same seal (not when, or for how long, it was locked)."""
+        return self.period_start, self.period_seconds, self.root, self.prev_seal, self.leaves
+
+    @classmethod
+    def parse(cls, body: bytes) -> Seal:
+        """ValueError when the bytes are not a seal."""
+        try:
+            record = json.loads(body)
+            leaves = tuple((str(key), str(digest)) for key, digest in record["leaves"])
+            if "period_start" in record:
+                start = _utc(datetime.fromisoformat(str(record["period_start"])))
+                seconds, day_seal = int(record["period_seconds"]), False
+            else:
+                start = datetime.fromisoformat(str(record["date"])).replace(tzinfo=UTC)
+                seconds, day_seal = DAY_SECONDS, True
+            until = record.get("retain_until")
+            return cls(period_start=start, period_seconds=seconds, count=record.get("count"),
+                       root=str(record.get("root")), prev_seal=str(record.get("prev_seal")), leaves=leaves,
+                       sealed_at=str(record.get("sealed_at", "")),
+                       retain_until=_utc(datetime.fromisoformat(str(until))) if until else None,
+                       day_seal=day_seal, sha256=sha256_hex(body))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not a seal ({error})") from None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def seal_problems(seal: Seal, prev_seal: str, named_start: datetime) -> list[str]:
+    """What is wrong with one parsed seal, given the hash its predecessor has (or the genesis) and the
+    period start its key names."""
+    name = f"seal of {named_start.astimezone(UTC).isoformat()}"
     problems = []
-    leaves = [(str(key), str(digest)) for key, digest in seal.get("leaves", [])]
-    if seal.get("date") != day:
-        problems.append(f"seal of {day} names day {seal.get('date')!r}")
-    if seal.get("count") != len(leaves):
-        problems.append(f"seal of {day}: count {seal.get('count')} but {len(leaves)} leaves")
-    if merkle_root(leaves) != seal.get("root"):
-        problems.append(f"seal of {day}: Merkle root does not match its leaves")
-    if seal.get("prev_seal") != prev_seal:
-        problems.append(f"seal of {day}: prev_seal does not match the previous seal's SHA-256")
-    return problems
+    if seal.period_start != named_start:
+        problems.append(f"{name} says its period starts {seal.period_start.isoformat()}")
+    midnight = seal.period_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if seal.period_seconds <= 0 or seal.period_end > midnight + timedelta(seconds=DAY_SECONDS):
+        problems.append(f"{name}: a period of {seal.period_seconds} s does not end by the next midnight (UTC)")
+    if seal.count != len(seal.leaves):
+        problems.append(f"{name}: count {seal.count} but {len(seal.leaves)} leaves")
+    if merkle_root(seal.leaves) != seal.root:
+        problems.append(f"{name}: Merkle root does not match its leaves")
+    link = seal_link_problem(seal, prev_seal, named_start)
+    return problems + ([link] if link else [])
+
+
+def seal_link_problem(seal: Seal, prev_seal: str, named_start: datetime) -> str | None:
+    """Whether the seal links to its predecessor (`prev_seal`: that seal's SHA-256, or the genesis)."""
+    if seal.prev_seal == prev_seal:
+        return None
+    return f"seal of {named_start.astimezone(UTC).isoformat()}: prev_seal does not match the previous seal's SHA-256"

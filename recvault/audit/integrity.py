@@ -20,6 +20,8 @@ class Problem:
 
     what: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    # A kind of recvault.audit.findings.KINDS: another version in place, or other bytes.
+    kind: str = "altered-media"
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,11 @@ class Verification:
         return self.problem is None
 
 
-def stored_sha256(store: ObjectStore, key: str) -> tuple[str, bytes]:
-    """The SHA-256 (hex) of the object's bytes, streamed, and its first HEADER_PROBE_BYTES."""
+def stored_sha256(store: ObjectStore, key: str, version_id: str | None = None) -> tuple[str, bytes]:
+    """The SHA-256 (hex) of the object's bytes (the current version, or `version_id`), streamed, and
+    its first HEADER_PROBE_BYTES."""
     digest, header = hashlib.sha256(), b""
-    for chunk in store.iter_bytes(key):
+    for chunk in store.iter_version(key, version_id) if version_id else store.iter_bytes(key):
         if len(header) < HEADER_PROBE_BYTES:
             header += chunk[: HEADER_PROBE_BYTES - len(header)]
         digest.update(chunk)
@@ -52,7 +55,7 @@ def media_problems(store: ObjectStore, document: dict[str, Any], current: Stored
     if document.get("media_version_id") and current.version_id != document["media_version_id"]:
         problems.append(Problem("the current media version is not the one archived",
                                 {"archived_version_id": document["media_version_id"],
-                                 "current_version_id": current.version_id}))
+                                 "current_version_id": current.version_id}, "substituted-media"))
     if current.size != document.get("media_size"):
         problems.append(Problem("media size differs from the document",
                                 {"recorded": document.get("media_size"), "found": current.size}))
@@ -61,7 +64,7 @@ def media_problems(store: ObjectStore, document: dict[str, Any], current: Stored
                                 {"recorded": document.get("media_checksum_sha256"),
                                  "found": current.checksum_sha256}))
     if rehash:
-        found, _ = stored_sha256(store, current.key)
+        found, _ = stored_sha256(store, current.key, current.version_id)
         if found != document.get("media_sha256"):
             problems.append(Problem("SHA-256 of the stored bytes differs from the document",
                                     {"recorded": document.get("media_sha256"), "found": found}))

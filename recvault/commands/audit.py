@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from recvault.commands.options import day, recording_sid
+from recvault.commands.options import actor_of, add_actor, day, recording_sid
 from recvault.settings import Settings
 
 HELP = "verify the archive and its audit trail (verify), or show one recording's chain of custody (show)"
@@ -42,6 +43,7 @@ def _verify_options(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
     parser.add_argument("--sample", type=_sample,
                         help="re-hash only N recordings, or this fraction of them (default: all)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    add_actor(parser)
     if legacy:
         parser.add_argument("--date", type=day, help="one day: --from D --to D")
         parser.add_argument("--deep", action="store_true", help="kept for older scripts: verify re-hashes anyway")
@@ -88,12 +90,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = S3Store.from_settings(settings)
     if args.audit_command == "show":
         return _show(store, settings.s3_prefix, args)
-    return _verify(store, settings.s3_prefix, args)
+    return _verify(store, settings, args)
 
 
-def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
+def _verify(store: object, settings: Settings, args: argparse.Namespace) -> int:
+    from recvault.audit.append import process_actor
+    from recvault.audit.ledger_tail import tail_from_settings
     from recvault.audit.verify.archive import Sample, first_day, verify_archive
     from recvault.audit.verify.report import write_report
+    from recvault.audit.witness import witness_from_settings
+    from recvault.audit.write import write_system_audit
+
+    prefix = settings.s3_prefix
 
     today = datetime.now(UTC).date().isoformat()
     one_day = getattr(args, "date", None)
@@ -104,29 +112,47 @@ def _verify(store: object, prefix: str, args: argparse.Namespace) -> int:
         return 2
     count, fraction = args.sample or (None, None)
     bar = ProgressBar(sys.stderr)
+    # The ledger rows not flushed yet: read from Redis, never consumed; None when it does not answer.
+    tail = tail_from_settings(settings)
     try:
         report = verify_archive(store, prefix, date_from, date_to,  # type: ignore[arg-type]
-                                sample=Sample(count, fraction), progress=bar)
+                                sample=Sample(count, fraction), progress=bar,
+                                tail=[row for _, row, _ in tail.rows if row is not None] if tail.reachable else None,
+                                malformed_tail=[(stream_id, raw) for stream_id, row, raw in tail.rows if row is None],
+                                witness=witness_from_settings(settings))
     finally:
         bar.close()
+    hashes: dict[str, str] = {}
     if args.report:
         written = write_report(report, args.report)
+        hashes = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in written}
         print(f"report: {written[1]} and {written[0]}", file=sys.stderr)
+        for name, digest in sorted(hashes.items()):
+            print(f"sha256 {digest}  {name}", file=sys.stderr)
+    # The audit of the archive is audited too: each run is an entry of the day's system chain.
+    write_system_audit(store, prefix, "audit-verified",  # type: ignore[arg-type]
+                       {"from": date_from, "to": date_to, "clean": report.clean, "findings": len(report.findings),
+                        "kinds": sorted({f.kind for f in report.findings if f.kind}), "totals": report.totals,
+                        "ledger_tail": report.ledger_tail, "witness": report.witness, "report_sha256": hashes},
+                       datetime.now(UTC), actor=f"{actor_of(args)}@{process_actor()}")
     if args.json:
         print(json.dumps(report.as_json(), sort_keys=True, default=str))
     else:
         for finding in report.findings:
-            print(f"DISCREPANCY [{finding.check}] {finding.subject}: {finding.problem}")
+            print(f"DISCREPANCY [{finding.kind or finding.check}] {finding.subject}: {finding.problem}")
     totals = report.totals
     completed = totals.get("accepted_completed", 0)
-    unaccounted = sum(1 for finding in report.findings if finding.check == "completeness")
+    unaccounted = sum(1 for finding in report.findings if finding.kind == "vanished-recording")
     completeness = (f"{completed - unaccounted} of {completed} accepted completed callback(s) accounted for"
-                    if completed else "no accepted callback in the ledger for these days (beat moves them there "
-                    "from Redis every 15 minutes), so completeness covered nothing")
+                    if completed else "no accepted completed callback for these days in the ledger (S3, or the "
+                    "rows still in Redis), so completeness covered nothing")
     print(f"verified {date_from}..{date_to}: {totals.get('recordings', 0)} recording(s) "
-          f"({totals.get('rehashed', 0)} re-hashed), {totals.get('audit_entries', 0)} audit entr(ies), "
-          f"{totals.get('sealed_days', 0)} sealed day(s); {completeness}: {len(report.findings)} discrepancy(ies)",
+          f"({totals.get('rehashed', 0)} re-hashed), {totals.get('versions_listed', 0)} object version(s), "
+          f"{totals.get('audit_entries', 0)} audit entr(ies), {totals.get('seals_checked', 0)} seal(s); "
+          f"ledger tail: {report.ledger_tail}; {completeness}: {len(report.findings)} discrepancy(ies)",
           file=sys.stderr)
+    for gap in report.not_covered:
+        print(f"not covered: {gap}", file=sys.stderr)
     return 0 if report.clean else 1
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from recvault.settings import Settings
 
-HELP = ("schedule the daily reconcile of the previous day and the price sweep, the audit trail's daily seal "
+HELP = ("schedule the daily reconcile of the previous day and the price sweep, the audit trail's seals "
         "and the accepted-callback ledger's flush (Celery beat; run one; workers run the jobs)")
 
 # Beat's scheduler, by name: it publishes through recvault's queue writer.

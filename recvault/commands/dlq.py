@@ -85,7 +85,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if found is None:
             print(f"recvault: no dead letter {wanted!r}", file=sys.stderr)
             continue
-        letters.replay(found, publish(found))
+        tombstone = letters.replay(found, publish(found))
+        if tombstone is not None:
+            print(f"recvault: not replayed {found.id}: its recording was erased ({tombstone}); "
+                  f"`recvault dlq drop {found.id}` forgets it", file=sys.stderr)
+            continue
         replayed += 1
     print(f"replayed {replayed} event(s)")
     return 0 if replayed == len(chosen) else 1

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         outcomes = run_due(store, settings.s3_prefix, datetime.now(UTC))
         for outcome in outcomes:
             waiting = f" (possible {outcome.refusal.possible_from})" if outcome.refusal else ""
-            print(f"{outcome.status} {outcome.recording_sid}{waiting}")
+            print(f"{outcome.status} {outcome.recording_sid}{waiting}" + (f": {outcome.problem}"
+                                                                          if outcome.problem else ""))
         if not outcomes:
             print("no queued erasures")
         return 0
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                         actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed, date=args.date)
         if outcome.status == "erased":
             print(f"erased {sid}: {outcome.objects} object version(s); tombstone kept")
+        elif outcome.status == "mismatch":
+            refused += 1
+            print(f"recvault: erase: refused, nothing deleted: {outcome.problem}", file=sys.stderr)
         elif outcome.status == "not-found":
             missing += 1
             print(f"recvault: erase: {sid} is not in the archive", file=sys.stderr)

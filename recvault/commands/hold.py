@@ -46,29 +46,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.audit.seal import seal_retention
     from recvault.compliance.hold_selector import BadSelector, Selector, parse_label
     from recvault.compliance.holds import HoldError, list_holds, release_hold, set_hold
+    from recvault.compliance.policy import Policy
 
     now = datetime.now(UTC)
+    # The registry's records are kept like the seals: COMPLIANCE, as long as any recording may be.
+    locked = seal_retention(Policy.from_settings(settings).longest_retention_days(), now) if (
+        args.hold_command in ("set", "release")) else None
     try:
         if args.hold_command == "set":
             selector = Selector(tuple(args.recordings), args.call, args.account,
                                 dict(parse_label(text) for text in args.label), args.date_from, args.date_to)
             hold, chosen = set_hold(store_for(settings), settings.s3_prefix, selector, reason=args.reason,
-                                    actor=actor_of(args), now=now, hold_id=args.hold_id)
+                                    actor=actor_of(args), now=now, hold_id=args.hold_id, record_retention=locked)
             for located in chosen:
                 print(f"held {located.sid} {located.date}")
             print(f"hold {hold.hold_id} set on {len(chosen)} recording(s): {selector.describe()}", file=sys.stderr)
             return 0
         if args.hold_command == "release":
             hold, released, kept = release_hold(store_for(settings), settings.s3_prefix, args.hold_id,
-                                                reason=args.reason, actor=actor_of(args), now=now)
+                                                reason=args.reason, actor=actor_of(args), now=now,
+                                                record_retention=locked)
             for sid in released:
                 print(f"released {sid}")
-            for sid, heartbeats in kept.items():
-                print(f"still held {sid} by {', '.join(heartbeats)}")
+            for sid, keepers in kept.items():
+                print(f"still held {sid} by {', '.join(keepers)}")
             print(f"hold {hold.hold_id} released: {len(released)} recording(s) released, "
-                  f"{len(kept)} still held by another hold", file=sys.stderr)
+                  f"{len(kept)} still held", file=sys.stderr)
             return 0
     except (BadSelector, HoldError) as error:
         print(f"recvault: hold {args.hold_command}: {error}", file=sys.stderr)

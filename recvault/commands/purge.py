@@ -26,7 +26,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     report = purge(store_for(settings), settings.s3_prefix, now=datetime.now(UTC), policy=policy,
                    date_before=args.date_before, dry_run=args.dry_run, actor=actor_of(args))
     for outcome in report.outcomes:
-        if outcome.refusal is not None:
+        if outcome.problem is not None:
+            print(f"kept {outcome.recording_sid}: refused, nothing deleted: {outcome.problem}")
+        elif outcome.refusal is not None:
             print(f"kept {outcome.recording_sid}: {'; '.join(outcome.refusal.reasons)}")
         else:
             print(f"{outcome.status} {outcome.recording_sid}: {outcome.objects} object version(s)")

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"from": args.date_from, "to": args.date_to, "enqueue": args.enqueue,
                           "missing": sum(len(r.missing) for r in reports),
+                          "erased": sum(len(r.erased) for r in reports),
                           "queued": sum(r.count("queued") for r in reports),
                           "accounts": [r.as_dict() for r in reports]}))
         return 0
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for gap in report.missing:
             print(f"missing {gap.sid} {gap.start_time or '-'}  {gap.duration or '?'} s  {gap.channels or '?'} ch  "
                   f"{gap.source or '-'}" + ("" if gap.outcome == "missing" else f"  {gap.outcome}"))
+        for gap in report.erased:
+            print(f"erased {gap.sid} {gap.start_time or '-'}  tombstone {gap.tombstone}  not queued")
     for report in reports:
         print(report.summary())
     return 0

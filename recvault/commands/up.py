@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from recvault.storage.s3 import S3Store
 
 HELP = "run Redis, S3 (SeaweedFS), ingest, a worker, beat and the Twilio simulator on embedded defaults"
+# The seal witness `up` keeps in its data directory when RECVAULT_SEAL_WITNESS is not set.
+SEAL_WITNESS_FILE = "seal-witness.jsonl"
 # How long the demo's recordings may take to be archived.
 DEMO_TIMEOUT_SECONDS = 90
 # The RecordingSids `simulate send --demo` lists, one per line.
@@ -106,6 +108,10 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
         # What the children get on top of this environment, and (mostly) what the file says.
         shared = {"RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
                   "RECVAULT_DATA_DIR": str(data)}
+        if not settings.seal_witness:
+            # Embedded mode keeps a witness of the seals beside its data, outside the bucket.
+            shared["RECVAULT_SEAL_WITNESS"] = str(data / SEAL_WITNESS_FILE)
+            stack = stack.model_copy(update={"seal_witness": shared["RECVAULT_SEAL_WITNESS"]})
         env = {**os.environ, **shared, "RECVAULT_S3_CREATE_BUCKET": "true"}
         # The status page and API need a token: embedded mode makes one, kept with its data.
         embedded_token = not settings.api_token.get_secret_value()
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
                                  log_path=logs / "ingest.log", ready_url=f"{base}/readyz").start())
         started.append(Component("worker", ["worker"], env, log_path=logs / "worker.log",
                                  ready=_workers_answer(stack)).start())
-        # Beat schedules the ledger flush (every 15 minutes), the daily seal, reconcile and price
+        # Beat schedules the ledger flush (every 15 minutes), the seals, reconcile and price
         # sweep; the worker runs them.
         started.append(Component("beat", ["beat"], env, log_path=logs / "beat.log").start())
         print(f"ingest, worker and beat started; their logs are in {logs}", flush=True)
@@ -411,13 +417,13 @@ def _flush_ledger(settings: Settings) -> str | None:
     What the flush says, or None (and a warning) if it failed: beat's next flush covers it then.
     """
     from recvault.queue.celery_factory import create_celery
-    from recvault.workers.beat_tasks import flush_ledger, seal_days
+    from recvault.workers.beat_tasks import flush_ledger, seal_periods
     from recvault.workers.context import WorkerContext
 
     try:
         context = WorkerContext.build(settings, create_celery(settings))
         try:
-            seal_days(context)
+            seal_periods(context)
             return flush_ledger(context)
         finally:
             context.publisher.close()

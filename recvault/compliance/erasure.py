@@ -4,6 +4,11 @@ A data-subject request (GDPR Art. 17) must yield to a legal obligation to keep t
 (Art. 17(3)(b)): while Object Lock retention or a legal hold protects any version, the
 request is recorded and refused with the date it becomes possible, or queued to run then.
 Nothing here bypasses a lock; the store refuses a locked delete as well.
+
+What it deletes is derived from the layout, never from the document alone, and a document
+that names another recording's media, or is not the version its chain last recorded, is
+refused before anything is deleted (`recording_objects.mismatch`). The tombstone counts as
+proof of the erasure only through the `erased` entry that names its SHA-256 (`tombstones`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 from recvault import layout
 from recvault.audit.write import stamped, write_audit
 from recvault.compliance.holds import holds_covering, list_holds
-from recvault.compliance.recording_objects import Located, audit_retention, locate, versions
+from recvault.compliance.recording_objects import Located, audit_retention, locate, mismatch, versions
+from recvault.compliance.tombstones import write_tombstone
 from recvault.errors import AlreadyExists
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
@@ -38,10 +44,12 @@ class Outcome:
     """What an erasure or purge did for one recording."""
 
     recording_sid: str
-    status: str  # "erased", "purged", "refused", "queued", "not-found"
+    status: str  # "erased", "purged", "refused", "queued", "not-found", "mismatch" (see `problem`)
     refusal: Refusal | None = None
     tombstone: dict[str, Any] | None = None
     objects: int = 0
+    # Why nothing was deleted when the document does not match the recording (status "mismatch").
+    problem: str | None = None
 
 
 def blockers(locks: list[Retention | None], holds: list[str], now: datetime) -> Refusal | None:
@@ -79,8 +87,9 @@ def check(store: ObjectStore, located: Located, active_holds: list[str], now: da
 
 
 def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[ObjectVersion], *, action: str,
-               requested_by: str, reason: str, now: datetime) -> dict[str, Any]:
-    """Delete every version (hashing each first), then write the tombstone; returns the tombstone."""
+               requested_by: str, reason: str, now: datetime, actor: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Delete every version (hashing each first), then write the tombstone and the `action` entry
+    (`erased`, `purged`: `details` and the tombstone's key and SHA-256) that vouches for it; returns the tombstone."""
     objects = []
     for version in found:
         entry: dict[str, Any] = {"key": version.key, "version_id": version.version_id}
@@ -95,11 +104,7 @@ def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[Ob
     tombstone = {"recording_sid": located.sid, "date": located.date, "action": action, "at": now.isoformat(),
                  "requested_by": requested_by, "reason": reason, "policy_rule": document.get("policy"),
                  "media_sha256": document.get("media_sha256"), "objects": objects}
-    try:
-        store.put_bytes(layout.tombstone_key(prefix, located.sid), layout.json_line(tombstone),
-                        content_type="application/json")
-    except AlreadyExists:
-        pass  # an earlier run deleted and left its tombstone; this one removed what it had missed
+    write_tombstone(store, prefix, located.sid, action, tombstone, details, stamped(now), actor=actor)
     return tombstone
 
 
@@ -115,6 +120,12 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
     request = {"reason": reason, "requested_by": requested_by, "when_allowed": when_allowed}
     retention = audit_retention(located.document, now)
     write_audit(store, prefix, recording_sid, "erase-requested", request, retention, stamped(now), actor=actor)
+    problem = mismatch(store, prefix, located)
+    if problem is not None:
+        # Not queued either: no lock ending makes this document the recording's.
+        write_audit(store, prefix, recording_sid, "erase-refused", {**request, "refused_because": [problem]},
+                    retention, stamped(now), actor=actor)
+        return Outcome(recording_sid, "mismatch", problem=problem)
     found, refusal = check(store, located, holds_covering(list_holds(store, prefix), recording_sid), now)
     if refusal is not None:
         details = {**request, "refused_because": refusal.reasons, "possible_from": refusal.possible_from}
@@ -124,10 +135,7 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
             return Outcome(recording_sid, "queued", refusal)
         return Outcome(recording_sid, "refused", refusal)
     tombstone = delete_all(store, prefix, located, found, action="erased", requested_by=requested_by,
-                           reason=reason, now=now)
-    write_audit(store, prefix, recording_sid, "erased",
-                {**request, "objects": len(found), "tombstone": layout.tombstone_key(prefix, recording_sid)},
-                None, stamped(now), actor=actor)
+                           reason=reason, now=now, actor=actor, details={**request, "objects": len(found)})
     _mark_done(store, prefix, recording_sid, now)
     return Outcome(recording_sid, "erased", tombstone=tombstone, objects=len(found))
 
@@ -141,12 +149,20 @@ def pending(store: ObjectStore, prefix: str) -> list[dict[str, Any]]:
 
 
 def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
-    """Run every queued erasure whose locks have ended; the others stay queued, their refusal already recorded."""
+    """Run every queued erasure whose locks have ended; the others stay queued, their refusal already recorded.
+
+    A request whose document no longer matches its recording stays queued too, reported as "mismatch"
+    each pass (and recorded in the chain when the erasure is asked for by hand), never run.
+    """
     outcomes = []
     holds = list_holds(store, prefix)
     for request in pending(store, prefix):
         sid = str(request["recording_sid"])
         located = locate(store, prefix, sid)
+        problem = mismatch(store, prefix, located) if located else None
+        if problem is not None:
+            outcomes.append(Outcome(sid, "mismatch", problem=problem))
+            continue
         refusal = check(store, located, holds_covering(holds, sid), now)[1] if located else None
         if refusal is not None:
             outcomes.append(Outcome(sid, "queued", refusal))

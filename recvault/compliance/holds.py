@@ -1,29 +1,32 @@
 """Legal holds: set on every object of the selected recordings, kept in a registry, released with care.
 
-The registry is create-only records under `holds/<id>/` (`set.json`, then `released.json`),
+The registry is create-only, locked records under `holds/<id>/` (`set.json`, then `released.json`),
 so `hold list` reads a handful of small objects, not the archive, and no record of a hold
-is ever rewritten. A hold lists the recordings it covered when it was set; releasing it
-turns S3's legal hold off (on every version) only on recordings that no other active hold covers and whose
-policy did not itself ask for a hold.
+is ever rewritten; a record counts only when a system-chain entry vouches for it
+(`hold_registry`). A hold lists the recordings it covered when it was set; releasing it
+turns S3's legal hold off (on every version) only on recordings whose chain holds its `held`
+entry, that no other active hold covers and whose policy did not itself ask for a hold.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from recvault import layout
+from recvault.audit.append import read_chain_originals
+from recvault.audit.chain import Entry
 from recvault.audit.write import stamped, write_audit
+from recvault.compliance.hold_registry import RegistryRecord, read_registry, write_record
+from recvault.compliance.hold_registry import registry_findings as registry_findings  # audit verify's entry
 from recvault.compliance.hold_selector import Selector
 from recvault.compliance.recording_objects import Located, audit_keys, audit_retention, documents, locate, versions
 from recvault.errors import AlreadyExists, RecvaultError
-from recvault.storage.base import ObjectStore
+from recvault.storage.base import ObjectStore, Retention
 
 # Recordings held or released at once: each costs a dozen S3 round trips (list versions, one
 # legal-hold call per version, the audit record), so a few in flight hide the latency.
@@ -104,16 +107,19 @@ def set_legal_holds(store: ObjectStore, prefix: str, located: Located, on: bool)
 
 
 def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str, actor: str, now: datetime,
-             hold_id: str | None = None) -> tuple[Hold, list[Located]]:
-    """Register the hold, then turn S3 legal hold on for every object of every selected recording."""
+             hold_id: str | None = None, record_retention: Retention | None = None) -> tuple[Hold, list[Located]]:
+    """Register the hold, then turn S3 legal hold on for every object of every selected recording.
+
+    `record_retention`: the lock of the registry record and of its `hold-set` entry (the commands
+    pass COMPLIANCE for the longest retention the policy can decide).
+    """
     if hold_id is not None:
         check_hold_id(hold_id)
     chosen = select(store, prefix, selector)
     hold = Hold(hold_id or new_hold_id(now), selector.as_dict(), reason, actor, now.isoformat(),
                 [r.sid for r in chosen], dates={r.sid: r.date for r in chosen})
     try:
-        store.put_bytes(layout.hold_key(prefix, hold.hold_id, "set"), layout.json_line(hold.record()),
-                        content_type="application/json")
+        write_record(store, prefix, "set", hold.record(), retention=record_retention, actor=actor)
     except AlreadyExists:
         raise HoldError(f"hold {hold.hold_id} already exists; choose another --id") from None
 
@@ -127,9 +133,12 @@ def set_hold(store: ObjectStore, prefix: str, selector: Selector, *, reason: str
     return hold, chosen
 
 
-def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, actor: str,
-                 now: datetime) -> tuple[Hold, list[str], dict[str, list[str]]]:
-    """Release a hold: (the hold, recordings released, recordings kept held → the holds keeping them)."""
+def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, actor: str, now: datetime,
+                 record_retention: Retention | None = None) -> tuple[Hold, list[str], dict[str, list[str]]]:
+    """Release a hold: (the hold, recordings released, recordings kept held → what keeps them).
+
+    `record_retention`: the lock of the release record and its `hold-released` entry (see set_hold).
+    """
     holds = {h.hold_id: h for h in list_holds(store, prefix)}
     hold = holds.get(hold_id)
     if hold is None:
@@ -138,10 +147,11 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
         raise HoldError(f"hold {hold_id} was already released at {hold.released and hold.released.get('at')}")
     release = {"hold_id": hold_id, "reason": reason, "actor": actor, "at": now.isoformat()}
     try:
-        store.put_bytes(layout.hold_key(prefix, hold_id, "released"), layout.json_line(release),
-                        content_type="application/json")
+        write_record(store, prefix, "released", release, retention=record_retention, actor=actor)
     except AlreadyExists:
-        raise HoldError(f"hold {hold_id} is being released by someone else") from None
+        # A release record no entry vouches for is ignored, but its key stays taken: the hold stays active.
+        raise HoldError(f"hold {hold_id} is being released by someone else, or its release record was forged "
+                        f"(`recvault audit verify` tells which); it stays active") from None
     others = [h for h in holds.values() if h.active and h.hold_id != hold_id]
 
     def release_one(sid: str) -> tuple[str, list[str]] | None:
@@ -151,6 +161,9 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
         keepers = holds_covering(others, sid)
         if located.document and located.document.get("legal_hold"):
             keepers.append(f"policy rule {located.document.get('policy')}")
+        if not held_by(read_chain_originals(store, prefix, sid).entries, hold_id):
+            # This hold never recorded holding it: its legal hold, if any, is someone else's to release.
+            keepers.append(f"no `held` entry of {hold_id} in its audit chain")
         if not keepers:
             set_legal_holds(store, prefix, located, False)
         write_audit(store, prefix, sid, "released",
@@ -172,21 +185,34 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
 
 
 def list_holds(store: ObjectStore, prefix: str) -> list[Hold]:
-    """Every hold in the registry (active and released), oldest first."""
+    """Every hold in the registry (active and released) whose records count (see hold_registry), oldest first."""
+    return holds_of(read_registry(store, prefix))
+
+
+def holds_of(records: list[RegistryRecord]) -> list[Hold]:
+    """The holds the counted records make, oldest first; records that do not count are left out. Pure."""
     holds: dict[str, Hold] = {}
     released: dict[str, dict[str, Any]] = {}
-    for key in store.list_keys(f"{prefix}{layout.HOLDS}"):
-        record = json.loads(store.get_bytes(key))
-        if key.endswith("/set.json"):
-            holds[record["hold_id"]] = Hold(record["hold_id"], record.get("selector", {}), record.get("reason", ""),
-                                            record.get("actor", ""), record.get("at", ""),
-                                            list(record.get("recordings", [])), dates=record.get("dates", {}))
-        elif key.endswith("/released.json"):
-            released[record["hold_id"]] = record
+    for found in records:
+        if found.problem is not None:
+            continue
+        record = found.record
+        if found.state == "set":
+            holds[found.hold_id] = Hold(found.hold_id, dict(record.get("selector") or {}),
+                                        str(record.get("reason", "")), str(record.get("actor", "")),
+                                        str(record.get("at", "")), list(record.get("recordings") or []),
+                                        dates=dict(record.get("dates") or {}))
+        elif found.state == "released":
+            released[found.hold_id] = record
     for hold_id, record in released.items():
         if hold_id in holds:
             holds[hold_id].released = record
     return sorted(holds.values(), key=lambda h: (h.at, h.hold_id))
+
+
+def held_by(entries: Sequence[Entry], hold_id: str) -> bool:
+    """Whether a recording's chain records that this hold held it (a `held` entry naming it). Pure."""
+    return any(e.action == "held" and e.details.get("hold_id") == hold_id for e in entries)
 
 
 def _each(work: Callable[[T], R], items: list[T]) -> list[R]:

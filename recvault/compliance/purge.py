@@ -3,7 +3,9 @@
 A recording is due when its retain-until (or, without one, its archive time plus its policy
 rule's days) has passed, no active hold covers it and no version of it is still locked.
 Each is checked version by version before anything is deleted, and the store refuses a
-locked delete in any case; what is purged leaves a tombstone and a `purged` audit record.
+locked delete in any case; what is purged leaves a tombstone and a `purged` audit record
+naming its SHA-256. A recording whose document does not match it (names another recording's
+media, or is not the version its chain last recorded) is kept, with a `purge-refused` entry.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from recvault.audit.write import stamped, write_audit, write_system_audit
 from recvault.compliance.erasure import Outcome, check, delete_all
 from recvault.compliance.holds import holds_covering, list_holds
 from recvault.compliance.policy import Policy
-from recvault.compliance.recording_objects import documents
+from recvault.compliance.recording_objects import audit_retention, documents, mismatch
 from recvault.days import parse_day
 from recvault.layout import retention_fields
 from recvault.storage.base import ObjectStore
@@ -39,7 +41,8 @@ class PurgeReport:
 
     def summary(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "examined": self.examined, "not_due": self.not_due,
-                "purged": self.count("purged"), "due": self.count("due"), "kept": self.count("refused")}
+                "purged": self.count("purged"), "due": self.count("due"), "kept": self.count("refused"),
+                "mismatched": self.count("mismatch")}
 
 
 def expires_at(document: dict[str, Any], policy: Policy | None) -> datetime | None:
@@ -67,6 +70,14 @@ def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | No
         if end is None or end > now:
             report.not_due += 1
             continue
+        problem = mismatch(store, prefix, located)
+        if problem is not None:
+            if not dry_run:
+                write_audit(store, prefix, located.sid, "purge-refused",
+                            {"reason": PURGE_REASON, "refused_because": [problem]},
+                            audit_retention(document, now), stamped(now), actor=actor)
+            report.outcomes.append(Outcome(located.sid, "mismatch", problem=problem))
+            continue
         found, refusal = check(store, located, holds_covering(holds, located.sid), now)
         if refusal is not None:
             report.outcomes.append(Outcome(located.sid, "refused", refusal))
@@ -75,10 +86,9 @@ def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | No
             report.outcomes.append(Outcome(located.sid, "due", objects=len(found)))
             continue
         tombstone = delete_all(store, prefix, located, found, action="purged", requested_by=actor,
-                               reason=PURGE_REASON, now=now)
-        write_audit(store, prefix, located.sid, "purged",
-                    {"reason": PURGE_REASON, "expired_at": end.isoformat(), "objects": len(found),
-                     "policy_rule": document.get("policy")}, None, stamped(now), actor=actor)
+                               reason=PURGE_REASON, now=now, actor=actor,
+                               details={"reason": PURGE_REASON, "expired_at": end.isoformat(), "objects": len(found),
+                                        "policy_rule": document.get("policy")})
         report.outcomes.append(Outcome(located.sid, "purged", tombstone=tombstone, objects=len(found)))
     if not dry_run:
         write_system_audit(store, prefix, "purge-run", {**report.summary(), "date_before": date_before}, stamped(now),

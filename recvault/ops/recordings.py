@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recvault import layout
-from recvault.audit.append import append
+from recvault.audit.append import append, read_chain_originals
+from recvault.audit.vouched import archived_entry
 from recvault.ops.entries import Entry
 from recvault.ops.query import FOLDERS, Position, RecordingQuery, encode_cursor
 from recvault.ops.view import ArchiveView, Budget
@@ -188,12 +189,17 @@ class RecordingsReader:
         """A short-lived presigned URL of the archived media, after recording who asked for it.
 
         The audit record is written first and create-only: a link is never handed out unrecorded.
+        The link is to the media version the recording's `archived` entry recorded, read at its
+        original version: a document or media version stacked later by someone else is never served.
         """
         document = records.document
-        if document is None or not isinstance(document.get("media_key"), str):
+        archived = archived_entry(read_chain_originals(self.view.store, self.view.prefix, records.sid).entries)
+        if document is None or archived is None or not isinstance(archived.details.get("media_key"), str):
             raise MediaUnavailable(f"{records.sid} has no archived media")
         now = self.view.clock()
-        key, version = document["media_key"], document.get("media_version_id")
+        key = archived.details["media_key"]
+        # Entries written before they named the version: the document's, as it was then.
+        version = archived.details.get("media_version_id") or document.get("media_version_id")
         details = {"media_key": key, "media_version_id": version, "credential": caller.credential,
                    "user": caller.user, "user_source": caller.user_source, "remote": caller.remote,
                    "peer": caller.peer, "url_seconds": MEDIA_URL_SECONDS,

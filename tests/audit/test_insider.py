@@ -6,41 +6,17 @@ identity with Admin), as AWS does for a principal with s3:BypassGovernanceRetent
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import botocore.exceptions
 import pytest
 
 from recvault import layout
-from recvault.audit import chain
-from recvault.audit.seal import seal_day
 from recvault.audit.verify.archive import verify_archive
 from recvault.compliance.policy import Policy
-from recvault.launch.services import SeaweedFS
-from recvault.storage.base import Retention
-from recvault.storage.multipart import MIN_PART_SIZE
-from recvault.storage.s3 import LOCAL_ACCESS_KEY, S3Store
 from recvault.twilio.api import TwilioApi
 from tests.fixtures.archive import ArchiveEnv
-from tests.fixtures.services import start_or_fail, unique_bucket
-
-
-@pytest.fixture
-def insider_store(tmp_path: Path) -> Iterator[S3Store]:
-    access, secret = LOCAL_ACCESS_KEY
-    config = tmp_path / "identities.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "archive-admin", "credentials": [{"accessKey": access, "secretKey": secret}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    server = SeaweedFS(tmp_path / "weed", s3_config=config)
-    start_or_fail(server)
-    store = S3Store(unique_bucket("insider"), endpoint_url=server.s3_url, part_size=MIN_PART_SIZE)
-    store.ensure_bucket(create=True)
-    yield store
-    server.stop()
+from tests.fixtures.sealing import seal_all
 
 
 @pytest.mark.system
@@ -54,7 +30,7 @@ def test_an_insider_rewriting_media_and_deleting_an_entry_with_governance_bypass
     recording = sim.create_recording(duration=2)
     result = env.archive(recording)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    seal_day(insider_store, "", today, chain.seal_genesis(), Retention(), datetime.now(UTC))
+    seal_all(insider_store)  # the period holding the archive, as the sealer seals it once it is over
     assert verify_archive(insider_store, "", today, today).findings == []
 
     client, bucket = insider_store._client, insider_store.bucket
@@ -68,9 +44,11 @@ def test_an_insider_rewriting_media_and_deleting_an_entry_with_governance_bypass
     version = client.head_object(Bucket=bucket, Key=entry)["VersionId"]
     client.delete_object(Bucket=bucket, Key=entry, VersionId=version, BypassGovernanceRetention=True)
 
-    found = {(f.check, f.subject, f.problem) for f in verify_archive(insider_store, "", today, today).findings}
-    assert ("object", recording.sid, "the current media version is not the one archived") in found
-    assert ("object", recording.sid, "SHA-256 of the stored bytes differs from the document") in found
-    assert ("seal", entry, f"sealed on {today} but no longer in the trail") in found
-    assert not any(check == "delete-marker" for check, _, _ in found)  # no marker: the bypass left none
+    found = {(f.kind, f.subject, f.problem) for f in verify_archive(insider_store, "", today, today).findings}
+    # The archived version is gone and its `archived` entry with it; the seal still holds the entry's hash.
+    assert ("missing-media", recording.sid, "the archived media version is gone") in found
+    assert ("unrecorded", recording.sid, "archived, but its audit chain has no `archived` entry") in found
+    assert ("altered-sealed-entry", entry, "sealed, and its original version is gone") in found
+    # Nothing was stacked over the entry (the bypass removed it outright), so no rewrite is reported.
+    assert not any(kind == "rewritten-entry" for kind, _, _ in found)
     twilio.close()

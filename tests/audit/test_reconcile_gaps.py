@@ -29,13 +29,12 @@ def test_audit_passes_intact_recordings_and_flags_tampered_ones(archive_env, sim
     document = json.loads(archive_env.store.get_bytes(tampered.key))
     archive_env.store.put_bytes(tampered.key, layout.json_line({**document, "media_sha256": "0" * 64}),
                                 content_type="application/json", create_only=False)
-    assert problems() == {document["sid"]: ["SHA-256 of the stored bytes differs from the document"]}
+    # A document rewritten to another hash is itself the finding: no entry vouches for it, re-hash or not.
+    rewritten = {document["sid"]: ["a metadata document version that no audit entry records",
+                                   "the current metadata document is not the one recvault wrote last"]}
+    assert problems() == rewritten
+    assert problems(sample=Sample(count=0)) == rewritten
     assert intact.key != tampered.key
-    assert problems(sample=Sample(count=0)) == {}  # only the re-hash reads the bytes
-
-    archive_env.store.put_bytes(tampered.key, layout.json_line({**document, "media_size": 1}),
-                                content_type="application/json", create_only=False)
-    assert problems(sample=Sample(count=0)) == {document["sid"]: ["media size differs from the document"]}
 
 
 def test_reconcile_lists_only_completed_recordings_missing_from_the_archive(archive_env, sim, sim_account) -> None:

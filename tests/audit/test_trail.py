@@ -13,7 +13,7 @@ from recvault import layout
 from recvault.audit import chain, ledger
 from recvault.audit.append import append, read_chain
 from recvault.audit.ledger_flush import flush_accepted
-from recvault.audit.seal import seal_pending
+from recvault.audit.seal import GRACE, seal_pending
 from recvault.audit.write import write_audit, write_system_audit
 from recvault.compliance.policy import Policy
 from recvault.errors import AlreadyExists
@@ -74,8 +74,9 @@ def test_threads_appending_to_shared_chains_leave_each_chain_whole(s3_store) -> 
         assert sorted(e.details["writer"] for e in entries) == list(range(3))
 
 
-def test_the_sealer_covers_yesterdays_entries_once_and_ignores_stale_index_rows(s3_store) -> None:
-    yesterday = datetime.now(UTC) - timedelta(days=1)
+def test_the_sealer_seals_each_finished_period_once_and_ignores_stale_index_rows(s3_store) -> None:
+    now = datetime.now(UTC)
+    yesterday = now - timedelta(days=1)
     write_audit(s3_store, "", SID, "archived", {}, None, yesterday)
     write_system_audit(s3_store, "", "policy-loaded", {"version": "abc"}, yesterday)
     day = f"{yesterday:%Y-%m-%d}"
@@ -83,18 +84,37 @@ def test_the_sealer_covers_yesterdays_entries_once_and_ignores_stale_index_rows(
     s3_store.put_bytes(layout.index_key("", day, SID, 1, "f" * 64), b"", content_type="text/plain")
     s3_store.put_bytes(layout.index_key("", day, SID, 7, "e" * 64), b"", content_type="text/plain")
     policy = Policy.from_dict({"default": {"retention_days": 3}})
-    [sealed] = seal_pending(s3_store, "", policy.longest_retention_days(), datetime.now(UTC))
-    assert (sealed.day, sealed.count, sealed.written) == (day, 2, True)
-    seal = json.loads(s3_store.get_bytes(layout.seal_key("", day)))
-    assert [key for key, _ in seal["leaves"]] == [layout.chain_key("", SID, 1),
-                                                  layout.chain_key("", chain.system_chain(day), 1)]
-    assert seal["prev_seal"] == chain.seal_genesis() and seal["root"] == chain.merkle_root(seal["leaves"])
-    lock = s3_store.head(layout.seal_key("", day)).retention
-    assert lock.mode == "COMPLIANCE" and lock.until > datetime.now(UTC) + timedelta(days=2)
-    assert seal_pending(s3_store, "", policy.longest_retention_days(), datetime.now(UTC)) == []  # nothing left to seal
-    # The seal itself is recorded in today's system chain.
-    today = chain.system_chain(f"{datetime.now(UTC):%Y-%m-%d}")
-    assert [e.action for e in read_chain(s3_store, "", today)[0]] == ["day-sealed"]
+    sealed = seal_pending(s3_store, "", policy.longest_retention_days(), now)
+    # Every period from the first indexed day's midnight to the last one over GRACE ago, in order.
+    assert sealed[0].period_start == datetime.fromisoformat(day).replace(tzinfo=UTC)
+    assert all(a.period_start + timedelta(hours=1) == b.period_start for a, b in zip(sealed, sealed[1:], strict=False))
+    assert sealed[-1].period_start + timedelta(hours=1) + GRACE <= now < sealed[-1].period_start + timedelta(
+        hours=2) + GRACE
+    start = chain.period_holding(yesterday, 3600)
+    [holding] = [s for s in sealed if s.period_start == start]
+    assert (holding.count, holding.written) == (4, True)  # two entries and their index rows
+    seal = json.loads(s3_store.get_bytes(layout.seal_key("", start)))
+    entries = [layout.chain_key("", SID, 1), layout.chain_key("", chain.system_chain(day), 1)]
+    digests = [chain.sha256_hex(s3_store.get_bytes(key)) for key in entries]
+    rows = [layout.index_key("", day, SID, 1, digests[0]), layout.index_key("", day, chain.system_chain(day), 1,
+                                                                           digests[1])]
+    assert seal["leaves"] == sorted([[entries[0], digests[0]], [entries[1], digests[1]],
+                                     [rows[0], chain.EMPTY_SHA256], [rows[1], chain.EMPTY_SHA256]])
+    assert seal["root"] == chain.merkle_root(seal["leaves"]) and seal["period_seconds"] == 3600
+    assert all(s.count == 0 for s in sealed if s is not holding)
+    # Each seal holds its predecessor's SHA-256, the first the genesis.
+    bodies = [s3_store.get_bytes(s.key) for s in sealed]
+    assert [json.loads(body)["prev_seal"] for body in bodies] == [chain.seal_genesis()] + [
+        chain.sha256_hex(body) for body in bodies[:-1]]
+    lock = s3_store.head(holding.key).retention
+    assert lock.mode == "COMPLIANCE" and lock.until == datetime.fromisoformat(seal["retain_until"])
+    assert lock.until > now + timedelta(days=2)
+    assert seal_pending(s3_store, "", policy.longest_retention_days(), now) == []  # nothing left to seal
+    # Each seal written is recorded in the system chain of the day the sealer ran.
+    today = chain.system_chain(f"{now:%Y-%m-%d}")
+    recorded = read_chain(s3_store, "", today)[0]
+    assert [(e.action, e.details["key"], e.details["seal_sha256"]) for e in recorded] == [
+        ("period-sealed", s.key, s.sha256) for s in sealed]
 
 
 class CrashBeforeTrim:

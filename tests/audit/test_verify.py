@@ -14,7 +14,6 @@ from recvault.audit import chain
 from recvault.audit.append import read_chain
 from recvault.audit.ledger import ledger_row
 from recvault.audit.ledger_flush import flush_accepted
-from recvault.audit.seal import seal_day
 from recvault.audit.verify.archive import Report, Sample, verify_archive
 from recvault.audit.write import write_audit
 from recvault.cli import main
@@ -22,6 +21,7 @@ from recvault.compliance.erasure import erase
 from recvault.compliance.policy import Policy
 from recvault.errors import TransientError
 from recvault.storage.base import Retention
+from tests.fixtures.sealing import seal_all
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 STREAM = "recvault-test:accepted"
@@ -37,7 +37,10 @@ class Audited:
         return verify_archive(self.env.store, "", TODAY, TODAY, **kwargs)
 
     def findings(self) -> list[tuple[str, str, str]]:
-        return [(f.check, f.subject, f.problem) for f in self.verify().findings]
+        return [(f.kind, f.subject, f.problem) for f in self.verify().findings]
+
+    def kinds(self) -> set[tuple[str, str]]:
+        return {(f.kind, f.subject) for f in self.verify().findings}
 
 
 def accept(redis_url: str, store, rows: list[tuple[str, str, str]]) -> None:
@@ -49,17 +52,29 @@ def accept(redis_url: str, store, rows: list[tuple[str, str, str]]) -> None:
     client.close()
 
 
-@pytest.fixture
-def audited(archive_env, sim, redis_url) -> Audited:
-    """Two recordings archived, each with two audit entries, their callbacks in the ledger, today sealed."""
+def _audited(archive_env, sim, redis_url, *, sealed: bool) -> Audited:
     recordings = [sim.create_recording(duration=2), sim.create_recording(duration=3)]
     for recording in recordings:
         archive_env.archive(recording)
         write_audit(archive_env.store, "", recording.sid, "verified", {"by": "test"}, None, datetime.now(UTC))
     accept(redis_url, archive_env.store, [(r.sid, "completed", r.account_sid) for r in recordings])
-    now = datetime.now(UTC)
-    seal_day(archive_env.store, "", TODAY, chain.seal_genesis(), Retention(), now)
+    if sealed:
+        seal_all(archive_env.store)
     return Audited(archive_env, [r.sid for r in recordings], "")
+
+
+@pytest.fixture
+def audited(archive_env, sim, redis_url) -> Audited:
+    """Two recordings archived, each with two audit entries, their callbacks in the ledger, the
+    current period sealed as if it had ended (tests/fixtures/sealing.py)."""
+    return _audited(archive_env, sim, redis_url, sealed=True)
+
+
+@pytest.fixture
+def open_audited(archive_env, sim, redis_url) -> Audited:
+    """The same, with nothing sealed yet: for what is written after it (a real sealer seals only
+    periods that are over, so nothing is written into a sealed period)."""
+    return _audited(archive_env, sim, redis_url, sealed=False)
 
 
 def s3(audited: Audited):
@@ -70,19 +85,24 @@ def test_a_clean_archive_verifies_with_no_discrepancy(audited) -> None:
     report = audited.verify()
     assert report.findings == []
     assert report.totals["recordings"] == 2 and report.totals["rehashed"] == 2
-    assert report.totals["audit_entries"] == 4 and report.totals["sealed_days"] == 1
+    sealer_entries = len(read_chain(audited.env.store, "", chain.system_chain(TODAY))[0])  # one per period sealed
+    assert report.totals["audit_entries"] == 4 + sealer_entries and report.totals["seals_checked"] >= 1
+    # Every version listed: two media, two documents, four entries' index rows, the ledger object.
+    assert report.totals["versions_listed"] >= 9
     assert report.totals["accepted_completed"] == 2
     assert audited.verify(sample=Sample(count=1)).totals["rehashed"] == 1
 
 
 def test_a_deleted_audit_entry_is_reported(audited) -> None:
     client, bucket = s3(audited)
-    key = layout.chain_key("", audited.sids[0], 1)
+    key = layout.chain_key("", audited.sids[0], 2)  # the test's own entry, written with no lock
     client.delete_object(Bucket=bucket, Key=key)  # a delete marker: the entry vanishes from listings
-    found = audited.findings()
-    assert ("chain", audited.sids[0], "entry 1 missing: the next key found is seq 2") in found
-    assert ("seal", key, f"sealed on {TODAY} but no longer in the trail") in found
-    assert ("delete-marker", key, "an audit entry is hidden by a delete marker") in found
+    # Hidden, not gone: the original under the marker still links and is still sealed; the marker is the finding.
+    assert audited.kinds() == {("rewritten-entry", audited.sids[0])}
+    # Removed for good (no lock on this test's entries): the seal names what is gone, the chain its gap.
+    for version in client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]:
+        client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+    assert audited.kinds() == {("altered-sealed-entry", key), ("rewritten-entry", audited.sids[0])}
 
 
 def test_an_edited_audit_entry_is_reported(audited) -> None:
@@ -92,9 +112,8 @@ def test_an_edited_audit_entry_is_reported(audited) -> None:
     record["details"]["sha256"] = "0" * 64
     store.put_bytes(key, (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode(),
                     content_type="application/json", create_only=False)
-    found = audited.findings()
-    assert ("seal", key, f"changed since it was sealed on {TODAY}") in found
-    assert any(check == "chain" and "prev" in problem for check, _, problem in found)
+    # A new version over the entry: the original is still what counts, and the rewrite is the finding.
+    assert audited.kinds() == {("rewritten-entry", audited.sids[0])}
 
 
 def test_reordered_audit_entries_are_reported(audited) -> None:
@@ -103,39 +122,36 @@ def test_reordered_audit_entries_are_reported(audited) -> None:
     one, two = store.get_bytes(first), store.get_bytes(second)
     store.put_bytes(first, two, content_type="application/json", create_only=False)
     store.put_bytes(second, one, content_type="application/json", create_only=False)
-    found = audited.findings()
-    assert ("chain", audited.sids[1], f"{first}: holds seq 2, its key says 1") in found
-    assert {subject for check, subject, _ in found if check == "seal"} == {first, second}
+    assert audited.kinds() == {("rewritten-entry", audited.sids[1])}
 
 
 def test_a_modified_archived_object_is_reported(audited) -> None:
     document = json.loads(audited.env.store.get_bytes(_metadata_key(audited, audited.sids[0])))
     client, bucket = s3(audited)
     client.put_object(Bucket=bucket, Key=document["media_key"], Body=b"RIFF not the recording")
-    problems = [p for check, subject, p in audited.findings() if subject == audited.sids[0]]
-    assert "the current media version is not the one archived" in problems
-    assert "SHA-256 of the stored bytes differs from the document" in problems
-    assert "Object Lock mode differs from the policy's decision" in problems
+    # The archived version is still there and intact; the one put over it is the finding.
+    assert audited.kinds() == {("substituted-media", audited.sids[0])}
 
 
 def test_a_delete_marker_over_media_is_reported(audited) -> None:
     document = json.loads(audited.env.store.get_bytes(_metadata_key(audited, audited.sids[1])))
     client, bucket = s3(audited)
     client.delete_object(Bucket=bucket, Key=document["media_key"])
-    found = audited.findings()
-    assert ("object", audited.sids[1], "archived media is missing") in found
-    assert ("delete-marker", document["media_key"], "an archived or audit object is hidden by a delete marker") in found
+    assert audited.kinds() == {("substituted-media", audited.sids[1])}
+    [finding] = audited.verify().findings
+    assert finding.evidence["versions_found"][-1]["delete_marker"] is True
 
 
 def test_a_callback_accepted_but_never_archived_is_reported(audited, redis_url) -> None:
     lost = "RE" + "d" * 32
     accept(redis_url, audited.env.store, [(lost, "completed", "AC" + "d" * 32), (lost, "completed", "AC" + "d" * 32)])
     [finding] = audited.verify().findings
-    assert (finding.check, finding.subject) == ("completeness", lost)
-    assert finding.evidence["ledger_object"].startswith(f"audit/accepted/date={TODAY}/")
+    assert (finding.kind, finding.subject) == ("vanished-recording", lost)
+    assert finding.evidence["ledger"].startswith(f"audit/accepted/date={TODAY}/")
 
 
-def test_an_erased_recording_counts_as_accounted_for_and_its_chain_stays_whole(audited, sim, redis_url) -> None:
+def test_an_erased_recording_counts_as_accounted_for_and_its_chain_stays_whole(open_audited, sim, redis_url) -> None:
+    audited = open_audited
     env = audited.env
     env.policy = Policy.from_dict({"default": {"mode": "none"}})
     recording = sim.create_recording(duration=2)
@@ -146,8 +162,11 @@ def test_an_erased_recording_counts_as_accounted_for_and_its_chain_stays_whole(a
     assert outcome.status == "erased"
     assert audited.verify().findings == []
     # Without its tombstone the same recording is a gap.
-    env.store._client.delete_object(Bucket=env.store.bucket, Key=f"tombstones/{recording.sid}.json")
-    assert [(f.check, f.subject) for f in audited.verify().findings] == [("completeness", recording.sid)]
+    client = env.store._client
+    listed = client.list_object_versions(Bucket=env.store.bucket, Prefix=f"tombstones/{recording.sid}")
+    for version in listed["Versions"]:
+        client.delete_object(Bucket=env.store.bucket, Key=version["Key"], VersionId=version["VersionId"])
+    assert [(f.kind, f.subject) for f in audited.verify().findings] == [("vanished-recording", recording.sid)]
 
 
 def _metadata_key(audited: Audited, sid: str) -> str:
@@ -156,15 +175,16 @@ def _metadata_key(audited: Audited, sid: str) -> str:
 
 
 @pytest.fixture
-def cli_env(audited, s3_endpoint, redis_url, tmp_path, monkeypatch) -> None:
-    for name, value in {"RECVAULT_S3_BUCKET": audited.env.store.bucket, "RECVAULT_S3_ENDPOINT_URL": s3_endpoint,
+def cli_env(archive_env, s3_endpoint, redis_url, tmp_path, monkeypatch) -> None:
+    for name, value in {"RECVAULT_S3_BUCKET": archive_env.store.bucket, "RECVAULT_S3_ENDPOINT_URL": s3_endpoint,
                         "RECVAULT_BROKER_URL": redis_url, "RECVAULT_DATA_DIR": str(tmp_path),
                         "RECVAULT_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(name, value)
 
 
 def test_the_command_exits_0_when_clean_1_on_a_discrepancy_2_on_misuse_and_writes_its_reports(
-        audited, cli_env, tmp_path, capsys) -> None:
+        open_audited, cli_env, tmp_path, capsys) -> None:
+    audited = open_audited
     assert main(["audit", "verify", "--from", TODAY, "--report", str(tmp_path / "clean")]) == 0
     assert json.loads((tmp_path / "clean" / "report.json").read_text())["clean"] is True
     assert main(["audit", "--date", TODAY]) == 0  # the older spelling still verifies
@@ -176,14 +196,14 @@ def test_the_command_exits_0_when_clean_1_on_a_discrepancy_2_on_misuse_and_write
     assert main(["audit", "verify", "--from", TODAY, "--to", TODAY, "--report", str(tmp_path / "bad")]) == 1
     html = (tmp_path / "bad" / "report.html").read_text()
     assert "<script>" not in html
-    assert key in html and "Discrepancies" in html
+    assert "rewritten-entry" in html and "Findings by kind" in html and "Method" in html
     report = json.loads((tmp_path / "bad" / "report.json").read_text())
     assert report["clean"] is False and report["per_day"][TODAY]["recordings"] == 2
     assert main(["audit", "verify", "--from", TODAY, "--to", "2000-01-01"]) == 2
     with pytest.raises(SystemExit) as usage:
         main(["audit", "verify", "--sample", "0"])
     assert usage.value.code == 2
-    assert "DISCREPANCY [chain]" in capsys.readouterr().out
+    assert "DISCREPANCY [rewritten-entry]" in capsys.readouterr().out
 
 
 def test_show_prints_the_chain_of_custody_from_the_accepted_callback(audited, cli_env, redis_url, capsys) -> None:
@@ -218,7 +238,7 @@ def test_an_archived_recording_without_its_archived_entry_is_reported_and_a_rede
     document = {**json.loads(store.get_bytes(_metadata_key(audited, audited.sids[0]))), "sid": orphan}
     store.put_bytes(layout.metadata_key("", TODAY, orphan), layout.json_line(document),
                     content_type="application/json")
-    assert audited.findings() == [("chain", orphan, "archived, but its audit chain has no `archived` entry")]
+    assert ("unrecorded", orphan, "archived, but its audit chain has no `archived` entry") in audited.findings()
     # Within the grace the attempt that wrote it may still be writing its entry: wait, then
     # retry later rather than settle without it (a task settled here would never come back).
     with pytest.raises(TransientError, match="not written yet"):
@@ -248,7 +268,8 @@ def test_a_later_attempt_finds_the_entry_a_running_attempt_writes_while_it_waits
     assert [e.action for e in read_chain(store, "", racing)[0]] == ["archived"]
 
 
-def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(audited) -> None:
+def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(open_audited) -> None:
+    audited = open_audited
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
     store = audited.env.store
     write_audit(store, "", audited.sids[0], "held", {"reason": "case 12"}, None, datetime.now(UTC) + timedelta(days=1))
@@ -259,7 +280,7 @@ def test_an_entry_removed_before_its_day_is_sealed_is_found_through_the_index(au
     # Only an insider with a GOVERNANCE bypass could do this to a locked entry; this one has no lock.
     client.delete_object(Bucket=bucket, Key=entry, VersionId=version)
     [finding] = verify_archive(store, "", tomorrow, tomorrow).findings
-    assert (finding.check, finding.subject) == ("chain", entry) and "does not exist" in finding.problem
+    assert (finding.kind, finding.subject) == ("index-without-entry", entry) and "does not exist" in finding.problem
 
 
 def test_a_legal_hold_set_with_recvault_hold_is_expected_not_reported(audited) -> None:
@@ -270,12 +291,13 @@ def test_a_legal_hold_set_with_recvault_hold_is_expected_not_reported(audited) -
     hold, _ = set_hold(store, "", Selector((audited.sids[0],)), reason="matter 7", actor="counsel",
                        now=datetime.now(UTC))
     assert _besides_the_seal(audited.verify()) == []
-    # Released in the registry while S3 still holds the media: that difference is reported.
+    # A release put in the registry by hand, vouched by nothing: ignored for the hold, reported as forged.
     store._client.put_object(Bucket=store.bucket, Key=f"holds/{hold.hold_id}/released.json",
                              Body=json.dumps({"hold_id": hold.hold_id, "reason": "x", "actor": "y",
                                               "at": datetime.now(UTC).isoformat()}).encode(),
                              ChecksumAlgorithm="SHA256")
-    assert ("retention", audited.sids[0]) in [(f.check, f.subject) for f in audited.verify().findings]
+    found = {(f.kind, f.subject) for f in _besides_the_seal(audited.verify())}
+    assert found == {("forged-hold-record", hold.hold_id)}
 
 
 def test_media_gone_after_its_retention_ended_counts_as_expired_not_as_tampering(audited) -> None:
@@ -296,10 +318,10 @@ def test_media_gone_after_its_retention_ended_counts_as_expired_not_as_tampering
     document["retain_until"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     store.put_bytes(layout.metadata_key("", TODAY, expired), layout.json_line(document),
                     content_type="application/json", create_only=False)
-    assert {(f.check, f.subject) for f in audited.verify().findings} >= {("object", expired)}
+    assert {(f.kind, f.subject) for f in audited.verify().findings} >= {("missing-media", expired)}
 
 
 def _besides_the_seal(report: Report) -> list:
     """Findings other than entries missing from today's seal: the fixture sealed today before these
     tests added entries, which a real sealer (sealing finished days only) never does."""
-    return [f for f in report.findings if f.check != "seal"]
+    return [f for f in report.findings if f.kind != "unsealed-entry"]

@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
+from recvault.audit.append import read_chain_originals
+from recvault.compliance.erasure import erase
 from recvault.queue.celery_factory import ARCHIVE_TASK
 from recvault.workers.dead_letters import DeadLetters
+from tests.compliance.seed import seed
 
 
 def _dlq(redis_url: str, *args: str, **variables: str) -> subprocess.CompletedProcess:
@@ -93,3 +97,24 @@ def test_an_empty_dead_letter_list_says_so(redis_url, s3_store) -> None:
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout == "no dead letters\n"
     assert _dlq(redis_url, "list", "--json", **s3).stdout == ""  # JSON lines: none is no line
+
+
+@pytest.mark.system  # two command processes
+def test_a_letter_about_an_erased_recording_is_not_replayed_and_stays_until_dropped(redis_url, s3_store) -> None:
+    seeded = seed(s3_store)
+    erase(s3_store, "", seeded.sid, reason="DSAR 10", requested_by="subject", actor="dpo", now=datetime.now(UTC))
+    letters = DeadLetters.connect(redis_url, store=s3_store)
+    letter = letters.add(f"{seeded.sid}:completed", ARCHIVE_TASK, {"params": {"RecordingSid": seeded.sid}},
+                         reason="gone", error="RecordingGone", attempts=1)
+    s3 = {"RECVAULT_S3_ENDPOINT_URL": s3_store.endpoint_url, "RECVAULT_S3_BUCKET": s3_store.bucket}
+
+    replay = _dlq(redis_url, "replay", letter.id, **s3)
+
+    assert replay.returncode == 1 and "replayed 0 event(s)" in replay.stdout
+    assert f"not replayed {letter.id}: its recording was erased (tombstones/{seeded.sid}.json)" in replay.stderr
+    assert redis.Redis.from_url(redis_url).llen("recvault") == 0
+    assert [kept.id for kept in letters.list()] == [letter.id]
+    entries = read_chain_originals(s3_store, "", seeded.sid).entries
+    assert (entries[-1].action, entries[-1].details["asked_by"]) == ("archive-refused-erased", "dlq replay")
+    assert _dlq(redis_url, "drop", letter.id, **s3).returncode == 0 and letters.list() == []
+    letters.close()

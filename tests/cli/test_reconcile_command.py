@@ -15,6 +15,8 @@ import redis
 
 from recvault import layout
 from recvault.cli import main
+from recvault.compliance.erasure import erase
+from recvault.compliance.policy import Policy
 from recvault.settings import Settings
 from tests.fixtures.worker import running_worker, wait_for
 
@@ -98,6 +100,25 @@ def test_the_text_report_and_a_progress_line_on_a_terminal(env, sim) -> None:
     assert lines[1].endswith("2026-03-01 to 2026-03-03: 1 listed at Twilio in 1 page(s) (0 listed twice), "
                              "0 not completed, 0 archived, 1 missing")
     assert f"\r\x1b[Kreconcile {gone.account_sid}: page 1, 1 listed, 0 archived, 1 missing" in shown
+
+
+def test_an_erased_recording_is_reported_erased_not_missing_and_never_queued(env, sim, archive_env, redis_url,
+                                                                            capsys) -> None:
+    archive_env.policy = Policy.from_dict({"default": {"retention_days": 30, "mode": "none"}})
+    erased = sim.create_recording(date_created=DAY, duration=2)
+    archive_env.archive(erased)
+    erase(archive_env.store, "", erased.sid, reason="DSAR 12", requested_by="subject", actor="dpo",
+          now=datetime.now(UTC))
+    capsys.readouterr()
+
+    assert main(["reconcile", "--from", "2026-03-02", "--to", "2026-03-02", "--enqueue"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"erased {erased.sid} {rfc2822(erased.start_time)}  tombstone tombstones/{erased.sid}.json  " \
+                       "not queued"
+    assert lines[1].endswith("0 not completed, 0 archived, 1 erased, 0 missing")
+    assert redis.Redis.from_url(redis_url).llen("recvault") == 0
+    assert reconcile(capsys)["erased"] == 1
 
 
 def test_a_reversed_window_or_a_malformed_day_is_refused(env, capsys) -> None:

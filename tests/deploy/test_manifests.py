@@ -62,6 +62,8 @@ S3_ACTIONS = {
     "put_public_access_block": {"s3:PutBucketPublicAccessBlock"},
     "get_bucket_lifecycle_configuration": {"s3:GetLifecycleConfiguration"},
     "put_bucket_lifecycle_configuration": {"s3:PutLifecycleConfiguration"},
+    "get_bucket_policy": {"s3:GetBucketPolicy"},
+    "put_bucket_policy": {"s3:PutBucketPolicy"},
     # `audit verify`: tags against the policy's decision, delete markers in version listings.
     "get_object_tagging": {"s3:GetObjectTagging"},
     "list_object_versions": {"s3:ListBucketVersions"},

@@ -23,7 +23,7 @@ KEY_LAYOUT = re.compile(
     rf"|audit/chains/(?P<audit>{SID})/\d{{6,}}\.json"
     rf"|(?P<trail>audit/chains/system-\d{{4}}-\d{{2}}-\d{{2}}/\d{{6,}}\.json"
     rf"|audit/index/{DATE}/(?:{SID}|system-\d{{4}}-\d{{2}}-\d{{2}})-\d{{6,}}-[0-9a-f]{{16}}"
-    rf"|audit/seals/{DATE}\.json|audit/accepted/{DATE}/\d+-\d+\.jsonl)"
+    rf"|audit/seals/{DATE}(?:/\d{{6}})?\.json|audit/accepted/{DATE}/\d+-\d+\.jsonl)"
     rf"|dead-letters/(?P<letter>[A-Za-z0-9:_.-]+)/\d{{4}}-\d{{2}}-\d{{2}}T\d{{6}}(?:\.\d{{6}})?Z(?:-resolved)?\.json)$"
 )
 

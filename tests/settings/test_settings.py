@@ -268,13 +268,15 @@ BAD_VALUES = {
     "media_format": "ogg", "delete_after_archive": "2", "not_found_grace_seconds": "-1",
     "price_refresh_seconds": "0", "price_refresh_attempts": "0", "broker_url": "amqp://guest@localhost//",
     "broker_transport_options": "[1]", "broker_wait_replicas": "99", "redis_socket_timeout_seconds": "0",
-    "redis_connect_timeout_seconds": "soon", "visibility_timeout_seconds": "1", "task_time_limit_seconds": "1",
+    "redis_connect_timeout_seconds": "soon", "visibility_timeout_seconds": "1",
+    "seal_period_seconds": "299", "task_time_limit_seconds": "1",
     "max_retries": "-1", "retry_backoff_max_seconds": "0", "worker_pool": "gevent", "worker_concurrency": "0",
     "worker_processes": "100", "worker_metrics_port": "-1", "task_events": "often", "s3_endpoint_url": "nope",
     "s3_part_size_mib": "1", "worker_buffer_mib": "1", "s3_create_bucket": "sometimes", "log_level": "verbose",
     "log_format": "pretty", "identity_header": "X Email", "forwarded_for_hops": "0", "ops_port": "70000",
 }
-FREE_TEXT = {"metrics_dir", "media_hosts", "queue", "worker_metrics_host", "s3_bucket", "s3_prefix", "s3_region",
+FREE_TEXT = {"seal_witness",
+             "metrics_dir", "media_hosts", "queue", "worker_metrics_host", "s3_bucket", "s3_prefix", "s3_region",
              "s3_kms_key_id", "policy_file", "data_dir", "ops_host"}
 
 

@@ -70,7 +70,8 @@ def test_creates_the_bucket_then_a_second_run_changes_nothing(bucket, s3, capsys
     assert first["encryption"] == "changed (AES256)"
     assert first["public access block"] == "not supported (the store does not implement it)"  # SeaweedFS: 501
     assert first["lifecycle"] == "changed (incomplete multipart uploads aborted after 7 days)"
-    assert "4 setting(s) changed" in err
+    assert first["bucket policy"].startswith("changed (writes to media/, events/, audit/")
+    assert "5 setting(s) changed" in err
 
     lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     assert lock == {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
@@ -84,7 +85,7 @@ def test_creates_the_bucket_then_a_second_run_changes_nothing(bucket, s3, capsys
     assert code == 0 and "0 setting(s) changed" in err
     assert {feature: line.split(" ", 1)[0] for feature, line in second.items()} == {
         "bucket": "unchanged", "object lock": "unchanged", "encryption": "unchanged",
-        "public access block": "not", "lifecycle": "unchanged"}
+        "public access block": "not", "lifecycle": "unchanged", "bucket policy": "unchanged"}
     assert len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]) == 1  # not added twice
     code, _, err = init_bucket(capsys, "--check")
     assert code == 0 and "0 setting(s) would change" in err
@@ -96,7 +97,7 @@ def test_an_existing_bucket_gets_object_lock_and_keeps_its_own_lifecycle_rules(b
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]})
 
     code, planned, err = init_bucket(capsys, "--check")
-    assert code == 1 and "3 setting(s) would change" in err
+    assert code == 1 and "4 setting(s) would change" in err
     assert planned["object lock"] == ("would change (enabled on the existing bucket, "
                                       "default retention GOVERNANCE 30 days)")
     assert "ObjectLockConfiguration" not in _lock_or_empty(s3, bucket)  # --check changed nothing
@@ -151,13 +152,14 @@ def test_a_bucket_made_as_recvault_up_makes_it_needs_no_change(bucket, s3, capsy
     store = S3Store.from_settings(settings)
     store.ensure_bucket(create=True)
     code, planned, err = init_bucket(capsys, "--check")
-    assert code == 1 and "3 setting(s) would change" in err
+    assert code == 1 and "4 setting(s) would change" in err
     store.init_bucket(bucket_setup(settings, Policy.from_settings(settings)))
     code, lines, err = init_bucket(capsys, "--check")
     assert code == 0 and "0 setting(s) would change" in err
     assert lines["object lock"] == "unchanged (enabled, default retention GOVERNANCE 30 days)"
     assert lines["encryption"] == "unchanged (AES256)"
     assert lines["lifecycle"].startswith("unchanged (incomplete multipart uploads aborted after 7 days")
+    assert lines["bucket policy"].startswith("unchanged (writes to media/")
 
 
 @pytest.mark.system  # `recvault up`: Redis, SeaweedFS, ingest, a worker, beat and the simulator

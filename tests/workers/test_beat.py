@@ -134,20 +134,24 @@ def test_the_price_sweep_gives_recordings_still_unpriced_one_more_refresh(settin
 
 
 def test_beat_seals_the_audit_trail_and_flushes_the_accepted_ledger(settings, s3_store, redis_url) -> None:
+    from celery.schedules import crontab
+
     from recvault.audit.ledger import ledger_row
     from recvault.audit.write import write_audit
     from recvault.queue.celery_factory import LEDGER_FLUSH_TASK, SEAL_TASK
     from recvault.workers.beat_schedule import LEDGER_FLUSH_AT, SEAL_AT, ledger_flush_payload, seal_payload
 
     schedule = beat_schedule()
-    assert schedule["seal-audit-days"]["task"] == SEAL_TASK and schedule["seal-audit-days"]["schedule"] == SEAL_AT
+    assert schedule["seal-audit-periods"]["task"] == SEAL_TASK and schedule["seal-audit-periods"]["schedule"] == SEAL_AT
+    assert SEAL_AT == crontab(minute="*/5") and LEDGER_FLUSH_AT == crontab(minute="*/15")
     assert schedule["flush-accepted-ledger"]["schedule"] == LEDGER_FLUSH_AT
-    assert seal_payload() != {} and ledger_flush_payload()["slot"]  # a dedup key per day / per quarter hour
+    assert seal_payload()["slot"] and ledger_flush_payload()["slot"]  # a dedup key per run
 
     yesterday = datetime.now(UTC) - timedelta(days=1)
     write_audit(s3_store, "", "RE" + "1" * 32, "archived", {}, None, yesterday)
-    assert run_task(settings, SEAL_TASK, seal_payload()) == "1 day(s) sealed"
-    assert run_task(settings, SEAL_TASK, seal_payload()) == "0 day(s) sealed"
+    sealed = run_task(settings, SEAL_TASK, seal_payload())
+    assert sealed.endswith(" period(s) sealed") and int(sealed.split()[0]) > 0  # every hour since yesterday's first
+    assert run_task(settings, SEAL_TASK, seal_payload()) == "0 period(s) sealed"
     client = redis.Redis.from_url(redis_url)
     client.xadd("recvault:accepted", {"r": ledger_row("RE" + "1" * 32, "completed", "AC" + "1" * 32,
                                                       yesterday.isoformat())})

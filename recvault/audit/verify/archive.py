@@ -1,14 +1,19 @@
 """`recvault audit verify`: everything an auditor asks of the archive over a range of days.
 
-* the audit trail: chain links and numbering, seals (roots, leaves, the seal chain), every
-  entry of a sealed day covered by its seal (audit.verify.trail);
-* every archived recording: media present in the version the document recorded, the same
-  size and S3 checksum, the same SHA-256 recomputed from the stored bytes (streamed; all of
-  them, or a sample), the retention mode and date, legal hold and tags the policy decided;
-* no delete marker over media, documents or audit entries;
-* completeness: every `completed` callback in the accepted-callback ledger led to a metadata
-  document, an `absent`/`failed` event document, a dead letter or (erased or purged since) a
-  tombstone.
+Every object version under recvault's folders must be vouched for: by a chain entry naming
+its key, version or SHA-256, and every entry by a seal (or, for the open period, by the
+day's index). Each check reads what was first written (original versions), so a version
+stacked later by anyone with PutObject is a finding, never the record:
+
+* the audit trail: chains (links, numbering, nothing stacked over an entry), seals (roots,
+  leaves, the chain of seals, their COMPLIANCE lock, the witness) — audit.verify.trail;
+* every archived recording against its `archived` entry: media version, size, S3 checksum,
+  SHA-256 re-hashed from the stored bytes (all, or a sample), every document version
+  vouched for, the lock, legal hold and tags decided — audit.verify.recordings;
+* every object written once holds one version — audit.verify.written_once; tombstones and
+  the holds registry vouched for — recvault.compliance;
+* completeness: every completed callback in the ledger (S3, and the Redis tail when the
+  broker answers) has an outcome recvault vouches for — audit.verify.completeness.
 
 A legal hold set with `recvault hold set` is expected on the recordings it covers, and media
 whose retention has ended with no hold left may be gone (S3 lifecycle expiry): counted as
@@ -17,29 +22,32 @@ expired, not reported.
 
 from __future__ import annotations
 
-import json
 import random
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from recvault import layout, sids
+from recvault import layout
 from recvault.audit import chain
 from recvault.audit.findings import Finding
-from recvault.audit.integrity import media_problems
-from recvault.audit.verify.trail import TrailResult, check_chains, check_seals, check_unsealed_index
-from recvault.compliance.holds import held_recordings, list_holds
-from recvault.compliance.purge import expires_at
+from recvault.audit.ledger import AcceptedRow
+from recvault.audit.ledger_flush import rejected_rows
+from recvault.audit.originals import versions_by_key
+from recvault.audit.verify.completeness import accepted_rows, completeness_findings
+from recvault.audit.verify.recordings import Recording, check_recording
+from recvault.audit.verify.trail import SealCoverage, TrailResult, check_chains, check_seals, check_unsealed_index
+from recvault.audit.verify.written_once import written_once_findings
+from recvault.audit.vouched import archived_entry
+from recvault.compliance.holds import held_recordings, list_holds, registry_findings
+from recvault.compliance.tombstones import tombstone_findings
 from recvault.storage.base import ObjectStore
 
 # Recordings and chains checked at once: each is a few small requests (and a re-hash, streamed
 # in 1 MiB chunks, so memory stays bounded by this many chunks).
 READERS = 16
 Progress = Callable[[int, int, str], None]
-_SID = re.compile(sids.sid_pattern(sids.RECORDING))
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,13 @@ class Report:
     totals: dict[str, int] = field(default_factory=dict)
     # Media keys whose retention ended with no hold, found gone: lifecycle expiry, not tampering.
     expired: set[str] = field(default_factory=set)
+    # What the run covered, for the auditor's report: the seals it checked (key, period, root,
+    # SHA-256), the witness, the ledger tail, and what it could not cover.
+    seals: list[dict[str, Any]] = field(default_factory=list)
+    witness: str = "none configured"
+    ledger_tail: str = "not read"
+    not_covered: list[str] = field(default_factory=list)
+    sampled: bool = False
 
     @property
     def clean(self) -> bool:
@@ -83,7 +98,9 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         return {"range": {"from": self.date_from, "to": self.date_to}, "started_at": self.started_at,
                 "finished_at": self.finished_at, "clean": self.clean, "totals": self.totals,
-                "per_day": self.per_day, "findings": [f.__dict__ for f in self.findings]}
+                "per_day": self.per_day, "findings": [f.__dict__ for f in self.findings], "seals": self.seals,
+                "witness": self.witness, "ledger_tail": self.ledger_tail, "not_covered": self.not_covered,
+                "sampled": self.sampled}
 
 
 def first_day(store: ObjectStore, prefix: str) -> str | None:
@@ -103,167 +120,147 @@ def _keys(store: ObjectStore, prefix: str, folder: str, day: str) -> list[str]:
 
 
 def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str, *, sample: Sample | None = None,
-                   progress: Progress | None = None, seed: int | None = None) -> Report:
-    """Run every check over [date_from, date_to] (UTC days, by recording start / action / acceptance)."""
+                   progress: Progress | None = None, seed: int | None = None,
+                   tail: Iterable[AcceptedRow] | None = None,
+                   malformed_tail: Iterable[tuple[str, bytes]] | None = None, witness: Any = None) -> Report:
+    """Run every check over [date_from, date_to] (UTC days, by recording start / action / acceptance).
+
+    `tail`: the ledger rows still in Redis (None: the broker was not reachable, and the report
+    says what that leaves out), `malformed_tail` the ones there that do not parse; `witness`: the seals' outside
+    copies (audit.witness), if any.
+    """
     report = Report(date_from, date_to, datetime.now(UTC).isoformat())
     days = day_range(date_from, date_to)
     tick = progress or (lambda done, total, label: None)
-    documents = [(day, key) for day in days for key in _keys(store, prefix, layout.METADATA, day)]
-    events = [(day, parsed) for day in days for key in _keys(store, prefix, layout.EVENTS, day)
-              if (parsed := layout.parse_event_key(prefix, key))]
-    chosen = (sample or Sample()).choose(len(documents), random.Random(seed))
+    documents = {day: versions_by_key(store, layout.partition_prefix(prefix, layout.METADATA, day)) for day in days}
+    media = {day: versions_by_key(store, layout.partition_prefix(prefix, layout.MEDIA, day)) for day in days}
+    listed = [(day, document_of[1], found) for day in days for key, found in documents[day].items()
+              if (document_of := layout.parse_metadata_key(prefix, key))]
+    events = [(day, event_of) for day in days for key in _keys(store, prefix, layout.EVENTS, day)
+              if (event_of := layout.parse_event_key(prefix, key))]
+    chosen = (sample or Sample()).choose(len(listed), random.Random(seed))
+    report.sampled = len(chosen) < len(listed)
     trail = TrailResult()
-    seals = check_seals(store, prefix, days, trail)
-    chains = {sid for _, key in documents if (p := layout.parse_metadata_key(prefix, key)) for sid in [p[1]]}
-    chains |= {parsed[1] for _, parsed in events}
+    seals = check_seals(store, prefix, days, trail, witness=witness)
+    chains = {sid for _, sid, _ in listed} | {parsed[1] for _, parsed in events}
     chains |= {chain.system_chain(day) for day in days}
-    chains |= {located[0] for leaves in seals.values() for key in leaves
-               if (located := layout.parse_chain_key(prefix, key))}
-    total = len(documents) + len(chains) + len(days)
+    chains |= {located[0] for key in seals.leaves if (located := layout.parse_chain_key(prefix, key))}
+    # Every chain the days' index rows name, so a recording whose documents are gone is still walked.
+    chains |= {located[0] for day in days for key in _keys(store, prefix, layout.AUDIT_INDEX, day)
+               if (located := layout.parse_index_key(prefix, key))}
+    total = len(listed) + len(chains) + 1
     done = 0
-    held = held_recordings(list_holds(store, prefix))
-    now = datetime.now(UTC)
 
-    def one_recording(item: tuple[int, tuple[str, str]]) -> Report:
-        position, (day, key) = item
-        found = Report(date_from, date_to, report.started_at)
-        found.count(day, "recordings")
-        _check_recording(store, key, rehash=position in chosen, report=found, day=day, held=held, now=now)
-        return found
-
-    with ThreadPoolExecutor(READERS) as pool:
-        for checked in pool.map(one_recording, enumerate(documents)):
-            report.findings.extend(checked.findings)
-            report.expired |= checked.expired
-            for day, counts in checked.per_day.items():
-                for what, n in counts.items():
-                    report.count(day, what, n)
-            done += 1
-            tick(done, total, "recordings")
-    for event_day, (_, _, status) in events:
-        report.count(event_day, f"events_{status}")
     def one_chain(name: str) -> TrailResult:
         found = TrailResult()
         check_chains(store, prefix, [name], seals, found, days=set(days))
-        for key, version, latest in store.delete_markers(layout.chain_prefix(prefix, name)):
-            found.findings.append(Finding("delete-marker", key, "an audit entry is hidden by a delete marker"
-                                          if latest else "a delete marker was placed over an audit entry",
-                                          {"marker_version_id": version, "is_latest": latest}))
         return found
 
     with ThreadPoolExecutor(READERS) as pool:
         for found in pool.map(one_chain, sorted(chains)):
-            trail.findings.extend(found.findings)
-            trail.entries += found.entries
-            trail.archived |= found.archived
-            for day, count in found.entries_by_day.items():
-                trail.entries_by_day[day] = trail.entries_by_day.get(day, 0) + count
+            trail.merge(found)
             done += 1
             tick(done, total, "audit chains")
     check_unsealed_index(store, prefix, days, trail)
     report.findings.extend(trail.findings)
-    for _, key in documents:
-        document_of = layout.parse_metadata_key(prefix, key)
-        if document_of and document_of[1] not in trail.archived:
-            report.findings.append(Finding("chain", document_of[1], "archived, but its audit chain has no "
-                                           "`archived` entry", {"document": key}))
     for day, count in trail.entries_by_day.items():
         report.count(day, "audit_entries", count)
-    report.totals["sealed_days"] = len(trail.sealed_days)
-    for day in days:
-        _check_markers(store, prefix, day, report, expired=report.expired)
-        done += 1
-        tick(done, total, "delete markers and completeness")
-    _check_completeness(store, prefix, days, report)
+    held = held_recordings(list_holds(store, prefix))
+    now = datetime.now(UTC)
+
+    def one_recording(item: tuple[int, tuple[str, str, Any]]) -> tuple[str, Any]:
+        position, (day, sid, found) = item
+        recording = Recording(sid, day, found, media[day], trail.entries_by_chain.get(sid, []))
+        return day, check_recording(store, recording, rehash=position in chosen, held=sid in held, now=now)
+
+    with ThreadPoolExecutor(READERS) as pool:
+        for day, checked in pool.map(one_recording, enumerate(listed)):
+            report.count(day, "recordings")
+            report.count(day, "versions_listed", checked.versions)
+            report.count(day, "rehashed", int(checked.rehashed))
+            if checked.expired_media:
+                report.expired.add(checked.expired_media)
+                report.count(day, "expired")
+            report.findings.extend(checked.findings)
+            done += 1
+            tick(done, total, "recordings")
+    for event_day, (_, _, status) in events:
+        report.count(event_day, f"events_{status}")
+    media_checked = {key for day in days for key in media[day]}
+    once, versions = written_once_findings(store, prefix, days, skip=media_checked)
+    report.findings.extend(once)
+    report.totals["versions_listed"] = report.totals.get("versions_listed", 0) + versions
+    genuine, forged = tombstone_findings(store, prefix)
+    report.findings.extend(forged)
+    report.findings.extend(registry_findings(store, prefix))
+    for key, record in rejected_rows(store, prefix, days):
+        report.findings.append(Finding("ledger", key, "a malformed accepted-callback row, set aside by the ledger "
+                                       "flush: what it named is not held to account", {"key": key, **record},
+                                       kind="rejected-ledger-row"))
+    for stream_id, raw in malformed_tail or []:
+        report.findings.append(Finding("ledger", stream_id, "a malformed accepted-callback row still in Redis",
+                                       {"id": stream_id, "raw": raw.decode(errors="replace")},
+                                       kind="rejected-ledger-row"))
+    accepted = accepted_rows(store, prefix, days, tail or [])
+    report.totals.update(accepted_rows=accepted.rows, ledger_tail_rows=accepted.tail_rows,
+                         accepted_completed=len(accepted.completed))
+    vanished = completeness_findings(store, prefix, days, accepted, genuine)
+    report.findings.extend(vanished)
+    # Archived ones the ledger does not name (reconcile's, or a ledger row gone): their chain says so.
+    known = {sid for _, sid, _ in listed} | genuine | {finding.subject for finding in vanished}
+    report.findings.extend(_documents_gone(store, prefix, days, trail, known, now))
+    _describe_coverage(report, seals, tail is not None, witness)
+    tick(total, total, "completeness")
     report.finished_at = datetime.now(UTC).isoformat()
     return report
 
 
-def _check_recording(store: ObjectStore, key: str, *, rehash: bool, report: Report, day: str, held: set[str],
-                     now: datetime) -> None:
-    document = json.loads(store.get_bytes(key))
-    sid = str(document.get("sid", key))
-    media_key = str(document.get("media_key") or "")
-    current = store.head(media_key)
-    evidence = {"document": key, "media_key": media_key}
-    ended = expires_at(document, None)
-    if current is None and ended is not None and ended <= now and sid not in held and not document.get("legal_hold"):
-        report.expired.add(media_key)
-        report.count(day, "expired")
-        return
-    if current is None:
-        report.findings.append(Finding("object", sid, "archived media is missing", evidence))
-        return
-    if rehash:
-        report.count(day, "rehashed")
-    for problem in media_problems(store, document, current, rehash=rehash):
-        report.findings.append(Finding("object", sid, problem.what, {**evidence, **problem.evidence}))
-    _check_lock(store, sid, media_key, document, current.retention, report, held=sid in held)
+def _documents_gone(store: ObjectStore, prefix: str, days: list[str], trail: TrailResult, known: set[str],
+                    now: datetime) -> list[Finding]:
+    """Recordings whose chain says they were archived on these days and whose metadata document is
+    gone, every version of it: removed, unless expired. `known`: recordings already accounted for
+    (their document checked, a vouched tombstone) or already reported."""
+    findings = []
+    for sid, entries in sorted(trail.entries_by_chain.items()):
+        archived = archived_entry(entries)
+        if archived is None or archived.day not in days or sid in known:
+            continue
+        media_key = str(archived.details.get("media_key") or "")
+        partition = layout.PARTITION.search(media_key)
+        if partition is None:
+            continue
+        document_key = layout.metadata_key(prefix, partition[1], sid)
+        if versions_by_key(store, document_key).get(document_key) is not None:
+            continue  # there, in a day outside this range: checked with its own day
+        until = archived.details.get("retain_until")
+        if until and datetime.fromisoformat(str(until)) <= now and not archived.details.get("legal_hold"):
+            continue  # its retention is over: expiry may have taken it
+        findings.append(Finding("object", sid, "archived (its `archived` entry says so), and its metadata "
+                                "document is gone, every version of it", {"document": document_key,
+                                                                         "media_key": media_key,
+                                                                         "archived_entry": archived.key},
+                                kind="vanished-recording"))
+    return findings
 
 
-def _check_lock(store: ObjectStore, sid: str, media_key: str, document: dict[str, Any], lock: Any,
-                report: Report, *, held: bool) -> None:
-    mode, until, hold = layout.retention_fields(document)
-    hold = hold or held  # the policy's hold, or one `recvault hold set` placed and has not released
-    evidence: dict[str, Any] = {"media_key": media_key, "decided_mode": mode,
-                                "decided_until": until.isoformat() if until else None, "decided_legal_hold": hold,
-                                "found_mode": getattr(lock, "mode", None),
-                                "found_until": str(getattr(lock, "until", None)),
-                                "found_legal_hold": bool(getattr(lock, "legal_hold", False))}
-    found_until = getattr(lock, "until", None)
-    if getattr(lock, "mode", None) != mode:
-        report.findings.append(Finding("retention", sid, "Object Lock mode differs from the policy's decision",
-                                       evidence))
-    elif until is not None and (found_until is None or abs((_utc(found_until) - _utc(until)).total_seconds()) > 1):
-        report.findings.append(Finding("retention", sid, "retain-until differs from the policy's decision", evidence))
-    if bool(getattr(lock, "legal_hold", False)) != hold:
-        report.findings.append(Finding("retention", sid, "legal hold differs from the policy's decision and the "
-                                       "hold registry", evidence))
-    decided = document.get("tags") or {}
-    found = store.get_tags(media_key)
-    changed = {k: {"decided": v, "found": found.get(k)} for k, v in decided.items() if found.get(k) != v}
-    if changed:
-        report.findings.append(Finding("tags", sid, "tags differ from the policy's decision",
-                                       {"media_key": media_key, "tags": changed}))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _check_markers(store: ObjectStore, prefix: str, day: str, report: Report, *, expired: set[str]) -> None:
-    for folder in (layout.MEDIA, layout.METADATA, layout.EVENTS, layout.AUDIT_INDEX):
-        for key, version, latest in store.delete_markers(layout.partition_prefix(prefix, folder, day)):
-            if key in expired:  # S3 lifecycle expiry of media whose retention ended
-                continue
-            report.findings.append(Finding(
-                "delete-marker", key, "an archived or audit object is hidden by a delete marker" if latest
-                else "a delete marker was placed over an archived object",
-                {"marker_version_id": version, "is_latest": latest}))
-
-
-def _check_completeness(store: ObjectStore, prefix: str, days: list[str], report: Report) -> None:
-    """Each distinct (RecordingSid, completed) the ledger holds for the range has an outcome."""
-    accepted: dict[tuple[str, str], str] = {}
-    for day in days:
-        for key in _keys(store, prefix, layout.AUDIT_ACCEPTED, day):
-            for line in store.get_bytes(key).splitlines():
-                row = json.loads(line)
-                accepted.setdefault((row["sid"], row["status"]), key)
-                report.count(day, "accepted_rows")
-    wide = day_range((date.fromisoformat(days[0]) - timedelta(days=1)).isoformat(),
-                     (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
-    archived = {p[1] for day in wide for key in _keys(store, prefix, layout.METADATA, day)
-                if (p := layout.parse_metadata_key(prefix, key))}
-    ended = {e[1] for day in wide for key in _keys(store, prefix, layout.EVENTS, day)
-             if (e := layout.parse_event_key(prefix, key)) and e[2] in ("absent", "failed")}
-    dead = {m[0] for key in store.list_keys(f"{prefix}{layout.DEAD_LETTERS}") for m in [_SID.search(key)] if m}
-    # Erased on request or purged after retention: archived once, its tombstone says so.
-    gone = {m[0] for key in store.list_keys(f"{prefix}{layout.TOMBSTONES}") for m in [_SID.search(key)] if m}
-    completed = sorted(((sid, key) for (sid, status), key in accepted.items() if status == "completed"))
-    report.totals["accepted_completed"] = len(completed)
-    for sid, key in completed:
-        if sid not in archived and sid not in ended and sid not in dead and sid not in gone:
-            report.findings.append(Finding("completeness", sid, "callback accepted but never archived, "
-                                           "recorded as absent/failed, dead-lettered or erased",
-                                           {"ledger_object": key}))
+def _describe_coverage(report: Report, seals: SealCoverage, tail_read: bool, witness: Any) -> None:
+    report.seals = seals.roots
+    report.totals["seals_checked"] = len(seals.roots)
+    report.witness = str(witness) if witness is not None else "none configured"
+    if seals.sealed_until is None:
+        report.not_covered.append("no period of these days is sealed yet: entries are held to the daily index only")
+    else:
+        report.not_covered.append(f"entries after {seals.sealed_until.isoformat()} are not sealed yet (the open "
+                                  "period): held to the daily index only")
+    if witness is None:
+        report.not_covered.append("no seal witness is configured (RECVAULT_SEAL_WITNESS): the seals are compared "
+                                  "with nothing outside the bucket")
+    if tail_read:
+        report.ledger_tail = f"{report.totals.get('ledger_tail_rows', 0)} row(s) read from Redis"
+    else:
+        report.ledger_tail = "Redis not reachable"
+        report.not_covered.append("the broker was not reachable: callbacks accepted since the last ledger flush "
+                                  "(up to 15 minutes) are not held to account")
+    if report.sampled:
+        report.not_covered.append("media of recordings outside the sample was not re-hashed (size and S3 checksum "
+                                  "only)")

@@ -1,0 +1,89 @@
+"""Completeness: every completed callback ingest accepted has an outcome recvault vouches for.
+
+The accepted-callback ledger is read from S3 (each object at its original version) and, when
+the broker answers, from the tail still in Redis, so a callback accepted a second ago is
+already held to account. An outcome is an archived document, an `absent`/`failed` event
+document, a dead letter the recording's chain recorded (`dead-lettered`), or a tombstone an
+`erased`/`purged` entry vouches for. Keys alone prove nothing: anyone allowed PutObject can
+write a key under `tombstones/` or `dead-letters/` naming any recording.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from recvault import layout
+from recvault.audit.append import read_chain_originals
+from recvault.audit.findings import Finding
+from recvault.audit.ledger import AcceptedRow
+from recvault.audit.originals import versions_by_key
+from recvault.audit.verify.written_once import recording_named
+from recvault.storage.base import ObjectStore
+
+
+@dataclass
+class Accepted:
+    """The completed callbacks accepted on the days checked: RecordingSid → where the ledger holds it."""
+
+    completed: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    tail_rows: int = 0
+
+    def add(self, row: AcceptedRow, where: str) -> None:
+        if row.status == "completed":
+            self.completed.setdefault(row.recording_sid, where)
+
+
+def accepted_rows(store: ObjectStore, prefix: str, days: list[str], tail: Iterable[AcceptedRow]) -> Accepted:
+    """The ledger's rows of `days`: flushed objects (original versions) and the Redis tail."""
+    accepted = Accepted()
+    for day in days:
+        for key, found in versions_by_key(store, layout.partition_prefix(prefix, layout.AUDIT_ACCEPTED, day)).items():
+            if found.original is None:
+                continue
+            for line in store.get_bytes(key, found.original.version_id).splitlines():
+                row = json.loads(line)
+                accepted.add(AcceptedRow(row["sid"], row["status"], row.get("account_sid", ""),
+                                         row.get("received_at", "")), key)
+                accepted.rows += 1
+    wanted = set(days)
+    for row in tail:
+        if row.day in wanted:
+            accepted.add(row, "the ledger's tail in Redis (not flushed to S3 yet)")
+            accepted.tail_rows += 1
+    return accepted
+
+
+def completeness_findings(store: ObjectStore, prefix: str, days: list[str], accepted: Accepted,
+                          genuine_tombstones: set[str]) -> list[Finding]:
+    """A `vanished-recording` finding for each accepted completed callback without a vouched outcome."""
+    wide = _around(days)
+    archived = {p[1] for day in wide for key in store.list_keys(layout.partition_prefix(prefix, layout.METADATA, day))
+                if (p := layout.parse_metadata_key(prefix, key))}
+    ended = {e[1] for day in wide for key in store.list_keys(layout.partition_prefix(prefix, layout.EVENTS, day))
+             if (e := layout.parse_event_key(prefix, key)) and e[2] in ("absent", "failed")}
+    lettered = {recording_named(key) for key in store.list_keys(f"{prefix}{layout.DEAD_LETTERS}")}
+    findings = []
+    for sid, where in sorted(accepted.completed.items()):
+        if sid in archived or sid in ended or sid in genuine_tombstones:
+            continue
+        if sid in lettered and _chain_recorded(store, prefix, sid, "dead-lettered"):
+            continue
+        findings.append(Finding("completeness", sid, "callback accepted, and nothing of it is archived, recorded "
+                                "as absent/failed, dead-lettered or erased", {"ledger": where},
+                                kind="vanished-recording"))
+    return findings
+
+
+def _chain_recorded(store: ObjectStore, prefix: str, sid: str, action: str) -> bool:
+    return any(entry.action == action for entry in read_chain_originals(store, prefix, sid).entries)
+
+
+def _around(days: list[str]) -> list[str]:
+    """The days and one either side: a recording's start date and its callback's may straddle midnight."""
+    first = date.fromisoformat(days[0]) - timedelta(days=1)
+    count = (date.fromisoformat(days[-1]) - first).days + 2
+    return [(first + timedelta(days=n)).isoformat() for n in range(count)]
