@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "vanished-recording": "a completed callback was accepted, and nothing of it is archived or accounted for",
     "forged-tombstone": "a tombstone that no `erased` or `purged` entry vouches for",
     "forged-hold-record": "a holds registry record that no audit entry vouches for, or filed under another id",
+    "forged-erasure-request": "a queued erasure request that no `erase-queued` entry of its recording vouches for",
     "rejected-ledger-row": "a malformed accepted-callback row, moved aside by the ledger flush",
     "retention": "the Object Lock mode, retain-until or legal hold differs from the policy's decision",
     "tags": "the S3 tags differ from the policy's decision",

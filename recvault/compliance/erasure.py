@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from recvault import layout
+from recvault.audit.append import read_chain_originals
+from recvault.audit.chain import sha256_hex
+from recvault.audit.findings import Finding
+from recvault.audit.originals import versions_by_key
 from recvault.audit.write import stamped, write_audit
 from recvault.compliance.holds import holds_covering, list_holds
 from recvault.compliance.recording_objects import Located, audit_retention, locate, mismatch, versions
@@ -27,6 +32,7 @@ from recvault.compliance.tombstones import write_tombstone
 from recvault.errors import AlreadyExists
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
+log = logging.getLogger("recvault.compliance")
 # What a refusal says of a hold, which has no end date.
 WHEN_RELEASED = "when released"
 
@@ -131,7 +137,8 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
         details = {**request, "refused_because": refusal.reasons, "possible_from": refusal.possible_from}
         write_audit(store, prefix, recording_sid, "erase-refused", details, retention, stamped(now), actor=actor)
         if when_allowed:
-            _queue(store, prefix, recording_sid, {**request, "actor": actor, "at": now.isoformat()})
+            _queue(store, prefix, recording_sid, {**request, "actor": actor, "at": now.isoformat()}, retention, now,
+                   actor)
             return Outcome(recording_sid, "queued", refusal)
         return Outcome(recording_sid, "refused", refusal)
     tombstone = delete_all(store, prefix, located, found, action="erased", requested_by=requested_by,
@@ -141,11 +148,54 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
 
 
 def pending(store: ObjectStore, prefix: str) -> list[dict[str, Any]]:
-    """Erasure requests queued with --when-allowed and not done yet, oldest first."""
+    """Erasure requests queued with --when-allowed and not done yet, oldest first.
+
+    Only requests `erase` queued count: read at their original version, naming the recording their
+    key names, and vouched for by that recording's `erase-queued` entry (key and SHA-256). Anyone
+    allowed PutObject could put a request under erasures/pending/; the hourly run must not erase
+    what such a request names (see `request_findings`, which reports them).
+    """
     done = {key.rsplit("/", 1)[-1] for key in store.list_keys(f"{prefix}{layout.ERASURES}done/")}
-    waiting = [json.loads(store.get_bytes(key)) for key in store.list_keys(f"{prefix}{layout.ERASURES}pending/")
-               if key.rsplit("/", 1)[-1] not in done]
+    waiting = []
+    for key, found in versions_by_key(store, f"{prefix}{layout.ERASURES}pending/").items():
+        if key.rsplit("/", 1)[-1] in done or found.original is None:
+            continue
+        request, problem = _judge_request(store, prefix, key, store.get_bytes(key, found.original.version_id))
+        if problem is None:
+            waiting.append(request)
+        else:
+            log.warning("queued erasure request ignored", extra={"key": key, "problem": problem})
     return sorted(waiting, key=lambda r: str(r.get("at")))
+
+
+def request_findings(store: ObjectStore, prefix: str) -> list[Finding]:
+    """A `forged-erasure-request` finding for every queued request `erase` did not queue."""
+    findings = []
+    for key, found in versions_by_key(store, f"{prefix}{layout.ERASURES}pending/").items():
+        if found.original is None:
+            continue
+        _, problem = _judge_request(store, prefix, key, store.get_bytes(key, found.original.version_id))
+        if problem is not None:
+            findings.append(Finding("registry", key.rsplit("/", 1)[-1].removesuffix(".json"), problem, {"key": key},
+                                    kind="forged-erasure-request"))
+    return findings
+
+
+def _judge_request(store: ObjectStore, prefix: str, key: str, body: bytes) -> tuple[dict[str, Any], str | None]:
+    """The request at `key` and why it does not count (None: it does)."""
+    sid = key.rsplit("/", 1)[-1].removesuffix(".json")
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return {}, f"{key} is not JSON"
+    if not isinstance(request, dict) or request.get("recording_sid") != sid:
+        return {}, f"{key} names recording {request.get('recording_sid') if isinstance(request, dict) else None!r}"
+    digest = sha256_hex(body)
+    entries = read_chain_originals(store, prefix, sid).entries
+    if not any(e.action == "erase-queued" and e.details.get("key") == key and e.details.get("sha256") == digest
+               for e in entries):
+        return request, f"no `erase-queued` entry of {sid} names {key} and its SHA-256"
+    return request, None
 
 
 def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
@@ -175,10 +225,15 @@ def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
     return outcomes
 
 
-def _queue(store: ObjectStore, prefix: str, recording_sid: str, request: dict[str, Any]) -> None:
+def _queue(store: ObjectStore, prefix: str, recording_sid: str, request: dict[str, Any],
+           retention: Retention | None, now: datetime, actor: str) -> None:
+    """Queue the request create-only, and the `erase-queued` entry that vouches for it (its key and hash)."""
+    key = layout.erasure_key(prefix, recording_sid, "pending")
+    body = layout.json_line({"recording_sid": recording_sid, **request})
     try:
-        store.put_bytes(layout.erasure_key(prefix, recording_sid, "pending"),
-                        layout.json_line({"recording_sid": recording_sid, **request}), content_type="application/json")
+        write_audit(store, prefix, recording_sid, "erase-queued", {"key": key, "sha256": sha256_hex(body)},
+                    retention, stamped(now), actor=actor,
+                    alongside=lambda: store.put_bytes(key, body, content_type="application/json"))
     except AlreadyExists:
         pass  # already queued: the first request runs, and this one is in the audit trail
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from recvault import layout
@@ -32,6 +32,8 @@ from recvault.audit.write import write_system_audit
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
 State = Literal["set", "released"]
+# How far a record's `at` may run ahead of S3's clock (the writer's clock and S3's differ a little).
+CLOCK_SLACK = timedelta(minutes=5)
 # The system-chain entry that vouches for each kind of record.
 ENTRY_ACTIONS: dict[str, str] = {"set": "hold-set", "released": "hold-released"}
 
@@ -59,6 +61,10 @@ def parse_record_key(prefix: str, key: str) -> tuple[str, State] | None:
     return None
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def record_day(record: dict[str, Any]) -> str | None:
     """The UTC day a record's `at` names (its vouching entry is in that day's system chain), or None. Pure."""
     try:
@@ -69,13 +75,17 @@ def record_day(record: dict[str, Any]) -> str | None:
 
 
 def record_problem(hold_id: str, state: State, key: str, record: dict[str, Any], sha256: str,
-                   entries: Sequence[Entry]) -> str | None:
-    """Why a record (its original version) does not count, or None; `entries`: its day's system chain. Pure."""
+                   entries: Sequence[Entry], stored_at: datetime | None = None) -> str | None:
+    """Why a record (its original version) does not count, or None; `entries`: its day's system chain,
+    `stored_at`: when S3 stored that version (its LastModified). Pure."""
     if record.get("hold_id") != hold_id:
         return f"{key} names hold {record.get('hold_id')!r} but is filed under {hold_id!r}"
     day = record_day(record)
     if day is None:
         return f"{key}: its `at` ({record.get('at')!r}) names no day"
+    if stored_at is not None and _utc(datetime.fromisoformat(str(record["at"]))) > _utc(stored_at) + CLOCK_SLACK:
+        # Dated after S3 stored it: its vouching entry would sit in a day's chain nobody checks yet.
+        return f"{key}: its `at` ({record.get('at')}) is later than S3 stored it ({stored_at.isoformat()})"
     action = ENTRY_ACTIONS[state]
     if not any(e.action == action and e.details.get("hold_id") == hold_id and e.details.get("key") == key
                and e.details.get("sha256") == sha256 for e in entries):
@@ -122,7 +132,8 @@ def read_registry(store: ObjectStore, prefix: str) -> list[RegistryRecord]:
             day = record_day(record)
             if day is not None and day not in days:
                 days[day] = read_chain_originals(store, prefix, chain.system_chain(day)).entries
-            problem = record_problem(folder, parsed[1], key, record, digest, days.get(day or "", []))
+            problem = record_problem(folder, parsed[1], key, record, digest, days.get(day or "", []),
+                                     found.original.last_modified)
         records.append(RegistryRecord(key, folder, parsed[1], record, digest, tuple(found.later), problem))
     return records
 

@@ -40,6 +40,7 @@ from recvault.audit.verify.recordings import Recording, check_recording
 from recvault.audit.verify.trail import SealCoverage, TrailResult, check_chains, check_seals, check_unsealed_index
 from recvault.audit.verify.written_once import written_once_findings
 from recvault.audit.vouched import archived_entry
+from recvault.compliance.erasure import request_findings
 from recvault.compliance.holds import held_recordings, list_holds, registry_findings
 from recvault.compliance.tombstones import tombstone_findings
 from recvault.storage.base import ObjectStore
@@ -193,6 +194,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     genuine, forged = tombstone_findings(store, prefix)
     report.findings.extend(forged)
     report.findings.extend(registry_findings(store, prefix))
+    report.findings.extend(request_findings(store, prefix))
     for key, record in rejected_rows(store, prefix, days):
         report.findings.append(Finding("ledger", key, "a malformed accepted-callback row, set aside by the ledger "
                                        "flush: what it named is not held to account", {"key": key, **record},

@@ -3,9 +3,10 @@
 The accepted-callback ledger is read from S3 (each object at its original version) and, when
 the broker answers, from the tail still in Redis, so a callback accepted a second ago is
 already held to account. An outcome is an archived document, an `absent`/`failed` event
-document, a dead letter the recording's chain recorded (`dead-lettered`), or a tombstone an
-`erased`/`purged` entry vouches for. Keys alone prove nothing: anyone allowed PutObject can
-write a key under `tombstones/` or `dead-letters/` naming any recording.
+document its `event-…` entry vouches for, a dead letter the recording's chain recorded
+(`dead-lettered`), or a tombstone an `erased`/`purged` entry vouches for. Keys alone prove
+nothing: anyone allowed PutObject can write a key under `events/`, `tombstones/` or
+`dead-letters/` naming any recording.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from datetime import date, timedelta
 
 from recvault import layout
 from recvault.audit.append import read_chain_originals
+from recvault.audit.chain import sha256_hex
 from recvault.audit.findings import Finding
 from recvault.audit.ledger import AcceptedRow
-from recvault.audit.originals import versions_by_key
+from recvault.audit.originals import original_bytes, versions_by_key
 from recvault.audit.verify.written_once import recording_named
 from recvault.storage.base import ObjectStore
 
@@ -63,12 +65,17 @@ def completeness_findings(store: ObjectStore, prefix: str, days: list[str], acce
     wide = _around(days)
     archived = {p[1] for day in wide for key in store.list_keys(layout.partition_prefix(prefix, layout.METADATA, day))
                 if (p := layout.parse_metadata_key(prefix, key))}
-    ended = {e[1] for day in wide for key in store.list_keys(layout.partition_prefix(prefix, layout.EVENTS, day))
-             if (e := layout.parse_event_key(prefix, key)) and e[2] in ("absent", "failed")}
+    ended: dict[str, list[tuple[str, str]]] = {}  # RecordingSid → its absent/failed event documents (key, status)
+    for day in wide:
+        for key in store.list_keys(layout.partition_prefix(prefix, layout.EVENTS, day)):
+            if (event := layout.parse_event_key(prefix, key)) and event[2] in ("absent", "failed"):
+                ended.setdefault(event[1], []).append((key, event[2]))
     lettered = {recording_named(key) for key in store.list_keys(f"{prefix}{layout.DEAD_LETTERS}")}
     findings = []
     for sid, where in sorted(accepted.completed.items()):
-        if sid in archived or sid in ended or sid in genuine_tombstones:
+        if sid in archived or sid in genuine_tombstones:
+            continue
+        if any(_event_recorded(store, prefix, sid, key, status) for key, status in ended.get(sid, [])):
             continue
         if sid in lettered and _chain_recorded(store, prefix, sid, "dead-lettered"):
             continue
@@ -76,6 +83,20 @@ def completeness_findings(store: ObjectStore, prefix: str, days: list[str], acce
                                 "as absent/failed, dead-lettered or erased", {"ledger": where},
                                 kind="vanished-recording"))
     return findings
+
+
+def _event_recorded(store: ObjectStore, prefix: str, sid: str, key: str, status: str) -> bool:
+    """Whether the recording's chain vouches for this event document: its `event-<status>` entry names
+    the key and (entries since documents were hashed) the SHA-256 of the document's original version."""
+    entries = [e for e in read_chain_originals(store, prefix, sid).entries
+               if e.action == f"event-{status}" and e.details.get("key") == key]
+    if not entries:
+        return False
+    hashes = {e.details.get("document_sha256") for e in entries}
+    if None in hashes:
+        return True  # an entry written before event documents were hashed: the key is all it names
+    original = original_bytes(store, key)
+    return original is not None and sha256_hex(original) in hashes
 
 
 def _chain_recorded(store: ObjectStore, prefix: str, sid: str, action: str) -> bool:
