@@ -116,7 +116,9 @@ def flush_ledger(ctx: WorkerContext) -> str:
 
 def run_due_erasures(ctx: WorkerContext) -> str:
     """Run the erasures queued with `recvault erase --when-allowed` whose locks and holds have ended."""
-    outcomes = run_due(ctx.store, ctx.options.prefix, datetime.now(UTC))
+    now = datetime.now(UTC)
+    outcomes = run_due(ctx.store, ctx.options.prefix, now,
+                       record_retention=seal_retention(ctx.policy.longest_retention_days(), now))
     erased = sum(1 for o in outcomes if o.status == "erased")
     log.info("queued erasures run", extra={"erased": erased, "waiting": len(outcomes) - erased})
     return f"{erased} erased, {len(outcomes) - erased} waiting"

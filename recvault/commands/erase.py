@@ -28,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.audit.seal import seal_retention
     from recvault.commands.options import store_for
     from recvault.compliance.erasure import erase, run_due
+    from recvault.compliance.policy import Policy
 
     if bool(args.recordings) == args.run_due:
         print("recvault: erase: name the recordings (RE…) or give --run-due", file=sys.stderr)
@@ -38,8 +40,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("recvault: erase: --reason is required: say why (e.g. the request's reference)", file=sys.stderr)
         return 2
     store, actor = store_for(settings), actor_of(args)
+    # Tombstones are kept like the seals: COMPLIANCE, as long as any recording may be.
+    locked = seal_retention(Policy.from_settings(settings).longest_retention_days(), datetime.now(UTC))
     if args.run_due:
-        outcomes = run_due(store, settings.s3_prefix, datetime.now(UTC))
+        outcomes = run_due(store, settings.s3_prefix, datetime.now(UTC), record_retention=locked)
         for outcome in outcomes:
             waiting = f" (possible {outcome.refusal.possible_from})" if outcome.refusal else ""
             print(f"{outcome.status} {outcome.recording_sid}{waiting}" + (f": {outcome.problem}"
@@ -50,7 +54,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     refused = missing = 0
     for sid in args.recordings:
         outcome = erase(store, settings.s3_prefix, sid, reason=args.reason, requested_by=args.requested_by or actor,
-                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed, date=args.date)
+                        actor=actor, now=datetime.now(UTC), when_allowed=args.when_allowed, date=args.date,
+                        record_retention=locked)
         if outcome.status == "erased":
             print(f"erased {sid}: {outcome.objects} object version(s); tombstone kept")
         elif outcome.status == "mismatch":

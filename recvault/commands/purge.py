@@ -19,12 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from recvault.audit.seal import seal_retention
     from recvault.compliance.policy import Policy
     from recvault.compliance.purge import purge
 
     policy = Policy.from_settings(settings)
-    report = purge(store_for(settings), settings.s3_prefix, now=datetime.now(UTC), policy=policy,
-                   date_before=args.date_before, dry_run=args.dry_run, actor=actor_of(args))
+    now = datetime.now(UTC)
+    # Tombstones are kept like the seals: COMPLIANCE, as long as any recording may be.
+    report = purge(store_for(settings), settings.s3_prefix, now=now, policy=policy,
+                   date_before=args.date_before, dry_run=args.dry_run, actor=actor_of(args),
+                   record_retention=seal_retention(policy.longest_retention_days(), now))
     for outcome in report.outcomes:
         if outcome.problem is not None:
             print(f"kept {outcome.recording_sid}: refused, nothing deleted: {outcome.problem}")

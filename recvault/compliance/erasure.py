@@ -93,7 +93,8 @@ def check(store: ObjectStore, located: Located, active_holds: list[str], now: da
 
 
 def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[ObjectVersion], *, action: str,
-               requested_by: str, reason: str, now: datetime, actor: str, details: dict[str, Any]) -> dict[str, Any]:
+               requested_by: str, reason: str, now: datetime, actor: str, details: dict[str, Any],
+               record_retention: Retention | None = None) -> dict[str, Any]:
     """Delete every version (hashing each first), then write the tombstone and the `action` entry
     (`erased`, `purged`: `details` and the tombstone's key and SHA-256) that vouches for it; returns the tombstone."""
     objects = []
@@ -110,15 +111,18 @@ def delete_all(store: ObjectStore, prefix: str, located: Located, found: list[Ob
     tombstone = {"recording_sid": located.sid, "date": located.date, "action": action, "at": now.isoformat(),
                  "requested_by": requested_by, "reason": reason, "policy_rule": document.get("policy"),
                  "media_sha256": document.get("media_sha256"), "objects": objects}
-    write_tombstone(store, prefix, located.sid, action, tombstone, details, stamped(now), actor=actor)
+    write_tombstone(store, prefix, located.sid, action, tombstone, details, stamped(now), actor=actor,
+                    retention=record_retention)
     return tombstone
 
 
 def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, requested_by: str, actor: str,
-          now: datetime, when_allowed: bool = False, date: str | None = None) -> Outcome:
+          now: datetime, when_allowed: bool = False, date: str | None = None,
+          record_retention: Retention | None = None) -> Outcome:
     """Erase one recording now if nothing protects it; otherwise record the refusal (and queue it).
 
-    `date` (the recording's day) saves searching every partition for it.
+    `date` (the recording's day) saves searching every partition for it; `record_retention`: the lock
+    of the tombstone and its `erased` entry (see compliance.tombstones.write_tombstone).
     """
     located = locate(store, prefix, recording_sid, date=date)
     if located is None:
@@ -142,7 +146,8 @@ def erase(store: ObjectStore, prefix: str, recording_sid: str, *, reason: str, r
             return Outcome(recording_sid, "queued", refusal)
         return Outcome(recording_sid, "refused", refusal)
     tombstone = delete_all(store, prefix, located, found, action="erased", requested_by=requested_by,
-                           reason=reason, now=now, actor=actor, details={**request, "objects": len(found)})
+                           reason=reason, now=now, actor=actor, details={**request, "objects": len(found)},
+                           record_retention=record_retention)
     _mark_done(store, prefix, recording_sid, now)
     return Outcome(recording_sid, "erased", tombstone=tombstone, objects=len(found))
 
@@ -198,7 +203,8 @@ def _judge_request(store: ObjectStore, prefix: str, key: str, body: bytes) -> tu
     return request, None
 
 
-def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
+def run_due(store: ObjectStore, prefix: str, now: datetime, *,
+            record_retention: Retention | None = None) -> list[Outcome]:
     """Run every queued erasure whose locks have ended; the others stay queued, their refusal already recorded.
 
     A request whose document no longer matches its recording stays queued too, reported as "mismatch"
@@ -218,7 +224,8 @@ def run_due(store: ObjectStore, prefix: str, now: datetime) -> list[Outcome]:
             outcomes.append(Outcome(sid, "queued", refusal))
             continue
         outcome = erase(store, prefix, sid, reason=str(request.get("reason")),
-                        requested_by=str(request.get("requested_by")), actor="recvault scheduled erasure", now=now)
+                        requested_by=str(request.get("requested_by")), actor="recvault scheduled erasure", now=now,
+                        record_retention=record_retention)
         if outcome.status == "not-found":
             _mark_done(store, prefix, sid, now)
         outcomes.append(outcome)

@@ -21,7 +21,7 @@ from recvault.compliance.policy import Policy
 from recvault.compliance.recording_objects import audit_retention, documents, mismatch
 from recvault.days import parse_day
 from recvault.layout import retention_fields
-from recvault.storage.base import ObjectStore
+from recvault.storage.base import ObjectStore, Retention
 
 PURGE_ACTOR = "recvault purge"
 PURGE_REASON = "retention ended"
@@ -58,8 +58,10 @@ def expires_at(document: dict[str, Any], policy: Policy | None) -> datetime | No
 
 
 def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | None = None,
-          date_before: str | None = None, dry_run: bool = False, actor: str = PURGE_ACTOR) -> PurgeReport:
-    """Delete every version of each due recording (recordings of days before `date_before` only, when given)."""
+          date_before: str | None = None, dry_run: bool = False, actor: str = PURGE_ACTOR,
+          record_retention: Retention | None = None) -> PurgeReport:
+    """Delete every version of each due recording (recordings of days before `date_before` only, when given);
+    `record_retention`: the lock of each tombstone and its `purged` entry."""
     report = PurgeReport(dry_run)
     holds = list_holds(store, prefix)
     last_day = (parse_day(date_before) - timedelta(days=1)).isoformat() if date_before else None
@@ -88,7 +90,8 @@ def purge(store: ObjectStore, prefix: str, *, now: datetime, policy: Policy | No
         tombstone = delete_all(store, prefix, located, found, action="purged", requested_by=actor,
                                reason=PURGE_REASON, now=now, actor=actor,
                                details={"reason": PURGE_REASON, "expired_at": end.isoformat(), "objects": len(found),
-                                        "policy_rule": document.get("policy")})
+                                        "policy_rule": document.get("policy")},
+                               record_retention=record_retention)
         report.outcomes.append(Outcome(located.sid, "purged", tombstone=tombstone, objects=len(found)))
     if not dry_run:
         write_system_audit(store, prefix, "purge-run", {**report.summary(), "date_before": date_before}, stamped(now),

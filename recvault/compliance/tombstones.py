@@ -27,7 +27,7 @@ from recvault.audit.findings import Finding
 from recvault.audit.originals import KeyVersions, original_bytes, versions_by_key
 from recvault.audit.write import write_audit
 from recvault.errors import AlreadyExists
-from recvault.storage.base import ObjectStore
+from recvault.storage.base import ObjectStore, Retention
 
 log = logging.getLogger("recvault.compliance")
 
@@ -59,10 +59,14 @@ def vouches(entries: Sequence[Entry], key: str, tombstone_sha256: str) -> bool:
 
 
 def write_tombstone(store: ObjectStore, prefix: str, recording_sid: str, action: str, tombstone: dict[str, Any],
-                    details: dict[str, Any], when: datetime, *, actor: str) -> str | None:
+                    details: dict[str, Any], when: datetime, *, actor: str,
+                    retention: Retention | None = None) -> str | None:
     """Write the tombstone, then the `erased`/`purged` entry naming its key and SHA-256 (the two in one
     round trip: the entry's index row goes with the tombstone, and a failed tombstone leaves no entry).
 
+    `retention`: the lock of the tombstone and its entry (the commands and beat pass COMPLIANCE for
+    the longest retention the policy can decide, like the seals): deleting the tombstone would
+    otherwise need no bypass, and with it gone an erased recording could be archived again.
     Returns the SHA-256 the entry vouches for. When a tombstone is already there (an earlier run
     wrote it), the entry vouches for it only if an earlier entry of the chain already did;
     otherwise it records what it found and vouches for nothing, so `audit verify` keeps
@@ -73,8 +77,9 @@ def write_tombstone(store: ObjectStore, prefix: str, recording_sid: str, action:
     digest = sha256_hex(body)
     try:
         write_audit(store, prefix, recording_sid, action, {**details, "tombstone": key, "tombstone_sha256": digest},
-                    None, when, actor=actor,
-                    alongside=lambda: store.put_bytes(key, body, content_type="application/json"))
+                    retention, when, actor=actor,
+                    alongside=lambda: store.put_bytes(key, body, content_type="application/json",
+                                                      retention=retention))
         return digest
     except AlreadyExists:
         pass
@@ -84,7 +89,7 @@ def write_tombstone(store: ObjectStore, prefix: str, recording_sid: str, action:
     vouched = found_sha256 if found_sha256 and vouches(earlier, key, found_sha256) else None
     write_audit(store, prefix, recording_sid, action,
                 {**details, "tombstone": key, "tombstone_sha256": vouched, "tombstone_found_sha256": found_sha256},
-                None, when, actor=actor)
+                retention, when, actor=actor)
     return vouched
 
 

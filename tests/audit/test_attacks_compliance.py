@@ -20,11 +20,13 @@ import redis
 from recvault import layout
 from recvault.audit.append import read_chain_originals
 from recvault.audit.originals import versions_by_key
-from recvault.compliance.erasure import erase
+from recvault.audit.write import write_system_audit
+from recvault.compliance.erasure import erase, pending, run_due
 from recvault.compliance.hold_selector import Selector
 from recvault.compliance.holds import list_holds, registry_findings, release_hold, set_hold
 from recvault.compliance.policy import Policy
-from recvault.compliance.tombstones import REFUSED_ERASED, tombstone_findings
+from recvault.compliance.tombstones import REFUSED_ERASED, is_erased, tombstone_findings
+from recvault.errors import StorageRejected
 from recvault.queue.celery_factory import ARCHIVE_TASK, create_celery
 from recvault.settings import Settings
 from recvault.storage.base import Retention
@@ -216,3 +218,92 @@ def test_a_forged_release_of_one_hold_does_not_let_another_release_drop_its_lega
     [reported] = json.loads(printed.splitlines()[0])["findings"]
     assert status == 1 and (reported["kind"], reported["subject"]) == ("forged-hold-record", "H-A")
     assert reported["evidence"]["would_expose"] == [sid]
+
+
+@pytest.mark.system
+def test_a_forged_queued_erasure_request_erases_nothing_and_is_reported(archive_env, sim, auditor, capsys) -> None:
+    """PutObject under erasures/pending/ naming a victim: the hourly run must not erase it."""
+    archive_env.policy = UNLOCKED
+    victim = sim.create_recording(duration=2)
+    archive_env.archive(victim)
+    key = layout.erasure_key("", "RE" + "f" * 32, "pending")
+    forged = {"recording_sid": victim.sid, "reason": "x", "requested_by": "y", "at": datetime.now(UTC).isoformat()}
+    archive_env.store._client.put_object(Bucket=archive_env.store.bucket, Key=key, Body=layout.json_line(forged))
+    # Under the victim's own key too: the request's key and body agree, and still nothing vouches for it.
+    own = layout.erasure_key("", victim.sid, "pending")
+    archive_env.store._client.put_object(Bucket=archive_env.store.bucket, Key=own, Body=layout.json_line(forged))
+
+    assert run_due(archive_env.store, "", datetime.now(UTC)) == []
+    assert archive_env.store.head(layout.metadata_key("", datetime.now(UTC).strftime("%Y-%m-%d"), victim.sid))
+    status, printed = auditor.verify(capsys)
+    assert status == 1
+    assert f"DISCREPANCY [forged-erasure-request] {'RE' + 'f' * 32}" in printed
+    assert f"DISCREPANCY [forged-erasure-request] {victim.sid}" in printed
+
+
+@pytest.mark.system
+def test_an_erasure_queued_by_erase_still_runs_when_allowed(archive_env, sim) -> None:
+    """The genuine path: `erase --when-allowed` queues it (vouched by `erase-queued`), the run erases it."""
+    archive_env.policy = Policy.from_dict({"default": {"retention_days": 30, "mode": "GOVERNANCE"}})
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)
+    now = datetime.now(UTC)
+    queued = erase(archive_env.store, "", recording.sid, reason="r", requested_by="s", actor="dpo", now=now,
+                   when_allowed=True)
+    assert queued.status == "queued"
+    [request] = pending(archive_env.store, "")
+    assert request["recording_sid"] == recording.sid
+
+
+@pytest.mark.system
+def test_a_hold_release_dated_in_the_future_does_not_count(archive_env, sim) -> None:
+    """A release whose `at` names a day no one checks yet, vouched by an entry in that day's chain."""
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)
+    now = datetime.now(UTC)
+    hold, _ = set_hold(archive_env.store, "", Selector((recording.sid,)), reason="SEC inquiry", actor="counsel",
+                       now=now, hold_id="H-A")
+    later = datetime(2031, 1, 1, 12, tzinfo=UTC)
+    release = {"hold_id": "H-A", "reason": "x", "actor": "y", "at": later.isoformat()}
+    body = layout.json_line(release)
+    key = layout.hold_key("", "H-A", "released")
+    archive_env.store._client.put_object(Bucket=archive_env.store.bucket, Key=key, Body=body)
+    write_system_audit(archive_env.store, "", "hold-released",
+                       {"hold_id": "H-A", "key": key, "sha256": hashlib.sha256(body).hexdigest()}, later)
+    assert [h.hold_id for h in list_holds(archive_env.store, "") if h.active] == ["H-A"]
+    [finding] = registry_findings(archive_env.store, "")
+    assert finding.kind == "forged-hold-record" and "later than S3 stored it" in finding.problem
+
+
+@pytest.mark.system
+def test_a_forged_absent_event_does_not_account_for_a_removed_recording(archive_env, sim, auditor, capsys) -> None:
+    archive_env.policy = UNLOCKED
+    recording = sim.create_recording(duration=2)
+    auditor.accept(recording.sid, recording.account_sid)
+    archive_env.archive(recording)
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    for prefix in (f"{layout.MEDIA}date={day}/", layout.metadata_key("", day, recording.sid),
+                   layout.chain_prefix("", recording.sid), f"{layout.AUDIT_INDEX}date={day}/{recording.sid}"):
+        auditor.erase_every_version(prefix)
+    archive_env.store._client.put_object(Bucket=archive_env.store.bucket,
+                                         Key=layout.event_key("", day, recording.sid, "absent"),
+                                         Body=layout.json_line({"sid": recording.sid, "status": "absent"}))
+    status, printed = auditor.verify(capsys)
+    assert status == 1 and f"DISCREPANCY [vanished-recording] {recording.sid}" in printed
+
+
+@pytest.mark.system
+def test_a_tombstone_is_locked_so_an_erased_recording_cannot_be_brought_back(archive_env, sim) -> None:
+    archive_env.policy = UNLOCKED
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)
+    now = datetime.now(UTC)
+    locked = Retention(mode="COMPLIANCE", until=soon(3600))
+    assert erase(archive_env.store, "", recording.sid, reason="r", requested_by="s", actor="dpo", now=now,
+                 record_retention=locked).status == "erased"
+    key = layout.tombstone_key("", recording.sid)
+    [version] = [v for v in archive_env.store.list_versions(key) if v.key == key]
+    assert archive_env.store.lock_of(key, version.version_id).mode == "COMPLIANCE"
+    with pytest.raises(StorageRejected):
+        archive_env.store.delete_version(key, version.version_id)
+    assert is_erased(archive_env.store, "", recording.sid) == key
