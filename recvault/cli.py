@@ -8,6 +8,7 @@ import os
 import sys
 from types import ModuleType
 
+from recvault.audit import process_key
 from recvault.errors import ConfigurationError, RecvaultError
 from recvault.settings import load_settings, warn_unknown_variables
 
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     warn_unknown_variables()
     try:
         settings = load_settings() if getattr(args, "needs_settings", True) else None
+        if settings is not None:
+            process_key.use_settings(settings)  # every entry this process appends is signed with it
         return int(module.run(args, settings) or 0)
     except ConfigurationError as error:
         for line in str(error).splitlines():

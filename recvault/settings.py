@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import re
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -57,6 +58,8 @@ MIN_API_TOKEN_BITS = 128
 # Fewest different characters a token may have: a random token of the shortest accepted length has
 # fewer at most once in a billion (decimal digits), far more rarely in hex or base64url.
 MIN_API_TOKEN_DISTINCT = 6
+# RECVAULT_AUDIT_KEY's shortest length: 32 characters of a random key carry at least 128 bits.
+MIN_AUDIT_KEY_LENGTH = 32
 # Archives one worker runs at once when RECVAULT_WORKER_CONCURRENCY is unset. Archiving waits
 # on Twilio and S3 far more than it computes, so a threads worker keeps tens in flight; a
 # prefork worker runs one per process, and each process costs its own interpreter and clients.
@@ -380,6 +383,17 @@ class Settings(BaseSettings):
         "Object Lock) or a file path (one JSON line per seal); empty: no witness.",
     )
 
+    audit_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key every audit entry is authenticated with (HMAC-SHA256), kept outside the bucket: at least "
+        f"{MIN_AUDIT_KEY_LENGTH} characters. Empty: entries carry no MAC.",
+    )
+    audit_key_since: datetime | None = Field(
+        default=None,
+        description="ISO 8601 time with its UTC offset: entries stamped before it may lack a MAC under "
+        "RECVAULT_AUDIT_KEY (written before that key). Empty: every entry must carry one.",
+    )
+
     # --- policy and local state ----------------------------------------------
     policy_file: Path | None = None
     data_dir: Path = Path(".recvault")
@@ -506,6 +520,29 @@ class Settings(BaseSettings):
         if value.startswith("s3://") and not value.removeprefix("s3://").split("/", 1)[0]:
             raise ValueError("an S3 witness is s3://bucket or s3://bucket/prefix")
         return value
+
+    @field_validator("audit_key")
+    @classmethod
+    def _audit_key_is_long(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value():
+            return key  # off
+        _reject_placeholder(key, "RECVAULT_AUDIT_KEY")
+        if len(key.get_secret_value()) < MIN_AUDIT_KEY_LENGTH:
+            raise ValueError(f"too short: at least {MIN_AUDIT_KEY_LENGTH} characters of a random key are required "
+                             "(e.g. `openssl rand -hex 32`)")
+        return key
+
+    @field_validator("audit_key_since", mode="before")
+    @classmethod
+    def _audit_key_since_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("audit_key_since")
+    @classmethod
+    def _audit_key_since_utc(cls, since: datetime | None) -> datetime | None:
+        if since is not None and since.tzinfo is None:
+            raise ValueError("needs its UTC offset, e.g. 2026-05-01T00:00:00Z")
+        return since.astimezone(UTC) if since is not None else None
 
     @field_validator("s3_prefix")
     @classmethod

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from celery import Celery, Task
 
-from recvault.audit import ledger
+from recvault.audit import ledger, process_key
 from recvault.audit.ledger_flush import flush
 from recvault.audit.seal import seal_pending, seal_retention
 from recvault.audit.witness import witness_from_settings
@@ -101,7 +101,8 @@ def seal_periods(ctx: WorkerContext) -> str:
     """Seal every period of the audit trail that is due and not sealed yet, recording each in the witness."""
     settings = ctx.settings
     sealed = seal_pending(ctx.store, ctx.options.prefix, ctx.policy.longest_retention_days(), utcnow(),
-                          period_seconds=settings.seal_period_seconds, witness=witness_from_settings(settings))
+                          period_seconds=settings.seal_period_seconds, witness=witness_from_settings(settings),
+                          audit_key=process_key.from_settings(settings))
     return f"{len(sealed)} period(s) sealed"
 
 

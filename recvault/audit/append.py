@@ -13,6 +13,9 @@ chain. A row whose entry was never written, or lost the race to another writer's
 stale; the sealer checks each row against the entry it names and ignores those. That is
 also why the first row may be written while the object the entry describes is still being
 written (`alongside`): if that write fails, the entry is not written and the row is stale.
+
+With an audit key set (audit.process_key), each entry carries its MAC (audit.signing), so an
+entry appended by anyone holding only the S3 rights is told from recvault's own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from recvault import layout
-from recvault.audit import chain
+from recvault.audit import chain, process_key
 from recvault.audit.originals import versions_by_key
 from recvault.errors import AlreadyExists, TransientError
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
@@ -69,7 +72,7 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
     else:
         seq, prev = _next_after_head(store, prefix, chain_name)
     for _ in range(MAX_ATTEMPTS):
-        body = chain.entry_bytes(chain_name, seq, prev, when, who, action, details)
+        body = _entry_bytes(chain_name, seq, prev, when, who, action, details)
         digest = chain.sha256_hex(body)
         # Locked like the entry: removing the pair would need the same rights as removing the entry.
         index_key = layout.index_key(prefix, f"{when:%Y-%m-%d}", chain_name, seq, digest)
@@ -82,6 +85,16 @@ def append(store: ObjectStore, prefix: str, chain_name: str, action: str, detail
         except AlreadyExists:
             seq, prev = _next_after_head(store, prefix, chain_name)
     raise TransientError(f"audit chain {chain_name}: no free entry number after {MAX_ATTEMPTS} attempts")
+
+
+def _entry_bytes(chain_name: str, seq: int, prev: str, when: datetime, who: str, action: str,
+                 details: dict[str, Any]) -> bytes:
+    """The entry's bytes, with its MAC under this process's audit key when one is set (audit.process_key)."""
+    unsigned = chain.entry_bytes(chain_name, seq, prev, when, who, action, details)
+    key = process_key.current()
+    if key is None:
+        return unsigned
+    return chain.entry_bytes(chain_name, seq, prev, when, who, action, details, mac=key.mac(unsigned))
 
 
 def _put_row(store: ObjectStore, index_key: str, retention: Retention | None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,16 +49,25 @@ def seal_genesis() -> str:
 
 
 def entry_bytes(chain: str, seq: int, prev: str, at: datetime, actor: str, action: str,
-                details: dict[str, Any]) -> bytes:
-    """One entry as stored: one JSON line, keys sorted, so its hash is reproducible."""
+                details: dict[str, Any], mac: str | None = None) -> bytes:
+    """One entry as stored: one JSON line, keys sorted, so its hash is reproducible.
+
+    `mac`: the entry's MAC (audit.signing), over these same bytes made without it; None: no `mac` field."""
     record = {"chain": chain, "seq": seq, "prev": prev, "at": at.isoformat(), "actor": actor,
               "action": action, "details": details}
+    if mac is not None:
+        record["mac"] = mac
+    return _line(record)
+
+
+def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, separators=(",", ":"), sort_keys=True, default=str) + "\n").encode()
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One stored entry, parsed, with the hash of its bytes."""
+    """One stored entry, parsed, with the hash of its bytes, its MAC ("" when it has none) and the bytes
+    that MAC is over: the entry as entry_bytes makes it without the `mac` field."""
 
     key: str
     seq: int
@@ -69,6 +78,8 @@ class Entry:
     details: dict[str, Any]
     chain: str
     sha256: str
+    mac: str = ""
+    unsigned: bytes = field(default=b"", repr=False)
 
     @property
     def day(self) -> str:
@@ -79,11 +90,12 @@ class Entry:
         """ValueError when the bytes are not an entry."""
         try:
             record = json.loads(body)
+            mac = record.pop("mac", None)
             return cls(key=key, seq=int(record["seq"]), prev=str(record["prev"]), at=str(record["at"]),
                        actor=str(record.get("actor", "")), action=str(record["action"]),
                        details=dict(record.get("details") or {}), chain=str(record["chain"]),
-                       sha256=sha256_hex(body))
-        except (ValueError, KeyError, TypeError) as error:
+                       sha256=sha256_hex(body), mac=str(mac) if mac is not None else "", unsigned=_line(record))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{key}: not an audit entry ({error})") from None
 
 

@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "unvouched-version": "a later version or a delete marker over an object that is written once",
     "rewritten-entry": "an audit entry was rewritten or hidden (a later version or delete marker over it)",
     "broken-chain": "an audit chain's numbering or hash links are broken",
+    "forged-entry": (
+        "an audit entry recvault did not write: it lacks a valid MAC under the audit key (RECVAULT_AUDIT_KEY)"),
     "unrecorded": "an archived recording whose audit chain has no `archived` entry",
     "unsealed-entry": "an entry of a sealed period that its seal does not hold",
     "altered-sealed-entry": "an entry or record a seal holds is gone or changed",

@@ -17,7 +17,10 @@ it: verify reports that entry unsealed). A seal is written create-only and COMPL
 and holds the SHA-256 of the previous seal's original, so the seals form a chain of their own;
 each seal written is recorded as a `period-sealed` system entry and, when RECVAULT_SEAL_WITNESS
 names one, in a witness outside the bucket. A seal key already taken by other content is refused
-(SealConflict): the sealer never chains onto a seal it did not compute.
+(SealConflict): the sealer never chains onto a seal it did not compute. With an audit key
+(audit.signing), an entry stamped after RECVAULT_AUDIT_KEY_SINCE without a valid MAC is not
+recvault's: it is no leaf, and the run that seals its period reports it in its
+`seal-found-tampering` entry.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from recvault import layout
 from recvault.audit import chain
 from recvault.audit.originals import KeyVersions, original_bytes, versions_by_key
+from recvault.audit.signing import AuditKey
 from recvault.audit.witness import Witness
 from recvault.audit.write import write_system_audit
 from recvault.errors import AlreadyExists, PermanentError
@@ -116,15 +120,19 @@ class PeriodLeaves:
     leaves: list[tuple[str, str]]
     # Keys of records the period holds that have a later version or delete marker over them.
     tampered: list[str]
+    # Keys of entries stamped in the period that the audit key does not authenticate: not sealed.
+    unauthenticated: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _EntryRead:
-    """An entry key at its original version: its SHA-256, when it was stamped, whether anything stands over it."""
+    """An entry key at its original version: its SHA-256, when it was stamped, whether anything stands over it,
+    and whether the audit key authenticates it."""
 
     sha256: str
     at: datetime
     rewritten: bool
+    authentic: bool = True
 
 
 @dataclass
@@ -132,6 +140,7 @@ class _RunCache:
     """Versions listings and entries one run has read, each once (a run may seal many periods of one day)."""
 
     store: ObjectStore
+    key: AuditKey | None = None
     listings: dict[str, dict[str, KeyVersions]] = field(default_factory=dict)
     entries: dict[str, _EntryRead | None] = field(default_factory=dict)
 
@@ -148,11 +157,14 @@ class _RunCache:
                 self.entries[key] = None
             else:
                 body = self.store.get_bytes(key, found.original.version_id)
+                authentic = True
                 try:
-                    at = datetime.fromisoformat(chain.Entry.parse(key, body).at).astimezone(UTC)
+                    entry = chain.Entry.parse(key, body)
+                    at = datetime.fromisoformat(entry.at).astimezone(UTC)
+                    authentic = self.key is None or self.key.problem(entry) is None
                 except ValueError:
                     at = _made(found.original)  # not an entry: sealed as found, where S3 stamped it
-                self.entries[key] = _EntryRead(chain.sha256_hex(body), at, bool(found.later))
+                self.entries[key] = _EntryRead(chain.sha256_hex(body), at, bool(found.later), authentic)
         return self.entries[key]
 
 
@@ -174,9 +186,13 @@ def period_leaves(store: ObjectStore, prefix: str, start: datetime, end: datetim
             rows_of.setdefault(layout.chain_key(prefix, *located), []).append(row_key)
     leaves: list[tuple[str, str]] = []
     tampered: list[str] = []
+    unauthenticated: list[str] = []
     with ThreadPoolExecutor(READERS) as pool:
         for entry_key, read in zip(sorted(rows_of), pool.map(cache.entry, sorted(rows_of)), strict=True):
             if read is None or not start <= read.at < end:
+                continue
+            if not read.authentic:  # not recvault's: never sealed, so verify finds it unsealed
+                unauthenticated.append(entry_key)
                 continue
             leaves.append((entry_key, read.sha256))
             leaves += [(row, chain.EMPTY_SHA256) for row in rows_of[entry_key] if row.endswith(f"-{read.sha256[:16]}")]
@@ -194,7 +210,7 @@ def period_leaves(store: ObjectStore, prefix: str, start: datetime, end: datetim
 
         leaves += pool.map(ledger_leaf, ledger)
     tampered += [key for key, versions in ledger if versions.later]
-    return PeriodLeaves(sorted(leaves), sorted(tampered))
+    return PeriodLeaves(sorted(leaves), sorted(tampered), unauthenticated)
 
 
 def _first_day(store: ObjectStore, prefix: str) -> date | None:
@@ -232,11 +248,20 @@ class _Run:
         return SealConflict(f"{key} holds a seal (SHA-256 {details['found_sha256']}) other than the one its "
                             f"period's records give ({details['computed_sha256']}); sealing stops here")
 
-    def tampering(self, start: datetime, keys: list[str]) -> None:
+    def tampering(self, start: datetime, keys: list[str], unauthenticated: list[str] | None = None) -> None:
+        """One `seal-found-tampering` entry: records sealed at their original version (`keys`), and
+        entries left out of the seal because the audit key does not authenticate them."""
         if keys:
             log.error("records sealed at their original version: later versions or delete markers over them",
                       extra={"period_start": start.isoformat(), "keys": keys})
-            self.report("seal-found-tampering", {"period_start": start.isoformat(), "keys": keys})
+        if unauthenticated:
+            log.error("entries recvault did not write (no valid MAC under the audit key): not sealed",
+                      extra={"period_start": start.isoformat(), "unauthenticated": unauthenticated})
+        if keys or unauthenticated:
+            details: dict[str, object] = {"period_start": start.isoformat(), "keys": keys}
+            if unauthenticated:
+                details["unauthenticated"] = unauthenticated
+            self.report("seal-found-tampering", details)
 
     def record(self, key: str, seal: chain.Seal, body: bytes, *, written: bool) -> None:
         """The `period-sealed` system entry (for a seal this run wrote), then the witness's copy."""
@@ -262,7 +287,7 @@ def _seal_one(run: _Run, start: datetime, seconds: int, prev: str, ledger_since:
         body, written = existing, False
     seal = chain.Seal.parse(body)
     if written:  # reported once, by the run that wrote the seal
-        run.tampering(start, found.tampered)
+        run.tampering(start, found.tampered, found.unauthenticated)
     run.record(key, seal, body, written=written)
     log.info("audit period sealed", extra={"key": key, "leaves": len(seal.leaves), "written": written})
     return Sealed(key, start, seconds, len(seal.leaves), seal.sha256, written)
@@ -295,6 +320,8 @@ def _recorded(run: _Run, head: FoundSeal, sha256: str) -> bool:
                 entry = chain.Entry.parse(found.key, run.store.get_bytes(found.key, found.original.version_id))
             except ValueError:
                 continue
+            if run.cache.key is not None and run.cache.key.problem(entry) is not None:
+                continue  # not the sealer's record
             if entry.action == "period-sealed" and entry.details.get("seal_sha256") == sha256:
                 return True
     return False
@@ -345,15 +372,16 @@ def _parsed(store: ObjectStore, found: FoundSeal) -> chain.Seal | None:
 
 def seal_through(store: ObjectStore, prefix: str, through: datetime, *, keep_days: int, now: datetime | None = None,
                  period_seconds: int = DEFAULT_PERIOD_SECONDS, witness: Witness | None = None,
-                 max_periods: int = MAX_PERIODS_PER_RUN) -> list[Sealed]:
+                 max_periods: int = MAX_PERIODS_PER_RUN, audit_key: AuditKey | None = None) -> list[Sealed]:
     """Seal every period not sealed yet up to and including the one that holds `through`, oldest first.
 
     Sealing starts after the last seal (at the first day anything was indexed or accepted when
     there is none), each period chained to the seal before it. SealConflict when a seal key
-    holds other content than its period's records give.
+    holds other content than its period's records give. `audit_key`: the audit key (audit.signing); with
+    one, an entry it does not authenticate is left out of its period's seal and reported.
     """
     now = now or datetime.now(UTC)
-    run = _Run(store, prefix, now, seal_retention(keep_days, now), witness, _RunCache(store))
+    run = _Run(store, prefix, now, seal_retention(keep_days, now), witness, _RunCache(store, audit_key))
     checked = _check_head(run, list_seals(store, prefix))
     if checked is not None:
         head, tampered = checked
@@ -380,8 +408,9 @@ def seal_through(store: ObjectStore, prefix: str, through: datetime, *, keep_day
 
 
 def seal_pending(store: ObjectStore, prefix: str, keep_days: int, now: datetime, *,
-                 period_seconds: int = DEFAULT_PERIOD_SECONDS, witness: Witness | None = None) -> list[Sealed]:
+                 period_seconds: int = DEFAULT_PERIOD_SECONDS, witness: Witness | None = None,
+                 audit_key: AuditKey | None = None) -> list[Sealed]:
     """Seal every period that ended at least GRACE ago and is not sealed yet (what beat's task runs)."""
     through = now - GRACE - timedelta(seconds=period_seconds)
     return seal_through(store, prefix, through, keep_days=keep_days, now=now, period_seconds=period_seconds,
-                        witness=witness)
+                        witness=witness, audit_key=audit_key)

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(store: object, settings: Settings, args: argparse.Namespace) -> int:
+    from recvault.audit import process_key
     from recvault.audit.append import process_actor
     from recvault.audit.ledger_tail import tail_from_settings
     from recvault.audit.verify.archive import Sample, first_day, verify_archive
@@ -119,7 +120,8 @@ def _verify(store: object, settings: Settings, args: argparse.Namespace) -> int:
                                 sample=Sample(count, fraction), progress=bar,
                                 tail=[row for _, row, _ in tail.rows if row is not None] if tail.reachable else None,
                                 malformed_tail=[(stream_id, raw) for stream_id, row, raw in tail.rows if row is None],
-                                witness=witness_from_settings(settings))
+                                witness=witness_from_settings(settings),
+                                audit_key=process_key.from_settings(settings))
     finally:
         bar.close()
     hashes: dict[str, str] = {}

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, SecretStr
 
+from recvault.audit import process_key
 from recvault.settings import UP_ENV_FILE, Settings, load_settings, warn_unknown_variables
 
 if TYPE_CHECKING:
@@ -96,6 +97,14 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
             print(f"embedded S3 (SeaweedFS) at {s3_url}, data in {data / 's3'}", flush=True)
         stack = settings.model_copy(update={"broker_url": broker_url, "s3_endpoint_url": AnyHttpUrl(s3_url),
                                             "data_dir": data})
+        # Entries are authenticated in embedded mode too: a key kept with its data, outside the bucket.
+        audit_key = {} if settings.audit_key.get_secret_value() else _embedded_audit_key(
+            data / "embedded-audit-key.json")
+        if audit_key:
+            stack = stack.model_copy(update={"audit_key": SecretStr(audit_key["RECVAULT_AUDIT_KEY"]),
+                                             "audit_key_since": datetime.fromisoformat(
+                                                 audit_key["RECVAULT_AUDIT_KEY_SINCE"])})
+        process_key.use_settings(stack)
         # Embedded mode creates its bucket (with Object Lock) before anything uses it, and sets it
         # up as `recvault init-bucket` would, so `init-bucket --check` finds nothing to change.
         store = _store(stack)
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
             store.init_bucket(bucket_setup(stack, Policy.from_settings(stack)))
         # What the children get on top of this environment, and (mostly) what the file says.
         shared = {"RECVAULT_BROKER_URL": broker_url, "RECVAULT_S3_ENDPOINT_URL": s3_url,
-                  "RECVAULT_DATA_DIR": str(data)}
+                  "RECVAULT_DATA_DIR": str(data), **audit_key}
         if not settings.seal_witness:
             # Embedded mode keeps a witness of the seals beside its data, outside the bucket.
             shared["RECVAULT_SEAL_WITNESS"] = str(data / SEAL_WITNESS_FILE)
@@ -330,6 +339,18 @@ def _embedded_secret(path: Path) -> str:
     path.write_text(secret)
     path.chmod(0o600)
     return secret
+
+
+def _embedded_audit_key(path: Path) -> dict[str, str]:
+    """RECVAULT_AUDIT_KEY and RECVAULT_AUDIT_KEY_SINCE kept in `path` (mode 0600), made on first use: entries
+    this data directory holds from before then carry no MAC."""
+    if not path.exists():
+        made = {"RECVAULT_AUDIT_KEY": secrets.token_hex(32),
+                "RECVAULT_AUDIT_KEY_SINCE": datetime.now(UTC).replace(microsecond=0).isoformat()}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(made, handle)
+    return {name: str(value) for name, value in json.loads(path.read_text()).items()}
 
 
 def _embedded_identity(data: Path) -> dict[str, str]:

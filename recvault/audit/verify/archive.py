@@ -5,7 +5,8 @@ its key, version or SHA-256, and every entry by a seal (or, for the open period,
 day's index). Each check reads what was first written (original versions), so a version
 stacked later by anyone with PutObject is a finding, never the record:
 
-* the audit trail: chains (links, numbering, nothing stacked over an entry), seals (roots,
+* the audit trail: chains (links, numbering, nothing stacked over an entry, each entry's MAC
+  when an audit key is set), seals (roots,
   leaves, the chain of seals, their COMPLIANCE lock, the witness) — audit.verify.trail;
 * every archived recording against its `archived` entry: media version, size, S3 checksum,
   SHA-256 re-hashed from the stored bytes (all, or a sample), every document version
@@ -35,6 +36,7 @@ from recvault.audit.findings import Finding
 from recvault.audit.ledger import AcceptedRow
 from recvault.audit.ledger_flush import rejected_rows
 from recvault.audit.originals import versions_by_key
+from recvault.audit.signing import AuditKey
 from recvault.audit.verify.completeness import accepted_rows, completeness_findings
 from recvault.audit.verify.recordings import Recording, check_recording
 from recvault.audit.verify.trail import SealCoverage, TrailResult, check_chains, check_seals, check_unsealed_index
@@ -123,12 +125,14 @@ def _keys(store: ObjectStore, prefix: str, folder: str, day: str) -> list[str]:
 def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str, *, sample: Sample | None = None,
                    progress: Progress | None = None, seed: int | None = None,
                    tail: Iterable[AcceptedRow] | None = None,
-                   malformed_tail: Iterable[tuple[str, bytes]] | None = None, witness: Any = None) -> Report:
+                   malformed_tail: Iterable[tuple[str, bytes]] | None = None, witness: Any = None,
+                   audit_key: AuditKey | None = None) -> Report:
     """Run every check over [date_from, date_to] (UTC days, by recording start / action / acceptance).
 
     `tail`: the ledger rows still in Redis (None: the broker was not reachable, and the report
     says what that leaves out), `malformed_tail` the ones there that do not parse; `witness`: the seals' outside
-    copies (audit.witness), if any.
+    copies (audit.witness), if any; `audit_key`: the audit key (audit.signing), if one is set: every entry
+    it must authenticate is checked against it.
     """
     report = Report(date_from, date_to, datetime.now(UTC).isoformat())
     days = day_range(date_from, date_to)
@@ -142,7 +146,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     chosen = (sample or Sample()).choose(len(listed), random.Random(seed))
     report.sampled = len(chosen) < len(listed)
     trail = TrailResult()
-    seals = check_seals(store, prefix, days, trail, witness=witness)
+    seals = check_seals(store, prefix, days, trail, witness=witness, audit_key=audit_key)
     chains = {sid for _, sid, _ in listed} | {parsed[1] for _, parsed in events}
     chains |= {chain.system_chain(day) for day in days}
     chains |= {located[0] for key in seals.leaves if (located := layout.parse_chain_key(prefix, key))}
@@ -154,7 +158,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
 
     def one_chain(name: str) -> TrailResult:
         found = TrailResult()
-        check_chains(store, prefix, [name], seals, found, days=set(days))
+        check_chains(store, prefix, [name], seals, found, days=set(days), audit_key=audit_key)
         return found
 
     with ThreadPoolExecutor(READERS) as pool:
@@ -211,7 +215,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     # Archived ones the ledger does not name (reconcile's, or a ledger row gone): their chain says so.
     known = {sid for _, sid, _ in listed} | genuine | {finding.subject for finding in vanished}
     report.findings.extend(_documents_gone(store, prefix, days, trail, known, now))
-    _describe_coverage(report, seals, tail is not None, witness)
+    _describe_coverage(report, seals, tail is not None, witness, audit_key is not None)
     tick(total, total, "completeness")
     report.finished_at = datetime.now(UTC).isoformat()
     return report
@@ -245,7 +249,7 @@ def _documents_gone(store: ObjectStore, prefix: str, days: list[str], trail: Tra
     return findings
 
 
-def _describe_coverage(report: Report, seals: SealCoverage, tail_read: bool, witness: Any) -> None:
+def _describe_coverage(report: Report, seals: SealCoverage, tail_read: bool, witness: Any, keyed: bool) -> None:
     report.seals = seals.roots
     report.totals["seals_checked"] = len(seals.roots)
     report.witness = str(witness) if witness is not None else "none configured"
@@ -257,6 +261,9 @@ def _describe_coverage(report: Report, seals: SealCoverage, tail_read: bool, wit
     if witness is None:
         report.not_covered.append("no seal witness is configured (RECVAULT_SEAL_WITNESS): the seals are compared "
                                   "with nothing outside the bucket")
+    if not keyed:
+        report.not_covered.append("entries are not authenticated (RECVAULT_AUDIT_KEY unset): an entry appended by "
+                                  "anyone with the S3 rights is taken as recvault's")
     if tail_read:
         report.ledger_tail = f"{report.totals.get('ledger_tail_rows', 0)} row(s) read from Redis"
     else:

@@ -20,6 +20,7 @@ from recvault.audit.append import read_chain_originals
 from recvault.audit.findings import Finding
 from recvault.audit.originals import KeyVersions, versions_by_key
 from recvault.audit.seal import CLOCK_SLACK, FoundSeal, list_seals
+from recvault.audit.signing import AuditKey
 from recvault.audit.witness import Witness, witness_record
 from recvault.storage.base import ObjectStore
 
@@ -68,9 +69,10 @@ class TrailResult:
 
 
 def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: SealCoverage, result: TrailResult,
-                 *, days: set[str]) -> None:
-    """Each chain as first written: numbering and links, nothing stacked over an entry, and each
-    entry of a sealed period held by a seal with its SHA-256."""
+                 *, days: set[str], audit_key: AuditKey | None = None) -> None:
+    """Each chain as first written: numbering and links, nothing stacked over an entry, each
+    entry of a sealed period held by a seal with its SHA-256, and, with the audit key, each
+    entry it must authenticate authenticated (audit.signing)."""
     for name in chains:
         read = read_chain_originals(store, prefix, name)
         for version in read.later:
@@ -84,6 +86,12 @@ def check_chains(store: ObjectStore, prefix: str, chains: Iterable[str], seals: 
         for problem in chain.chain_problems(name, read.entries, read.seqs):
             result.findings.append(Finding("chain", name, problem, {"keys": [e.key for e in read.entries]},
                                            kind="broken-chain"))
+        for entry in read.entries:
+            forged = audit_key.problem(entry) if audit_key is not None else None
+            if forged is not None:
+                result.findings.append(Finding("chain", name, forged, {"key": entry.key, "at": entry.at,
+                                                                       "action": entry.action},
+                                               kind="forged-entry"))
         result.entries_by_chain[name] = read.entries
         if any(entry.action == "archived" for entry in read.entries):
             result.archived.add(name)
@@ -113,7 +121,7 @@ class _Read:
 
 
 def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailResult, *,
-                witness: Witness | None = None) -> SealCoverage:
+                witness: Witness | None = None, audit_key: AuditKey | None = None) -> SealCoverage:
     """The chain of seals, and every seal whose period touches `days`.
 
     Links (each seal's `prev_seal` the SHA-256 of the previous seal's original, by period) for
@@ -121,7 +129,8 @@ def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailR
     COMPLIANCE lock until the date it states, no period missing before it, a `period-sealed`
     entry that records it, and each leaf's record there at its original version with the
     sealed SHA-256. With a witness, every record
-    it holds must be a seal's, and every seal from its first record on must have one.
+    it holds must be a seal's, and every seal from its first record on must have one. With the
+    audit key, only an entry it authenticates records a seal.
     """
     wanted = {date.fromisoformat(day) for day in days}
     found = list_seals(store, prefix)
@@ -167,7 +176,7 @@ def check_seals(store: ObjectStore, prefix: str, days: list[str], result: TrailR
             coverage.sealed_until = seal.period_end
         prev, previous = seal.sha256, seal
     _check_leaves(store, coverage.leaves, leaf_seal, result)
-    _check_recorded(store, prefix, checked, result)
+    _check_recorded(store, prefix, checked, result, audit_key)
     if witness is not None:
         _check_witness(witness, read, result)
     result.coverage = coverage
@@ -223,7 +232,7 @@ def _check_lock(store: ObjectStore, found: FoundSeal, seal: chain.Seal, result: 
 
 
 def _check_recorded(store: ObjectStore, prefix: str, checked: list[tuple[FoundSeal, chain.Seal]],
-                    result: TrailResult) -> None:
+                    result: TrailResult, audit_key: AuditKey | None) -> None:
     """Each seal is one the sealer recorded: a `period-sealed` entry (`day-sealed` for an older day seal)
     of the system chain, around the day S3 stamped the seal, names its SHA-256."""
     days: set[date] = set()
@@ -235,7 +244,8 @@ def _check_recorded(store: ObjectStore, prefix: str, checked: list[tuple[FoundSe
     recorded: set[str] = set()
     for day in sorted(days):
         for entry in read_chain_originals(store, prefix, chain.system_chain(day.isoformat())).entries:
-            if entry.action in ("period-sealed", "day-sealed"):
+            authentic = audit_key is None or audit_key.problem(entry) is None
+            if entry.action in ("period-sealed", "day-sealed") and authentic:
                 recorded.add(str(entry.details.get("seal_sha256")))
     for found, seal in checked:
         if seal.sha256 not in recorded:

@@ -1,0 +1,56 @@
+"""Authenticated audit entries: the one place an entry's MAC is computed and checked. No I/O.
+
+Hash links and seals show that entries were not changed or removed once written; they cannot
+show WHO wrote an entry. Anyone holding the worker's S3 rights can append a well-formed entry at
+a chain's next number, with a correct `prev` and index row, and the sealer would seal it. A key
+the S3 credentials do not give (RECVAULT_AUDIT_KEY) closes that: every entry recvault writes
+carries `mac`, the hex HMAC-SHA256 under that key of the entry's bytes exactly as
+chain.entry_bytes makes them without the `mac` field, and an entry without a valid one is not
+recvault's.
+
+Entries stamped before RECVAULT_AUDIT_KEY_SINCE (written before the key was introduced, or under
+a key since rotated out) are not checked: their seals vouch for them, and an entry backdated into
+a sealed period is one its seal does not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from recvault.audit.chain import Entry
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """The audit key, and the time from which every entry must carry a MAC under it (None: always)."""
+
+    secret: bytes = field(repr=False)
+    since: datetime | None = None
+
+    def mac(self, unsigned: bytes) -> str:
+        """The MAC of an entry's bytes made without a `mac` field."""
+        return hmac.new(self.secret, unsigned, hashlib.sha256).hexdigest()
+
+    def requires(self, at: str) -> bool:
+        """Whether an entry stamped `at` must carry a valid MAC (one whose stamp does not parse must)."""
+        if self.since is None:
+            return True
+        try:
+            stamped = datetime.fromisoformat(at)
+        except ValueError:
+            return True
+        stamped = stamped.replace(tzinfo=UTC) if stamped.tzinfo is None else stamped
+        return stamped >= self.since
+
+    def problem(self, entry: Entry) -> str | None:
+        """Why `entry` is not authenticated by this key, or None when it is (or need not be)."""
+        if not self.requires(entry.at):
+            return None
+        if not entry.mac:
+            return f"{entry.key}: stamped {entry.at}, and carries no MAC: recvault did not write it"
+        if not hmac.compare_digest(entry.mac.encode(), self.mac(entry.unsigned).encode()):
+            return f"{entry.key}: stamped {entry.at}, and its MAC is not the audit key's: recvault did not write it"
+        return None
