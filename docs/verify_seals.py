@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Check a copy of a recvault archive's audit trail with nothing but Python's standard library.
 
-    python3 verify_seals.py DIR [--witness FILE]
+    python3 verify_seals.py DIR [--witness FILE] [--key-file FILE [--since TIME]]
 
 DIR holds the bucket's `audit/` folder as `aws s3 sync s3://BUCKET/PREFIX/audit/ DIR/audit/` leaves
 it. Recomputed here: each seal's count and Merkle root from its leaves, the chain of seals (each
 holds the SHA-256 of the previous seal's bytes), each sealed file's SHA-256, and each audit chain's
 numbering and links. With a witness (JSON lines kept apart from the bucket), each record must match
-the seal it names. One line per problem, then a summary; exit 0 clean, 1 problems, 2 usage.
+the seal it names. With the audit key (RECVAULT_AUDIT_KEY, in a file), each entry stamped from
+--since (RECVAULT_AUDIT_KEY_SINCE) on must carry its MAC. One line per problem, then a summary;
+exit 0 clean, 1 problems, 2 usage.
 The formats are those of recvault.audit.chain, restated here so that an auditor needs no recvault.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
 import re
 import sys
@@ -63,9 +66,23 @@ def entry_order(path: Path) -> tuple[int, str]:
     return (int(named[1]), "") if named else (sys.maxsize, path.name)
 
 
+def mac_problem(entry: dict, key: bytes, since: datetime | None) -> str | None:
+    """Why an entry lacks the MAC recvault gives it: HMAC-SHA256 of its line without `mac`, keys sorted."""
+    stamped = instant(entry.get("at"))
+    if since is not None and stamped is not None and stamped < since:
+        return None
+    unsigned = {name: value for name, value in entry.items() if name != "mac"}
+    line = (json.dumps(unsigned, separators=(",", ":"), sort_keys=True) + "\n").encode()
+    expected = hmac.new(key, line, hashlib.sha256).hexdigest()
+    if hmac.compare_digest(str(entry.get("mac", "")).encode(), expected.encode()):
+        return None
+    return "no valid MAC under the audit key: recvault did not write this entry"
+
+
 class Check:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: bytes | None = None, since: datetime | None = None) -> None:
         self.root = root
+        self.key, self.since = key, since
         self.problems: list[str] = []
         self.seals: dict[str, tuple[bytes, dict, datetime | None]] = {}  # key → (bytes, parsed, period start)
         self.order: list[str] = []  # seal keys by period start
@@ -148,6 +165,8 @@ class Check:
                                 (entry["chain"] != chain, f"belongs to chain {entry['chain']!r}"),
                                 (entry["prev"] != prev, "prev is not the SHA-256 of the entry before it" + (
                                     " (the first's should be the chain's genesis)" if position == 1 else ""))]
+                    if self.key is not None and (forged := mac_problem(entry, self.key, self.since)):
+                        problems.append((True, forged))
                 except (ValueError, KeyError, TypeError):
                     problems = [(True, "not an audit entry")]
                 for failed, what in problems:
@@ -192,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="a folder holding the bucket's audit/ folder")
     parser.add_argument("--witness", type=Path, help="the seal witness: one JSON line per seal")
+    parser.add_argument("--key-file", type=Path, help="a file holding the audit key: check each entry's MAC")
+    parser.add_argument("--since", type=instant, help="entries stamped before this ISO 8601 time need no MAC")
     args = parser.parse_args(argv)
     root = args.dir.parent if args.dir.name == "audit" else args.dir
     if not (root / "audit").is_dir():
@@ -202,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"verify_seals: cannot read the witness: {error}", file=sys.stderr)
         return 2
-    check = Check(root)
+    try:
+        key = args.key_file.read_text().strip().encode() if args.key_file else None
+    except OSError as error:
+        print(f"verify_seals: cannot read the key: {error}", file=sys.stderr)
+        return 2
+    check = Check(root, key, args.since)
     check.seal_chain()
     check.chains()
     if witness is not None:

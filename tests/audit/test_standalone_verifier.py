@@ -25,6 +25,7 @@ from recvault.audit.chain import DAY_SECONDS
 from recvault.audit.ledger import ledger_row
 from recvault.audit.ledger_flush import flush
 from recvault.audit.seal import seal_through
+from recvault.audit.signing import AuditKey
 from recvault.audit.witness import FileWitness
 from recvault.audit.write import write_system_audit
 from recvault.storage.base import Retention
@@ -219,3 +220,23 @@ def test_the_script_imports_only_the_standard_library() -> None:
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__"}
     assert imported and imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
+
+
+def test_with_the_key_file_an_entry_without_its_mac_is_named(tmp_path) -> None:
+    key = AuditKey(b"an-audit-key-kept-outside-the-bucket-0123", since=datetime(2026, 11, 24, 9, tzinfo=UTC))
+    folder = tmp_path / "audit" / "chains" / "RE1"
+    folder.mkdir(parents=True)
+    prev = chain.genesis("RE1")
+    for seq, (hour, action, signed) in enumerate([(8, "archived", False), (9, "price-updated", True),
+                                                  (10, "erased", False)], start=1):
+        args = ("RE1", seq, prev, datetime(2026, 11, 24, hour, tzinfo=UTC), "host:1", action, {})
+        body = chain.entry_bytes(*args, mac=key.mac(chain.entry_bytes(*args)) if signed else None)
+        (folder / f"{seq:06d}.json").write_bytes(body)
+        prev = chain.sha256_hex(body)
+    key_file = tmp_path / "key"
+    key_file.write_text(key.secret.decode() + "\n")
+    assert verify(tmp_path).returncode == 0
+    result = verify(tmp_path, "--key-file", key_file, "--since", "2026-11-24T09:00:00Z")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:-1] == [
+        "audit/chains/RE1/000003.json: no valid MAC under the audit key: recvault did not write this entry"]
