@@ -32,6 +32,7 @@ from typing import Any
 from recvault import layout
 from recvault.audit import chain, process_key
 from recvault.audit.originals import versions_by_key
+from recvault.audit.signing import AuditKey
 from recvault.errors import AlreadyExists, TransientError
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
@@ -137,6 +138,18 @@ class ChainRead:
     seqs: list[int]
     unreadable: list[str]
     later: list[ObjectVersion]
+
+    @property
+    def trusted(self) -> list[chain.Entry]:
+        """The entries recvault wrote, what holds, erasure, the media route and `verify` act on: with
+        this process's audit key (audit.process_key), those whose MAC checks or that predate the key;
+        without a key, every one. An entry forged with only the S3 rights never drives an action."""
+        return trusted(self.entries, process_key.current())
+
+
+def trusted(entries: list[chain.Entry], key: AuditKey | None) -> list[chain.Entry]:
+    """`entries` less those `key` finds no valid MAC on (all of them when there is no key)."""
+    return entries if key is None else [entry for entry in entries if key.problem(entry) is None]
 
 
 def read_chain_originals(store: ObjectStore, prefix: str, chain_name: str) -> ChainRead:

@@ -196,7 +196,7 @@ def _judge_request(store: ObjectStore, prefix: str, key: str, body: bytes) -> tu
     if not isinstance(request, dict) or request.get("recording_sid") != sid:
         return {}, f"{key} names recording {request.get('recording_sid') if isinstance(request, dict) else None!r}"
     digest = sha256_hex(body)
-    entries = read_chain_originals(store, prefix, sid).entries
+    entries = read_chain_originals(store, prefix, sid).trusted
     if not any(e.action == "erase-queued" and e.details.get("key") == key and e.details.get("sha256") == digest
                for e in entries):
         return request, f"no `erase-queued` entry of {sid} names {key} and its SHA-256"

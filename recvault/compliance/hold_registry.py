@@ -131,7 +131,7 @@ def read_registry(store: ObjectStore, prefix: str) -> list[RegistryRecord]:
         if isinstance(loaded, dict):
             day = record_day(record)
             if day is not None and day not in days:
-                days[day] = read_chain_originals(store, prefix, chain.system_chain(day)).entries
+                days[day] = read_chain_originals(store, prefix, chain.system_chain(day)).trusted
             problem = record_problem(folder, parsed[1], key, record, digest, days.get(day or "", []),
                                      found.original.last_modified)
         records.append(RegistryRecord(key, folder, parsed[1], record, digest, tuple(found.later), problem))

@@ -161,7 +161,7 @@ def release_hold(store: ObjectStore, prefix: str, hold_id: str, *, reason: str, 
         keepers = holds_covering(others, sid)
         if located.document and located.document.get("legal_hold"):
             keepers.append(f"policy rule {located.document.get('policy')}")
-        if not held_by(read_chain_originals(store, prefix, sid).entries, hold_id):
+        if not held_by(read_chain_originals(store, prefix, sid).trusted, hold_id):
             # This hold never recorded holding it: its legal hold, if any, is someone else's to release.
             keepers.append(f"no `held` entry of {hold_id} in its audit chain")
         if not keepers:

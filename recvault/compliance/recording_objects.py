@@ -133,7 +133,7 @@ def mismatch(store: ObjectStore, prefix: str, located: Located) -> str | None:
     """Why the recording's document must not be acted on, or None (see document_mismatch)."""
     if located.document is None:
         return None  # events only: every key comes from the layout and the RecordingSid
-    vouched = document_hashes(read_chain_originals(store, prefix, located.sid).entries)
+    vouched = document_hashes(read_chain_originals(store, prefix, located.sid).trusted)
     return document_mismatch(located, layout.metadata_key(prefix, located.date, located.sid),
                              derived_media_key(prefix, located.date, located.sid, located.document), vouched)
 

@@ -85,7 +85,7 @@ def write_tombstone(store: ObjectStore, prefix: str, recording_sid: str, action:
         pass
     found = original_bytes(store, key)
     found_sha256 = sha256_hex(found) if found is not None else None
-    earlier = read_chain_originals(store, prefix, recording_sid).entries
+    earlier = read_chain_originals(store, prefix, recording_sid).trusted
     vouched = found_sha256 if found_sha256 and vouches(earlier, key, found_sha256) else None
     write_audit(store, prefix, recording_sid, action,
                 {**details, "tombstone": key, "tombstone_sha256": vouched, "tombstone_found_sha256": found_sha256},
@@ -144,7 +144,7 @@ def _judge(store: ObjectStore, prefix: str, found: KeyVersions) -> tuple[str | N
         return None, [_forged(sid, "delete markers at a tombstone's key, and no tombstone under them",
                               {"key": key, "later": later})]
     digest = sha256_hex(store.get_bytes(key, found.original.version_id))
-    entries = read_chain_originals(store, prefix, sid).entries
+    entries = read_chain_originals(store, prefix, sid).trusted
     findings = []
     genuine = vouches(entries, key, digest)
     if not genuine:

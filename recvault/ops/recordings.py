@@ -193,7 +193,7 @@ class RecordingsReader:
         original version: a document or media version stacked later by someone else is never served.
         """
         document = records.document
-        archived = archived_entry(read_chain_originals(self.view.store, self.view.prefix, records.sid).entries)
+        archived = archived_entry(read_chain_originals(self.view.store, self.view.prefix, records.sid).trusted)
         if document is None or archived is None or not isinstance(archived.details.get("media_key"), str):
             raise MediaUnavailable(f"{records.sid} has no archived media")
         now = self.view.clock()

@@ -90,3 +90,38 @@ def test_without_a_key_entries_carry_no_mac_and_the_report_says_they_are_not_aut
     report = verify_archive(archive_env.store, "", TODAY, TODAY)
     assert report.findings == []
     assert any("RECVAULT_AUDIT_KEY unset" in line for line in report.not_covered)
+
+
+def test_forged_entries_drive_no_action_hold_release_queued_erasure_or_tombstone(archive_env, sim, keyed) -> None:
+    """Entries that would vouch for a forged hold release, a forged queued erasure or a forged
+    tombstone, written without the key: recvault acts on none of them."""
+    from recvault.audit.chain import sha256_hex
+    from recvault.compliance.erasure import pending
+    from recvault.compliance.hold_selector import Selector
+    from recvault.compliance.holds import list_holds, set_hold
+    from recvault.compliance.tombstones import tombstone_findings
+
+    store = archive_env.store
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)
+    set_hold(store, "", Selector((recording.sid,)), reason="inquiry", actor="counsel", now=datetime.now(UTC),
+             hold_id="H-A")
+    release = layout.json_line({"hold_id": "H-A", "reason": "x", "actor": "y", "at": datetime.now(UTC).isoformat()})
+    release_key = layout.hold_key("", "H-A", "released")
+    store._client.put_object(Bucket=store.bucket, Key=release_key, Body=release)
+    forge(store, chain.system_chain(TODAY), "hold-released",
+          {"hold_id": "H-A", "key": release_key, "sha256": sha256_hex(release)})
+    assert [hold.hold_id for hold in list_holds(store, "") if hold.active] == ["H-A"]
+
+    request = layout.json_line({"recording_sid": recording.sid, "reason": "x", "at": datetime.now(UTC).isoformat()})
+    request_key = layout.erasure_key("", recording.sid, "pending")
+    store._client.put_object(Bucket=store.bucket, Key=request_key, Body=request)
+    forge(store, recording.sid, "erase-queued", {"key": request_key, "sha256": sha256_hex(request)})
+    assert pending(store, "") == []
+
+    tombstone = layout.json_line({"recording_sid": recording.sid})
+    tombstone_key = layout.tombstone_key("", recording.sid)
+    store._client.put_object(Bucket=store.bucket, Key=tombstone_key, Body=tombstone)
+    forge(store, recording.sid, "erased", {"tombstone": tombstone_key, "tombstone_sha256": sha256_hex(tombstone)})
+    genuine, forged = tombstone_findings(store, "")
+    assert recording.sid not in genuine and [f.kind for f in forged] == ["forged-tombstone"]

@@ -32,6 +32,7 @@ from typing import Any
 
 from recvault import layout
 from recvault.audit import chain
+from recvault.audit.append import trusted
 from recvault.audit.findings import Finding
 from recvault.audit.ledger import AcceptedRow
 from recvault.audit.ledger_flush import rejected_rows
@@ -175,7 +176,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
 
     def one_recording(item: tuple[int, tuple[str, str, Any]]) -> tuple[str, Any]:
         position, (day, sid, found) = item
-        recording = Recording(sid, day, found, media[day], trail.entries_by_chain.get(sid, []))
+        recording = Recording(sid, day, found, media[day], trusted(trail.entries_by_chain.get(sid, []), audit_key))
         return day, check_recording(store, recording, rehash=position in chosen, held=sid in held, now=now)
 
     with ThreadPoolExecutor(READERS) as pool:
@@ -214,7 +215,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     report.findings.extend(vanished)
     # Archived ones the ledger does not name (reconcile's, or a ledger row gone): their chain says so.
     known = {sid for _, sid, _ in listed} | genuine | {finding.subject for finding in vanished}
-    report.findings.extend(_documents_gone(store, prefix, days, trail, known, now))
+    report.findings.extend(_documents_gone(store, prefix, days, trail, known, now, audit_key))
     _describe_coverage(report, seals, tail is not None, witness, audit_key is not None)
     tick(total, total, "completeness")
     report.finished_at = datetime.now(UTC).isoformat()
@@ -222,13 +223,13 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
 
 
 def _documents_gone(store: ObjectStore, prefix: str, days: list[str], trail: TrailResult, known: set[str],
-                    now: datetime) -> list[Finding]:
+                    now: datetime, audit_key: AuditKey | None) -> list[Finding]:
     """Recordings whose chain says they were archived on these days and whose metadata document is
     gone, every version of it: removed, unless expired. `known`: recordings already accounted for
     (their document checked, a vouched tombstone) or already reported."""
     findings = []
     for sid, entries in sorted(trail.entries_by_chain.items()):
-        archived = archived_entry(entries)
+        archived = archived_entry(trusted(entries, audit_key))
         if archived is None or archived.day not in days or sid in known:
             continue
         media_key = str(archived.details.get("media_key") or "")

@@ -88,7 +88,7 @@ def completeness_findings(store: ObjectStore, prefix: str, days: list[str], acce
 def _event_recorded(store: ObjectStore, prefix: str, sid: str, key: str, status: str) -> bool:
     """Whether the recording's chain vouches for this event document: its `event-<status>` entry names
     the key and (entries since documents were hashed) the SHA-256 of the document's original version."""
-    entries = [e for e in read_chain_originals(store, prefix, sid).entries
+    entries = [e for e in read_chain_originals(store, prefix, sid).trusted
                if e.action == f"event-{status}" and e.details.get("key") == key]
     if not entries:
         return False
@@ -100,7 +100,7 @@ def _event_recorded(store: ObjectStore, prefix: str, sid: str, key: str, status:
 
 
 def _chain_recorded(store: ObjectStore, prefix: str, sid: str, action: str) -> bool:
-    return any(entry.action == action for entry in read_chain_originals(store, prefix, sid).entries)
+    return any(entry.action == action for entry in read_chain_originals(store, prefix, sid).trusted)
 
 
 def _around(days: list[str]) -> list[str]:
