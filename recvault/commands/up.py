@@ -482,10 +482,12 @@ def _activate_script() -> str | None:
 def _summary(args: argparse.Namespace, settings: Settings, base: str, api_token: str, data: Path,
              env_file: Path, demo: list[str]) -> None:
     """The last thing `up` prints: where everything is, and what to type in another terminal."""
+    # With RECVAULT_OPS_PORT the operations routes are served only on a listener of their own.
+    ops = f"http://{settings.ops_host or args.host}:{settings.ops_port}" if settings.ops_port else base
     if demo:
-        print(_show_on_status_page(base, api_token))
+        print(_show_on_status_page(ops, api_token))
     print(f"\nrecvault is up. Recording Status Callback URL: {base}/twilio/recording-status")
-    print(f"Status page: {base}/status (sign in at {base}/status/login with the API token)")
+    print(f"Status page: {ops}/status (sign in at {ops}/status/login with the API token)")
     if not settings.api_token.get_secret_value():
         print(f"API token (embedded mode, kept in {data / 'embedded-api-token'}): {api_token}")
     if settings.worker_metrics_port:
