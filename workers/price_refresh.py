@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +9,7 @@ from typing import Any
 
 from recvault import documents as docs
 from recvault import layout, sids
+from recvault.audit.current_document import vouched_document
 from recvault.audit.vouched import document_sha256
 from recvault.audit.write import write_audit
 from recvault.days import parse_day
@@ -77,7 +77,7 @@ def refresh_recording(target: RefreshTarget, *, twilio: TwilioApi, store: Object
     meta_key = layout.metadata_key(prefix, target.date, target.recording_sid)
     if store.head(meta_key) is None:
         raise InvalidRefresh(f"{target.recording_sid} has no metadata document at {meta_key}")
-    document = json.loads(store.get_bytes(meta_key))
+    document = vouched_document(store, prefix, target.recording_sid, meta_key)
     check_document(document, meta_key)
     if document.get("sid") != target.recording_sid or document.get("account_sid") != target.account_sid:
         raise InvalidRefresh(f"{meta_key} does not describe {target.recording_sid} of {target.account_sid}")

@@ -166,7 +166,8 @@ def read_chain_originals(store: ObjectStore, prefix: str, chain_name: str) -> Ch
         if found.original is None:
             continue
         try:
-            entries.append(chain.Entry.parse(found.key, store.get_bytes(found.key, found.original.version_id)))
+            entries.append(chain.Entry.parse(found.key, store.get_bytes(found.key, found.original.version_id),
+                                             found.original.last_modified))
             seqs.append(seq)
         except ValueError as error:
             unreadable.append(str(error))

@@ -80,21 +80,25 @@ class Entry:
     sha256: str
     mac: str = ""
     unsigned: bytes = field(default=b"", repr=False)
+    # When S3 stored the version read (its LastModified), for readers that listed it: not part of
+    # the entry, and not in the writer's hands, unlike `at`.
+    stored_at: datetime | None = None
 
     @property
     def day(self) -> str:
         return self.at[:10]
 
     @classmethod
-    def parse(cls, key: str, body: bytes) -> Entry:
-        """ValueError when the bytes are not an entry."""
+    def parse(cls, key: str, body: bytes, stored_at: datetime | None = None) -> Entry:
+        """ValueError when the bytes are not an entry; `stored_at`: when S3 stored them, if known."""
         try:
             record = json.loads(body)
             mac = record.pop("mac", None)
             return cls(key=key, seq=int(record["seq"]), prev=str(record["prev"]), at=str(record["at"]),
                        actor=str(record.get("actor", "")), action=str(record["action"]),
                        details=dict(record.get("details") or {}), chain=str(record["chain"]),
-                       sha256=sha256_hex(body), mac=str(mac) if mac is not None else "", unsigned=_line(record))
+                       sha256=sha256_hex(body), mac=str(mac) if mac is not None else "", unsigned=_line(record),
+                       stored_at=stored_at)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{key}: not an audit entry ({error})") from None
 

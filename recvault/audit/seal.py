@@ -159,7 +159,7 @@ class _RunCache:
                 body = self.store.get_bytes(key, found.original.version_id)
                 authentic = True
                 try:
-                    entry = chain.Entry.parse(key, body)
+                    entry = chain.Entry.parse(key, body, found.original.last_modified)
                     at = datetime.fromisoformat(entry.at).astimezone(UTC)
                     authentic = self.key is None or self.key.problem(entry) is None
                 except ValueError:
@@ -317,7 +317,8 @@ def _recorded(run: _Run, head: FoundSeal, sha256: str) -> bool:
         for _, found in entries[:RECORD_LOOKBACK]:
             assert found.original is not None
             try:
-                entry = chain.Entry.parse(found.key, run.store.get_bytes(found.key, found.original.version_id))
+                entry = chain.Entry.parse(found.key, run.store.get_bytes(found.key, found.original.version_id),
+                                          found.original.last_modified)
             except ValueError:
                 continue
             if run.cache.key is not None and run.cache.key.problem(entry) is not None:

@@ -8,9 +8,10 @@ carries `mac`, the hex HMAC-SHA256 under that key of the entry's bytes exactly a
 chain.entry_bytes makes them without the `mac` field, and an entry without a valid one is not
 recvault's.
 
-Entries stamped before RECVAULT_AUDIT_KEY_SINCE (written before the key was introduced, or under
-a key since rotated out) are not checked: their seals vouch for them, and an entry backdated into
-a sealed period is one its seal does not hold.
+Entries written before RECVAULT_AUDIT_KEY_SINCE (before the key was introduced, or under a key
+since rotated out) are not checked: their seals vouch for them. "Written before" is judged by when
+S3 stored the entry, not only by the `at` the writer chose: an entry stamped years ago and stored
+after SINCE must carry a MAC like any other, so backdating does not get round the key.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from recvault.audit.chain import Entry
+
+# How far S3's clock may run ahead of the writer's: an entry stored this soon after SINCE still
+# counts as written before it.
+CLOCK_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,16 @@ class AuditKey:
         stamped = stamped.replace(tzinfo=UTC) if stamped.tzinfo is None else stamped
         return stamped >= self.since
 
+    def stored_since(self, entry: Entry) -> bool:
+        """Whether S3 stored the entry after SINCE (so it must carry a MAC whatever its `at`)."""
+        if self.since is None or entry.stored_at is None:
+            return self.since is None
+        stored = entry.stored_at if entry.stored_at.tzinfo else entry.stored_at.replace(tzinfo=UTC)
+        return stored > self.since + CLOCK_SLACK
+
     def problem(self, entry: Entry) -> str | None:
         """Why `entry` is not authenticated by this key, or None when it is (or need not be)."""
-        if not self.requires(entry.at):
+        if not self.requires(entry.at) and not self.stored_since(entry):
             return None
         if not entry.mac:
             return f"{entry.key}: stamped {entry.at}, and carries no MAC: recvault did not write it"

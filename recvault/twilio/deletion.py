@@ -9,13 +9,13 @@ completed, the duration and channel count the archived copy has.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from recvault import documents as docs
 from recvault import layout
+from recvault.audit.current_document import vouched_document
 from recvault.audit.integrity import verify_archived
 from recvault.audit.vouched import document_sha256
 from recvault.audit.write import write_audit
@@ -55,7 +55,7 @@ def may_delete_from_twilio(document: dict[str, Any]) -> bool:
 def delete_verified(twilio: TwilioApi, store: ObjectStore, account_sid: str, recording_sid: str, meta_key: str,
                     prefix: str, now: Callable[[], datetime]) -> None:
     """Delete the recording at Twilio after every check above; IntegrityFailed (Twilio copy kept) if any fails."""
-    document = json.loads(store.get_bytes(meta_key))
+    document = vouched_document(store, prefix, recording_sid, meta_key)
     if document.get("twilio_deleted_at"):
         return
     check = verify_archived(store, document)

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from recvault import layout
+from recvault.audit.current_document import UnvouchedDocument
 from recvault.audit.ledger_flush import flush_accepted
 from recvault.storage.base import Retention
 from tests.fixtures.insider import LEDGER, TODAY, Attacked, attacked_archive
@@ -149,3 +150,32 @@ def test_a_malformed_ledger_row_no_longer_hides_the_rows_after_it(governance_arc
     assert status == 1
     assert f"DISCREPANCY [vanished-recording] {lost.sid}" in printed
     assert "DISCREPANCY [rejected-ledger-row]" in printed
+
+
+@pytest.mark.system
+def test_a_forged_document_is_not_laundered_by_the_price_refresh(governance_archive, capsys) -> None:
+    """A version put over the document before the late price arrives: the refresh must not rewrite
+    it and vouch for the result (it would then look like recvault's own)."""
+    attacked = governance_archive
+    recording = attacked.env.sim.create_recording(duration=2, price_delay=3600)
+    result = attacked.env.archive(recording)
+    assert result.price_pending
+    document = json.loads(attacked.env.store.get_bytes(result.key))
+    forged = {**document, "retain_until": "2026-01-01T00:00:00+00:00"}
+    attacked.client.put_object(Bucket=attacked.bucket, Key=result.key, Body=layout.json_line(forged))
+    recording.price_delay = 0
+    with pytest.raises(UnvouchedDocument):
+        attacked.env.refresh(recording, result)
+    assert json.loads(attacked.env.store.get_bytes(result.key)) == forged  # nothing rewritten from it
+    status, printed = attacked.verify(capsys)
+    assert status == 1 and f"DISCREPANCY [unvouched-document] {recording.sid}" in printed
+
+
+@pytest.mark.system
+def test_a_ledger_object_that_is_no_ledger_stops_nothing_and_is_reported(governance_archive, capsys) -> None:
+    attacked = governance_archive
+    attacked.env.archive(attacked.env.sim.create_recording(duration=2))
+    key = f"{layout.AUDIT_ACCEPTED}date={TODAY}/0-0.jsonl"
+    attacked.client.put_object(Bucket=attacked.bucket, Key=key, Body=b"not json\n")
+    status, printed = attacked.verify(capsys)
+    assert status == 1 and f"DISCREPANCY [rejected-ledger-row] {key}" in printed

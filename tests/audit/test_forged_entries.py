@@ -29,12 +29,14 @@ def keyed() -> Iterator[AuditKey]:
     process_key.use(None)
 
 
-def forge(store: S3Store, chain_name: str, action: str, details: dict[str, object]) -> str:
-    """What an insider with PutObject can write: the chain's next entry and its index row, no MAC."""
+def forge(store: S3Store, chain_name: str, action: str, details: dict[str, object], *,
+          at: datetime | None = None) -> str:
+    """What an insider with PutObject can write: the chain's next entry and its index row, no MAC,
+    stamped now or `at`."""
     entries, seqs, _ = read_chain(store, "", chain_name)
     seq = (seqs[-1] + 1) if seqs else 1
     prev = entries[-1].sha256 if entries else chain.genesis(chain_name)
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     body = chain.entry_bytes(chain_name, seq, prev, now, "host:1", action, details)
     client, bucket = store._client, store.bucket
     client.put_object(Bucket=bucket, Key=layout.index_key("", f"{now:%Y-%m-%d}", chain_name, seq,
@@ -125,3 +127,30 @@ def test_forged_entries_drive_no_action_hold_release_queued_erasure_or_tombstone
     forge(store, recording.sid, "erased", {"tombstone": tombstone_key, "tombstone_sha256": sha256_hex(tombstone)})
     genuine, forged = tombstone_findings(store, "")
     assert recording.sid not in genuine and [f.kind for f in forged] == ["forged-tombstone"]
+
+
+def test_an_entry_backdated_before_the_key_was_introduced_still_needs_a_mac(archive_env, sim) -> None:
+    """With SINCE in the past (the key introduced yesterday), a forged entry stamped years earlier is
+    stored now: S3's clock, not the `at` its writer chose, says it came after the key."""
+    from datetime import timedelta
+
+    from recvault.audit.append import read_chain_originals
+    from recvault.compliance.tombstones import tombstone_findings
+
+    key = AuditKey(KEY.secret, since=datetime.now(UTC) - timedelta(days=1))
+    process_key.use(key)
+    recording = sim.create_recording(duration=2)
+    archive_env.archive(recording)
+    store = archive_env.store
+    tombstone = layout.json_line({"recording_sid": recording.sid})
+    tombstone_key = layout.tombstone_key("", recording.sid)
+    store._client.put_object(Bucket=store.bucket, Key=tombstone_key, Body=tombstone)
+    forge(store, recording.sid, "erased", {"tombstone": tombstone_key,
+                                           "tombstone_sha256": chain.sha256_hex(tombstone)},
+          at=datetime(2020, 1, 1, tzinfo=UTC))
+
+    read = read_chain_originals(store, "", recording.sid)
+    assert [e.action for e in read.entries] == ["archived", "erased"]
+    assert [e.action for e in read.trusted] == ["archived"]
+    assert recording.sid not in tombstone_findings(store, "")[0]
+    assert ("forged-entry", recording.sid) in found(store, key)

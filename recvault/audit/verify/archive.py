@@ -211,6 +211,7 @@ def verify_archive(store: ObjectStore, prefix: str, date_from: str, date_to: str
     accepted = accepted_rows(store, prefix, days, tail or [])
     report.totals.update(accepted_rows=accepted.rows, ledger_tail_rows=accepted.tail_rows,
                          accepted_completed=len(accepted.completed))
+    report.findings.extend(accepted.malformed)
     vanished = completeness_findings(store, prefix, days, accepted, genuine)
     report.findings.extend(vanished)
     # Archived ones the ledger does not name (reconcile's, or a ledger row gone): their chain says so.

@@ -33,6 +33,8 @@ class Accepted:
     completed: dict[str, str] = field(default_factory=dict)
     rows: int = 0
     tail_rows: int = 0
+    # Lines of ledger objects that are no row: the flush never writes one, so someone else did.
+    malformed: list[Finding] = field(default_factory=list)
 
     def add(self, row: AcceptedRow, where: str) -> None:
         if row.status == "completed":
@@ -46,10 +48,16 @@ def accepted_rows(store: ObjectStore, prefix: str, days: list[str], tail: Iterab
         for key, found in versions_by_key(store, layout.partition_prefix(prefix, layout.AUDIT_ACCEPTED, day)).items():
             if found.original is None:
                 continue
-            for line in store.get_bytes(key, found.original.version_id).splitlines():
-                row = json.loads(line)
-                accepted.add(AcceptedRow(row["sid"], row["status"], row.get("account_sid", ""),
-                                         row.get("received_at", "")), key)
+            for number, line in enumerate(store.get_bytes(key, found.original.version_id).splitlines(), start=1):
+                try:
+                    row = json.loads(line)
+                    accepted.add(AcceptedRow(str(row["sid"]), str(row["status"]), str(row.get("account_sid", "")),
+                                             str(row.get("received_at", ""))), key)
+                except (ValueError, KeyError, TypeError):
+                    accepted.malformed.append(Finding(
+                        "ledger", key, f"line {number} of a ledger object is no accepted-callback row: the flush "
+                        "never writes one", {"key": key, "line": number}, kind="rejected-ledger-row"))
+                    continue
                 accepted.rows += 1
     wanted = set(days)
     for row in tail:
