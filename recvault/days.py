@@ -1,4 +1,5 @@
-"""Days written YYYY-MM-DD: the one parser of a day a person or a client gives recvault.
+"""Days written YYYY-MM-DD: the one parser of a day a person or a client gives recvault; and the
+one rule for a time that came without a zone (S3's dates, a stored ISO time): it is UTC.
 
 Every command option (`--from`, `--to`, `--date`, `--date-before`), the operations routes'
 `from`, `to` and `date` parameters, the hold selector and the scheduled tasks' payloads take
@@ -10,7 +11,7 @@ calendar day; `date.fromisoformat` would also take `20261124` and ISO week dates
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 _DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 # Quoted back at most this much of a refused value: it may come from a request.
@@ -27,3 +28,8 @@ def parse_day(text: str) -> date:
         except ValueError:
             pass  # 2026-11-31, 2026-13-01, 0000-01-01
     raise ValueError(f"{text[:_QUOTED]!r} is not a day written YYYY-MM-DD")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; one without a zone is taken as UTC (recvault writes and S3 answers UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

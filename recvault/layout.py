@@ -211,3 +211,8 @@ def erasure_key(prefix: str, recording_sid: str, state: Literal["pending", "done
 
 def tombstone_key(prefix: str, recording_sid: str) -> str:
     return f"{prefix}{TOMBSTONES}{recording_sid}.json"
+
+
+def record_recording_sid(key: str) -> str:
+    """What a tombstone's or an erasure request's key names: its file name, the RecordingSid."""
+    return key.rsplit("/", 1)[-1].removesuffix(".json")

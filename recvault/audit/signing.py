@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from recvault.audit.chain import Entry
+from recvault.days import as_utc
 
 # How far S3's clock may run ahead of the writer's: an entry stored this soon after SINCE still
 # counts as written before it.
@@ -47,15 +48,13 @@ class AuditKey:
             stamped = datetime.fromisoformat(at)
         except ValueError:
             return True
-        stamped = stamped.replace(tzinfo=UTC) if stamped.tzinfo is None else stamped
-        return stamped >= self.since
+        return as_utc(stamped) >= self.since
 
     def stored_since(self, entry: Entry) -> bool:
         """Whether S3 stored the entry after SINCE (so it must carry a MAC whatever its `at`)."""
         if self.since is None or entry.stored_at is None:
             return self.since is None
-        stored = entry.stored_at if entry.stored_at.tzinfo else entry.stored_at.replace(tzinfo=UTC)
-        return stored > self.since + CLOCK_SLACK
+        return as_utc(entry.stored_at) > self.since + CLOCK_SLACK
 
     def problem(self, entry: Entry) -> str | None:
         """Why `entry` is not authenticated by this key, or None when it is (or need not be)."""

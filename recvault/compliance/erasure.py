@@ -181,14 +181,14 @@ def request_findings(store: ObjectStore, prefix: str) -> list[Finding]:
             continue
         _, problem = _judge_request(store, prefix, key, store.get_bytes(key, found.original.version_id))
         if problem is not None:
-            findings.append(Finding("registry", key.rsplit("/", 1)[-1].removesuffix(".json"), problem, {"key": key},
+            findings.append(Finding("registry", layout.record_recording_sid(key), problem, {"key": key},
                                     kind="forged-erasure-request"))
     return findings
 
 
 def _judge_request(store: ObjectStore, prefix: str, key: str, body: bytes) -> tuple[dict[str, Any], str | None]:
     """The request at `key` and why it does not count (None: it does)."""
-    sid = key.rsplit("/", 1)[-1].removesuffix(".json")
+    sid = layout.record_recording_sid(key)
     try:
         request = json.loads(body)
     except ValueError:

@@ -29,6 +29,7 @@ from recvault.audit.chain import Entry, sha256_hex
 from recvault.audit.findings import Finding
 from recvault.audit.originals import versions_by_key
 from recvault.audit.write import write_system_audit
+from recvault.days import as_utc
 from recvault.storage.base import ObjectStore, ObjectVersion, Retention
 
 State = Literal["set", "released"]
@@ -61,10 +62,6 @@ def parse_record_key(prefix: str, key: str) -> tuple[str, State] | None:
     return None
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def record_day(record: dict[str, Any]) -> str | None:
     """The UTC day a record's `at` names (its vouching entry is in that day's system chain), or None. Pure."""
     try:
@@ -83,7 +80,7 @@ def record_problem(hold_id: str, state: State, key: str, record: dict[str, Any],
     day = record_day(record)
     if day is None:
         return f"{key}: its `at` ({record.get('at')!r}) names no day"
-    if stored_at is not None and _utc(datetime.fromisoformat(str(record["at"]))) > _utc(stored_at) + CLOCK_SLACK:
+    if stored_at is not None and as_utc(datetime.fromisoformat(str(record["at"]))) > as_utc(stored_at) + CLOCK_SLACK:
         # Dated after S3 stored it: its vouching entry would sit in a day's chain nobody checks yet.
         return f"{key}: its `at` ({record.get('at')}) is later than S3 stored it ({stored_at.isoformat()})"
     action = ENTRY_ACTIONS[state]

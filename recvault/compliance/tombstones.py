@@ -136,7 +136,7 @@ def tombstone_findings(store: ObjectStore, prefix: str) -> tuple[set[str], list[
 def _judge(store: ObjectStore, prefix: str, found: KeyVersions) -> tuple[str | None, list[Finding]]:
     """(the RecordingSid if its tombstone is genuine, the findings) for one key under tombstones/."""
     key = found.key
-    sid = key.rsplit("/", 1)[-1].removesuffix(".json")
+    sid = layout.record_recording_sid(key)
     later = [{"version_id": v.version_id, "delete_marker": v.is_delete_marker} for v in found.later]
     if not sids.is_sid(sid, sids.RECORDING) or layout.tombstone_key(prefix, sid) != key:
         return None, [_forged(key, "an object under tombstones/ that is no recording's tombstone", {"key": key})]

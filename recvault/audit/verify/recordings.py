@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from recvault import layout
@@ -32,6 +32,7 @@ from recvault.audit.integrity import media_problems
 from recvault.audit.originals import KeyVersions
 from recvault.audit.vouched import archived_entry, document_hashes
 from recvault.compliance.purge import expires_at
+from recvault.days import as_utc
 from recvault.storage.base import ObjectStore, ObjectVersion
 
 
@@ -186,7 +187,7 @@ def _check_lock(store: ObjectStore, sid: str, media_key: str, version: ObjectVer
     if getattr(lock, "mode", None) != mode:
         checked.findings.append(Finding("retention", sid, "Object Lock mode differs from the policy's decision",
                                         evidence, kind="retention"))
-    elif until is not None and (found_until is None or abs((_utc(found_until) - _utc(until)).total_seconds()) > 1):
+    elif until is not None and (found_until is None or abs((as_utc(found_until) - as_utc(until)).total_seconds()) > 1):
         checked.findings.append(Finding("retention", sid, "retain-until differs from the policy's decision",
                                         evidence, kind="retention"))
     if bool(getattr(lock, "legal_hold", False)) != hold:
@@ -200,7 +201,3 @@ def _check_lock(store: ObjectStore, sid: str, media_key: str, version: ObjectVer
     if changed:
         checked.findings.append(Finding("tags", sid, "tags differ from the policy's decision",
                                         {"media_key": media_key, "tags": changed}, kind="tags"))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -22,6 +22,7 @@ from recvault.audit.originals import KeyVersions, versions_by_key
 from recvault.audit.seal import CLOCK_SLACK, FoundSeal, list_seals
 from recvault.audit.signing import AuditKey
 from recvault.audit.witness import Witness, witness_record
+from recvault.days import as_utc
 from recvault.storage.base import ObjectStore
 
 # Seals and sealed records re-read at once.
@@ -227,7 +228,7 @@ def _check_lock(store: ObjectStore, found: FoundSeal, seal: chain.Seal, result: 
     if lock is None or lock.mode != "COMPLIANCE":
         result.findings.append(_replaced(found.key, "the seal is not under COMPLIANCE retention", evidence))
     elif not seal.day_seal and (seal.retain_until is None or lock.until is None
-                                or abs(_utc(lock.until) - seal.retain_until) > LOCK_TOLERANCE):
+                                or abs(as_utc(lock.until) - seal.retain_until) > LOCK_TOLERANCE):
         result.findings.append(_replaced(found.key, "the seal's retain-until is not the date it states", evidence))
 
 
@@ -239,7 +240,7 @@ def _check_recorded(store: ObjectStore, prefix: str, checked: list[tuple[FoundSe
     for found, _ in checked:
         assert found.original is not None
         if found.original.last_modified is not None:
-            made = _utc(found.original.last_modified).date()
+            made = as_utc(found.original.last_modified).date()
             days |= {made - timedelta(days=1), made, made + timedelta(days=1)}
     recorded: set[str] = set()
     for day in sorted(days):
@@ -251,10 +252,6 @@ def _check_recorded(store: ObjectStore, prefix: str, checked: list[tuple[FoundSe
         if seal.sha256 not in recorded:
             result.findings.append(_replaced(found.key, "no `period-sealed` entry of the system chain records this "
                                                         "seal: the sealer did not write it", {"sha256": seal.sha256}))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _check_leaves(store: ObjectStore, leaves: dict[str, str], leaf_seal: dict[str, str], result: TrailResult) -> None:
@@ -351,7 +348,7 @@ def check_unsealed_index(store: ObjectStore, prefix: str, days: list[str], resul
             entry_key = layout.chain_key(prefix, *located)
             if entry_key in coverage.leaves or row_key in coverage.leaves:
                 continue  # sealed: the seal's own check says whether it is still there
-            if until is None or made is None or _utc(made) >= until - CLOCK_SLACK:
+            if until is None or made is None or as_utc(made) >= until - CLOCK_SLACK:
                 pointed.add(entry_key)
 
     def check(key: str) -> Finding | None:
